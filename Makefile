@@ -1,0 +1,47 @@
+# pg_eventbus: an EventBridge-style event bus inside PostgreSQL.
+#
+# Builds with PGXS:  make && make install  (PG_CONFIG=... to pick a server)
+# make installcheck  pg_regress + isolation tests against a running server
+# make prove_installcheck  TAP tests (test/t/*.pl), as a non-root user
+# make check-matcher  unit, conformance and valgrind runs of the matcher
+# make bench-match | bench-publish | bench-dispatch  benchmarks (bench/)
+
+EXTENSION = pg_eventbus
+MODULE_big = pg_eventbus
+DATA = $(wildcard pg_eventbus--*.sql)
+
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c) $(wildcard src/matcher/*.c)))
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --load-extension=pg_eventbus --inputdir=.
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --load-extension=pg_eventbus --inputdir=test --outputdir=test/output_iso
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+PROVE_FLAGS = -I test/perl --timer
+
+PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/matcher
+PG_CFLAGS = -std=gnu99 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(EXTRA_CFLAGS)
+SHLIB_LINK = -lcurl -lm
+
+EXTRA_CLEAN = test/output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: check-matcher fuzz-matcher bench-match bench-publish bench-dispatch
+
+check-matcher:
+	$(MAKE) -C test/matcher check valgrind
+
+fuzz-matcher:
+	$(MAKE) -C test/matcher fuzz
+
+bench-match:
+	$(MAKE) -C bench/match
+
+bench-publish:
+	bash bench/publish/run.sh
+
+bench-dispatch:
+	bash bench/dispatch/run.sh
