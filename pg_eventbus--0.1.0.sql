@@ -847,6 +847,9 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'eventbus_wake_workers'
 LANGUAGE C VOLATILE;
 
+-- BEGIN worker section
+-- END worker section
+
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC; see the README for the grants to give.
 ------------------------------------------------------------------------------
