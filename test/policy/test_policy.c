@@ -1,0 +1,160 @@
+/*
+ * test_policy.c
+ *	  Unit tests of the delivery policy (src/policy.c).
+ *
+ * Prints one line per failure and a summary "policy: N passed, N failed";
+ * exits non-zero when anything failed.
+ */
+#include "policy.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int	passed;
+static int	failed;
+
+#define CHECK(cond) \
+	do { \
+		if (cond) \
+			passed++; \
+		else \
+		{ \
+			failed++; \
+			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+		} \
+	} while (0)
+
+/* Which outcomes are successes, retryable, or dead-lettered at once. */
+static void
+test_classify(void)
+{
+	CHECK(eb_classify(EB_TRANSPORT_OK, 200) == EB_VERDICT_SUCCESS);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 204) == EB_VERDICT_SUCCESS);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 299) == EB_VERDICT_SUCCESS);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 500) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 503) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 599) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 401) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 407) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 408) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 409) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 429) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 400) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 403) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 404) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 410) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 413) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 301) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 302) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 100) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_OK, 600) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_CONNECT, 0) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(EB_TRANSPORT_TIMEOUT, 0) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(EB_TRANSPORT_DNS, 0) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_BAD_URL, 0) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(EB_TRANSPORT_INTERNAL, 0) == EB_VERDICT_NON_RETRYABLE);
+}
+
+/* The error_code mapping is a public contract. */
+static void
+test_error_code(void)
+{
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_CONNECT, 0), "CONNECTION_FAILURE") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_TIMEOUT, 0), "TIMEOUT") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_DNS, 0), "INVALID_PARAMETER") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_BAD_URL, 0), "INVALID_PARAMETER") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_INTERNAL, 0), "INTERNAL_FAILURE") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_OK, 429), "THROTTLING") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_OK, 404), "NO_RESOURCE") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_OK, 410), "NO_RESOURCE") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_OK, 401), "NO_PERMISSIONS") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_OK, 403), "NO_PERMISSIONS") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_OK, 407), "NO_PERMISSIONS") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_OK, 408), "TIMEOUT") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_OK, 400), "ERROR_FROM_TARGET") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_OK, 500), "ERROR_FROM_TARGET") == 0);
+	CHECK(strcmp(eb_error_code(EB_TRANSPORT_OK, 302), "ERROR_FROM_TARGET") == 0);
+}
+
+/* Backoff grows, is jittered, and stays within [base, max]. */
+static void
+test_backoff(void)
+{
+	int64_t		prev_hi = 0;
+
+	CHECK(eb_backoff_ms(1, 1000, 300000, 0.0) == 1000);
+	CHECK(eb_backoff_ms(1, 1000, 300000, 0.999) >= 1990);
+	CHECK(eb_backoff_ms(1, 1000, 300000, 0.999) <= 2000);
+	CHECK(eb_backoff_ms(2, 1000, 300000, 0.0) == 2000);
+	CHECK(eb_backoff_ms(2, 1000, 300000, 0.5) == 3000);
+	CHECK(eb_backoff_ms(3, 1000, 300000, 0.0) == 4000);
+	CHECK(eb_backoff_ms(30, 1000, 300000, 0.0) == 150000);
+	CHECK(eb_backoff_ms(30, 1000, 300000, 0.999) <= 300000);
+	CHECK(eb_backoff_ms(185, 1000, 300000, 0.999) <= 300000);
+	CHECK(eb_backoff_ms(185, 1000, 300000, 0.999) >= 299000);
+	CHECK(eb_backoff_ms(1000000, 1000, 300000, 0.5) <= 300000);
+	CHECK(eb_backoff_ms(0, 1000, 300000, 0.0) == 1000);
+	/* small settings, as tests use them */
+	CHECK(eb_backoff_ms(1, 10, 50, 0.0) == 10);
+	CHECK(eb_backoff_ms(5, 10, 50, 0.999) <= 50);
+	CHECK(eb_backoff_ms(5, 10, 50, 0.0) >= 25);
+	/* max below base: base wins, no overflow or negatives */
+	CHECK(eb_backoff_ms(3, 1000, 10, 0.5) == 1000);
+	CHECK(eb_backoff_ms(3, 0, 0, 0.5) == 0);
+	CHECK(eb_backoff_ms(3, -5, 100, 0.5) >= 0);
+	/* the upper bound never shrinks as attempts grow */
+	for (int a = 1; a < 200; a++)
+	{
+		int64_t		hi = eb_backoff_ms(a, 1000, 300000, 0.999999);
+		int64_t		lo = eb_backoff_ms(a, 1000, 300000, 0.0);
+
+		CHECK(hi >= prev_hi);
+		CHECK(lo >= 1000 && hi <= 300000 && lo <= hi);
+		prev_hi = hi;
+	}
+}
+
+/* Retry-After as seconds and as each HTTP-date form. */
+static void
+test_retry_after(void)
+{
+	int64_t		ms = -1;
+	time_t		now = 784111777;	/* Sun, 06 Nov 1994 08:49:37 GMT */
+
+	CHECK(eb_parse_retry_after("120", now, &ms) && ms == 120000);
+	CHECK(eb_parse_retry_after(" 0 ", now, &ms) && ms == 0);
+	CHECK(eb_parse_retry_after("99999999999999999999", now, &ms) && ms > 0);
+	CHECK(!eb_parse_retry_after("", now, &ms));
+	CHECK(!eb_parse_retry_after(NULL, now, &ms));
+	CHECK(!eb_parse_retry_after("-5", now, &ms));
+	CHECK(!eb_parse_retry_after("12abc", now, &ms));
+	CHECK(!eb_parse_retry_after("soon", now, &ms));
+	CHECK(eb_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now, &ms) && ms == 0);
+	CHECK(eb_parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now, &ms) && ms == 30000);
+	CHECK(eb_parse_retry_after("Sunday, 06-Nov-94 08:50:37 GMT", now, &ms) && ms == 60000);
+	CHECK(eb_parse_retry_after("Sun Nov  6 08:49:47 1994", now, &ms) && ms == 10000);
+	CHECK(eb_parse_retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now, &ms) && ms == 0);
+	CHECK(eb_parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", 0, &ms) && ms == 0);
+	CHECK(eb_parse_retry_after("Fri, 27 Nov 2026 10:00:10 GMT", 1795773600, &ms) && ms == 10000);
+	CHECK(!eb_parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now, &ms));
+	CHECK(!eb_parse_retry_after("Sun, 06 Nov 1994 25:49:37 GMT", now, &ms));
+	CHECK(!eb_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT trailing", now, &ms));
+
+	/* the delay used: Retry-After bounded by the maximum, else backoff */
+	CHECK(eb_retry_delay_ms(1, 1000, 300000, 0.0, "5", now) == 5000);
+	CHECK(eb_retry_delay_ms(1, 1000, 300000, 0.0, "3600", now) == 300000);
+	CHECK(eb_retry_delay_ms(1, 1000, 300000, 0.0, "junk", now) == 1000);
+	CHECK(eb_retry_delay_ms(1, 1000, 300000, 0.0, NULL, now) == 1000);
+	CHECK(eb_retry_delay_ms(1, 10, 50, 0.0, "2", now) == 50);
+}
+
+int
+main(void)
+{
+	test_classify();
+	test_error_code();
+	test_backoff();
+	test_retry_after();
+	printf("policy: %d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
