@@ -17,7 +17,7 @@ REGRESS_OPTS = --load-extension=pg_eventbus --inputdir=.
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --load-extension=pg_eventbus --inputdir=test --outputdir=test/output_iso
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
-PROVE_FLAGS = -I test/perl --timer
+PROVE_FLAGS = -I test/perl
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/matcher
 PG_CFLAGS = -std=gnu99 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(EXTRA_CFLAGS)

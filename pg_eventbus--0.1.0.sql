@@ -250,7 +250,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_size bigint;
-	v_limit bigint := current_setting('eventbus.max_event_size')::bigint;
+	v_limit bigint := eventbus.max_event_size_setting();
 BEGIN
 	IF source IS NULL OR source = '' THEN
 		sqlstate := CASE WHEN source IS NULL THEN '22004' ELSE '22023' END;
@@ -510,6 +510,12 @@ COMMENT ON FUNCTION eventbus.put_events(jsonb) IS 'PutEvents: publishes up to 10
  * Input validity tests without subtransactions (PostgreSQL 15 has no
  * pg_input_is_valid()).
  */
+-- Also loads the library, so that the eventbus.* settings exist.
+CREATE FUNCTION eventbus.max_event_size_setting()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'eventbus_max_event_size_setting'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
 CREATE FUNCTION eventbus.is_valid_jsonb(value text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'eventbus_input_is_valid_jsonb'
@@ -519,6 +525,50 @@ CREATE FUNCTION eventbus.is_valid_timestamptz(value text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'eventbus_input_is_valid_timestamptz'
 LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
+/*
+ * The outbox for existing tables: attach as
+ *   CREATE TRIGGER orders_events AFTER INSERT OR UPDATE OR DELETE ON orders
+ *	   FOR EACH ROW EXECUTE FUNCTION eventbus.capture('com.example.orders');
+ * Each row change is published in the same transaction: source from the
+ * first argument, bus from the optional second, detail-type
+ * '<schema>.<table> <INSERT|UPDATE|DELETE>', and a detail holding the
+ * operation, the table and the new and old rows as JSON.
+ */
+CREATE FUNCTION eventbus.capture()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_detail jsonb;
+BEGIN
+	IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' THEN
+		RAISE EXCEPTION 'eventbus.capture() must be an AFTER ... FOR EACH ROW trigger'
+			USING ERRCODE = '39P01',
+				  HINT = 'CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON your_table FOR EACH ROW EXECUTE FUNCTION eventbus.capture(''com.example.source'');';
+	END IF;
+	IF TG_NARGS < 1 OR TG_NARGS > 2 OR TG_ARGV[0] = '' THEN
+		RAISE EXCEPTION 'eventbus.capture() takes the event source and, optionally, the bus as trigger arguments'
+			USING ERRCODE = '39P01',
+				  DETAIL = format('Trigger %s on %I.%I passes %s argument(s).', TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_NARGS),
+				  HINT = 'EXECUTE FUNCTION eventbus.capture(''com.example.orders'') or eventbus.capture(''com.example.orders'', ''orders-bus'').';
+	END IF;
+	v_detail := jsonb_build_object(
+		'operation', TG_OP,
+		'schema', TG_TABLE_SCHEMA,
+		'table', TG_TABLE_NAME,
+		'new', CASE WHEN TG_OP IN ('INSERT', 'UPDATE') THEN to_jsonb(NEW) END,
+		'old', CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN to_jsonb(OLD) END);
+	PERFORM eventbus.put_event(
+		source => TG_ARGV[0],
+		detail_type => format('%s.%s %s', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP),
+		detail => v_detail,
+		bus => CASE WHEN TG_NARGS = 2 THEN TG_ARGV[1] ELSE 'default' END);
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION eventbus.capture() IS 'Trigger function: publishes each row change of a table as an event (the transactional outbox).';
 
 ------------------------------------------------------------------------------
 -- Buses

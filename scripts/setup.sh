@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what building, testing and demonstrating pg_eventbus needs, on
+# Debian 12, with apt-get.  Safe to run again: it installs only what is
+# missing.  Run as root (or with sudo available).
+set -euo pipefail
+
+packages=(
+	build-essential
+	postgresql-15
+	postgresql-server-dev-15
+	libcurl4-openssl-dev
+	libjansson-dev
+	libipc-run-perl
+	clang
+	libclang-rt-14-dev
+	valgrind
+	python3
+	procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null; then
+		SUDO=sudo
+	else
+		echo "setup.sh: missing packages (${missing[*]}) and not root; run as root" >&2
+		exit 1
+	fi
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,304 @@
+/*-------------------------------------------------------------------------
+ *
+ * jsonb_matcher.c
+ *	  Binds jsonb to the matcher: walks jsonb documents straight into the
+ *	  matcher's builder (no JSON text round trip), turns matcher errors into
+ *	  ereports, and implements TestEventPattern.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "ebm.h"
+#include "jsonb_matcher.h"
+
+PG_FUNCTION_INFO_V1(eventbus_test_event_pattern);
+PG_FUNCTION_INFO_V1(eventbus_validate_event_pattern);
+
+/* Per-backend scratch objects, allocated on first use and reused. */
+static ebm_builder *scratch_builder = NULL;
+static ebm_match_ctx *scratch_ctx = NULL;
+
+/*
+ * Reports an out-of-memory or misuse status of the matcher.  These are not
+ * user errors: the user cannot fix them by changing their input.
+ */
+void
+eventbus_check_ebm(ebm_status st)
+{
+	if (st == EBM_OK)
+		return;
+	if (st == EBM_ERR_NOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory in the event-pattern matcher")));
+	elog(ERROR, "event-pattern matcher failed: %s", ebm_status_string(st));
+}
+
+/* The backend's reusable builder, reset and ready for a new document. */
+ebm_builder *
+eventbus_builder(void)
+{
+	if (scratch_builder == NULL)
+	{
+		scratch_builder = ebm_builder_new();
+		if (scratch_builder == NULL)
+			eventbus_check_ebm(EBM_ERR_NOMEM);
+	}
+	ebm_builder_reset(scratch_builder);
+	return scratch_builder;
+}
+
+/* The backend's reusable matching context. */
+ebm_match_ctx *
+eventbus_match_ctx(void)
+{
+	if (scratch_ctx == NULL)
+	{
+		scratch_ctx = ebm_match_ctx_new();
+		if (scratch_ctx == NULL)
+			eventbus_check_ebm(EBM_ERR_NOMEM);
+	}
+	return scratch_ctx;
+}
+
+/*
+ * Feeds a string to the builder in UTF-8, converting from the database
+ * encoding when that is not UTF-8.
+ */
+void
+eventbus_feed_string(ebm_builder *b, const char *s, int len, bool is_key)
+{
+	char	   *utf8 = (char *) s;
+
+	if (GetDatabaseEncoding() != PG_UTF8)
+	{
+		utf8 = (char *) pg_do_encoding_conversion((unsigned char *) s, len,
+												  GetDatabaseEncoding(),
+												  PG_UTF8);
+		if (utf8 != s)
+			len = strlen(utf8);
+	}
+	eventbus_check_ebm(is_key ? ebm_key(b, utf8, len) : ebm_string(b, utf8, len));
+}
+
+/* Feeds one scalar jsonb value. */
+static void
+feed_scalar(ebm_builder *b, JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			eventbus_check_ebm(ebm_null(b));
+			break;
+		case jbvBool:
+			eventbus_check_ebm(ebm_bool(b, v->val.boolean));
+			break;
+		case jbvString:
+			eventbus_feed_string(b, v->val.string.val, v->val.string.len, false);
+			break;
+		case jbvNumeric:
+			{
+				char	   *text = DatumGetCString(DirectFunctionCall1(numeric_out,
+																	   NumericGetDatum(v->val.numeric)));
+
+				eventbus_check_ebm(ebm_number(b, text, strlen(text)));
+				pfree(text);
+				break;
+			}
+		default:
+			elog(ERROR, "unexpected jsonb scalar type %d", (int) v->type);
+	}
+}
+
+/*
+ * Walks a jsonb container into the builder in document order, as jsonb's
+ * iterator yields it.
+ */
+void
+eventbus_feed_jsonb(ebm_builder *b, JsonbContainer *container)
+{
+	JsonbIterator *it = JsonbIteratorInit(container);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		raw_scalar = false;
+
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		switch (tok)
+		{
+			case WJB_BEGIN_OBJECT:
+				eventbus_check_ebm(ebm_begin_object(b));
+				break;
+			case WJB_END_OBJECT:
+				eventbus_check_ebm(ebm_end_object(b));
+				break;
+			case WJB_BEGIN_ARRAY:
+				/* a scalar document is stored as a one-element raw array */
+				if (v.val.array.rawScalar)
+					raw_scalar = true;
+				else
+					eventbus_check_ebm(ebm_begin_array(b));
+				break;
+			case WJB_END_ARRAY:
+				if (!raw_scalar)
+					eventbus_check_ebm(ebm_end_array(b));
+				break;
+			case WJB_KEY:
+				eventbus_feed_string(b, v.val.string.val, v.val.string.len, true);
+				break;
+			case WJB_VALUE:
+			case WJB_ELEM:
+				feed_scalar(b, &v);
+				break;
+			case WJB_DONE:
+				break;
+		}
+	}
+}
+
+/*
+ * Parses and validates an event pattern without raising an error for an
+ * invalid one: returns NULL and fills *err instead.  (Running out of memory
+ * still raises.)
+ */
+ebm_pattern *
+eventbus_try_parse_pattern(Jsonb *pattern, ebm_error *err)
+{
+	ebm_builder *b;
+	ebm_pattern *p = NULL;
+	ebm_status	st;
+
+	memset(err, 0, sizeof(*err));
+	if (!JB_ROOT_IS_OBJECT(pattern))
+	{
+		snprintf(err->message, sizeof(err->message),
+				 "an event pattern must be a JSON object, not a JSON %s",
+				 JB_ROOT_IS_SCALAR(pattern) ? "scalar" : "array");
+		return NULL;
+	}
+
+	b = eventbus_builder();
+	eventbus_feed_jsonb(b, &pattern->root);
+	st = ebm_pattern_parse(b, &p, err);
+	if (st == EBM_ERR_PATTERN)
+		return NULL;
+	eventbus_check_ebm(st);
+	return p;
+}
+
+/*
+ * Raises 22023 for an invalid pattern, with the matcher's reason, the field
+ * path and the operator.  rule_name, when given, names the rule.
+ */
+void
+eventbus_report_pattern_error(const ebm_error *err, const char *rule_name,
+							  int elevel)
+{
+	char	   *where;
+
+	if (err->path[0] != '\0' && err->op[0] != '\0')
+		where = psprintf("At field \"%s\", operator \"%s\".", err->path, err->op);
+	else if (err->path[0] != '\0')
+		where = psprintf("At field \"%s\".", err->path);
+	else if (err->op[0] != '\0')
+		where = psprintf("In operator \"%s\".", err->op);
+	else
+		where = pstrdup("At the top level of the pattern.");
+
+	ereport(elevel,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 rule_name
+			 ? errmsg("invalid event pattern for rule \"%s\": %s", rule_name, err->message)
+			 : errmsg("invalid event pattern: %s", err->message),
+			 errdetail("%s", where),
+			 errhint("Event patterns follow Amazon EventBridge's syntax; see the README's operator table.")));
+}
+
+/* Parses and validates an event pattern; raises 22023 when it is invalid. */
+ebm_pattern *
+eventbus_parse_pattern(Jsonb *pattern, const char *rule_name)
+{
+	ebm_error	err;
+	ebm_pattern *p = eventbus_try_parse_pattern(pattern, &err);
+
+	if (p == NULL)
+		eventbus_report_pattern_error(&err, rule_name, ERROR);
+	return p;
+}
+
+/*
+ * eventbus.validate_event_pattern(event_pattern jsonb): raises an error
+ * saying what is wrong with an invalid pattern.
+ */
+Datum
+eventbus_validate_event_pattern(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *pattern = PG_GETARG_JSONB_P(0);
+
+	ebm_pattern_free(eventbus_parse_pattern(pattern, NULL));
+	PG_RETURN_VOID();
+}
+
+/*
+ * eventbus.test_event_pattern(event_pattern jsonb, event jsonb): does the
+ * event match the pattern?  As EventBridge's TestEventPattern.
+ */
+Datum
+eventbus_test_event_pattern(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *pattern = PG_GETARG_JSONB_P(0);
+	Jsonb	   *event = PG_GETARG_JSONB_P(1);
+	ebm_pattern *p;
+	ebm_ruleset *rs;
+	ebm_builder *b;
+	ebm_status	st;
+	const uint32_t *ids;
+	size_t		nids = 0;
+
+	if (!JB_ROOT_IS_OBJECT(event))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the event to test must be a JSON object"),
+				 errhint("Pass a whole event envelope, such as {\"source\": \"com.example\", \"detail-type\": \"x\", \"detail\": {}}.")));
+
+	p = eventbus_parse_pattern(pattern, NULL);
+	rs = ebm_ruleset_new();
+	if (rs == NULL)
+	{
+		ebm_pattern_free(p);
+		eventbus_check_ebm(EBM_ERR_NOMEM);
+	}
+	st = ebm_ruleset_add(rs, 0, p);
+	ebm_pattern_free(p);
+	if (st == EBM_OK)
+		st = ebm_ruleset_compile(rs);
+	if (st != EBM_OK)
+	{
+		ebm_ruleset_free(rs);
+		eventbus_check_ebm(st);
+	}
+
+	b = eventbus_builder();
+	PG_TRY();
+	{
+		eventbus_feed_jsonb(b, &event->root);
+	}
+	PG_CATCH();
+	{
+		ebm_ruleset_free(rs);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	st = ebm_match(rs, b, eventbus_match_ctx(), &ids, &nids);
+	ebm_ruleset_free(rs);
+	eventbus_check_ebm(st);
+	PG_RETURN_BOOL(nids > 0);
+}

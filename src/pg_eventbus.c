@@ -1,0 +1,134 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_eventbus.c
+ *	  Module entry point: settings, and the small SQL helpers of the
+ *	  publishing functions.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/jsonapi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "pg_eventbus.h"
+#include "worker.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* Settings (documented in the README) */
+char	   *eventbus_account = NULL;
+char	   *eventbus_region = NULL;
+int			eventbus_max_event_size = 262144;
+
+PG_FUNCTION_INFO_V1(eventbus_input_is_valid_jsonb);
+PG_FUNCTION_INFO_V1(eventbus_input_is_valid_timestamptz);
+PG_FUNCTION_INFO_V1(eventbus_max_event_size_setting);
+
+/*
+ * Defines the settings and hands over to the worker module, which registers
+ * the delivery workers when loaded through shared_preload_libraries.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("eventbus.account",
+							   "Account id written into every event envelope.",
+							   NULL,
+							   &eventbus_account,
+							   "000000000000",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("eventbus.region",
+							   "Region written into every event envelope.",
+							   NULL,
+							   &eventbus_region,
+							   "local",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("eventbus.max_event_size",
+							"Largest event accepted by put_event and put_events, counted as PutEvents counts it.",
+							NULL,
+							&eventbus_max_event_size,
+							262144,
+							1024,
+							MaxAllocSize / 2,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	eventbus_worker_init();
+
+	MarkGUCPrefixReserved("eventbus");
+}
+
+/*
+ * Is the text valid input for jsonb?  Uses the JSON parser's error codes
+ * rather than catching an ERROR, so no subtransaction is needed.
+ */
+Datum
+eventbus_input_is_valid_jsonb(PG_FUNCTION_ARGS)
+{
+	text	   *value = PG_GETARG_TEXT_PP(0);
+	JsonLexContext *lex;
+	JsonParseErrorType result;
+
+	lex = makeJsonLexContextCstringLen(VARDATA_ANY(value),
+									   VARSIZE_ANY_EXHDR(value),
+									   GetDatabaseEncoding(), true);
+	result = pg_parse_json(lex, &nullSemAction);
+	PG_RETURN_BOOL(result == JSON_SUCCESS);
+}
+
+/*
+ * Is the text a valid timestamptz?  Runs the date/time decoder, which
+ * reports errors through return codes, instead of timestamptz_in.
+ */
+Datum
+eventbus_input_is_valid_timestamptz(PG_FUNCTION_ARGS)
+{
+	char	   *str = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	int			tz;
+	fsec_t		fsec;
+	struct pg_tm tt;
+	Timestamp	result;
+
+	if (ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype,
+					  MAXDATEFIELDS, &nf) != 0)
+		PG_RETURN_BOOL(false);
+	if (DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0)
+		PG_RETURN_BOOL(false);
+	if (dtype == DTK_DATE)
+		PG_RETURN_BOOL(tm2timestamp(&tt, fsec, &tz, &result) == 0 &&
+					   IS_VALID_TIMESTAMP(result));
+	PG_RETURN_BOOL(dtype == DTK_EPOCH || dtype == DTK_LATE ||
+				   dtype == DTK_EARLY);
+}
+
+/*
+ * The event size limit in bytes.  Calling it also loads this library, so
+ * that the eventbus.* settings are defined before the publishing functions
+ * read them.
+ */
+Datum
+eventbus_max_event_size_setting(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64((int64) eventbus_max_event_size);
+}

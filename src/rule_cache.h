@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ *
+ * rule_cache.h
+ *	  Per-backend cache of each bus's compiled rule set.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef EVENTBUS_RULE_CACHE_H
+#define EVENTBUS_RULE_CACHE_H
+
+#include "ebm.h"
+
+/* One enabled rule with targets; its index is its matcher rule id. */
+typedef struct CachedRule
+{
+	char	   *name;
+	int			ntargets;
+	char	  **target_ids;
+} CachedRule;
+
+/* The compiled rules of one bus. */
+typedef struct BusRuleSet
+{
+	MemoryContext cxt;			/* holds rules and their names */
+	ebm_ruleset *ruleset;		/* malloc'd by the matcher */
+	int			nrules;
+	CachedRule *rules;
+} BusRuleSet;
+
+extern BusRuleSet *eventbus_bus_rules(const char *bus);
+
+#endif							/* EVENTBUS_RULE_CACHE_H */
