@@ -1,0 +1,124 @@
+/*-------------------------------------------------------------------------
+ *
+ * compile.c
+ *	  Collect the patterns of a bus into one rule set and compile it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <string.h>
+
+#include "ruleset.h"
+
+/* An empty rule set. */
+ebm_ruleset *
+ebm_ruleset_new(void)
+{
+	ebm_ruleset *rs = ebm_calloc(1, sizeof(ebm_ruleset));
+
+	if (rs == NULL)
+		return NULL;
+	rs->paths = ebm_pathtrie_new();
+	if (rs->paths == NULL)
+	{
+		ebm_free(rs);
+		return NULL;
+	}
+	return rs;
+}
+
+/* Free the compiled index. */
+static void
+index_free(ebm_index *ix)
+{
+	ebm_free(ix->always);
+	memset(ix, 0, sizeof(*ix));
+}
+
+/* Free a rule set. */
+void
+ebm_ruleset_free(ebm_ruleset *rs)
+{
+	uint32_t	i;
+
+	if (rs == NULL)
+		return;
+	for (i = 0; i < rs->nsubs; i++)
+		ebm_subrule_free_contents(&rs->subs[i]);
+	ebm_free(rs->subs);
+	ebm_free(rs->sub_rule);
+	ebm_pathtrie_free(rs->paths);
+	index_free(&rs->index);
+	ebm_free(rs);
+}
+
+/* Number of ebm_ruleset_add calls. */
+size_t
+ebm_ruleset_size(const ebm_ruleset *rs)
+{
+	return rs->nrules;
+}
+
+/* Copy the sub-rules of a pattern into the rule set under rule_id. */
+ebm_status
+ebm_ruleset_add(ebm_ruleset *rs, uint32_t rule_id, const ebm_pattern *p)
+{
+	uint32_t	i,
+				k;
+	size_t		cap2;
+
+	if (rs == NULL || p == NULL)
+		return EBM_ERR_STATE;
+	cap2 = rs->subcap;
+	if (!ebm_grow((void **) &rs->subs, &rs->subcap, rs->nsubs + p->nsub, sizeof(ebm_subrule)) ||
+		!ebm_grow((void **) &rs->sub_rule, &cap2, rs->nsubs + p->nsub, sizeof(uint32_t)))
+		return EBM_ERR_NOMEM;
+	if (cap2 != rs->subcap)
+	{
+		cap2 = rs->subcap;		/* keep both arrays the same capacity */
+		if (!ebm_grow((void **) &rs->sub_rule, &cap2, rs->subcap, sizeof(uint32_t)))
+			return EBM_ERR_NOMEM;
+	}
+	for (i = 0; i < p->nsub; i++)
+	{
+		const ebm_subrule *src = &p->subs[i];
+		ebm_subrule *dst = &rs->subs[rs->nsubs];
+
+		dst->fields = ebm_calloc(src->nfields ? src->nfields : 1, sizeof(ebm_field));
+		dst->nfields = 0;
+		if (dst->fields == NULL)
+			return EBM_ERR_NOMEM;
+		for (k = 0; k < src->nfields; k++)
+		{
+			if (!ebm_field_copy(&dst->fields[k], &src->fields[k]) ||
+				!ebm_pathtrie_add(rs->paths, dst->fields[k].path, dst->fields[k].pathlen,
+								  &dst->fields[k].path_id))
+			{
+				dst->nfields = k + 1;
+				ebm_subrule_free_contents(dst);
+				return EBM_ERR_NOMEM;
+			}
+			dst->nfields = k + 1;
+		}
+		rs->sub_rule[rs->nsubs] = rule_id;
+		rs->nsubs++;
+	}
+	rs->nrules++;
+	rs->compiled = false;
+	return EBM_OK;
+}
+
+/* Build the index over all sub-rules. */
+ebm_status
+ebm_ruleset_compile(ebm_ruleset *rs)
+{
+	uint32_t	i;
+
+	index_free(&rs->index);
+	rs->index.always = ebm_calloc(rs->nsubs ? rs->nsubs : 1, sizeof(uint32_t));
+	if (rs->index.always == NULL)
+		return EBM_ERR_NOMEM;
+	for (i = 0; i < rs->nsubs; i++)
+		rs->index.always[rs->index.nalways++] = i;
+	rs->compiled = true;
+	return EBM_OK;
+}

@@ -1,0 +1,338 @@
+/*-------------------------------------------------------------------------
+ *
+ * ebm_internal.h
+ *	  Types shared by the files of the matcher library; not installed.
+ *
+ * The library is a pipeline: a builder records one JSON document as a flat
+ * token array (builder.c); pattern_parse.c turns a pattern document into an
+ * ebm_pattern, a list of sub-rules ($or already expanded), each a
+ * conjunction of fields, each field an OR of conditions; compile.c merges
+ * the sub-rules of every rule into one index; event.c flattens an event into
+ * leaves (field path id -> value, with the array positions on the way);
+ * eval.c decides whether one sub-rule holds for a flattened event; match.c
+ * uses the index to find the few sub-rules worth deciding.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef EBM_INTERNAL_H
+#define EBM_INTERNAL_H
+
+#include "ebm.h"
+
+/* Limits (see the README: AWS documents a pattern size limit, not these). */
+#define EBM_MAX_PATTERN_DEPTH	64	/* nested objects in a pattern */
+#define EBM_MAX_SUBRULES		1024	/* sub-rules after $or expansion */
+#define EBM_MAX_PATTERN_BYTES	4096	/* pattern size, counted as compact JSON */
+#define EBM_MAX_WILDCARD_COMPLEXITY 10	/* see wildcard.c */
+#define EBM_MAX_EVENT_DEPTH		10000
+
+/* ---- allocation (alloc.c) ---- */
+extern void *ebm_malloc(size_t n);
+extern void *ebm_realloc(void *p, size_t n);
+extern void ebm_free(void *p);
+extern void *ebm_calloc(size_t n, size_t size);
+extern char *ebm_memdup(const char *s, size_t len);
+extern bool ebm_grow(void **p, size_t *cap, size_t need, size_t elsize);
+
+/* ---- builder (builder.c) ---- */
+typedef enum ebm_toktype
+{
+	EBM_T_OBJECT,
+	EBM_T_ARRAY,
+	EBM_T_KEY,
+	EBM_T_STRING,
+	EBM_T_NUMBER,
+	EBM_T_TRUE,
+	EBM_T_FALSE,
+	EBM_T_NULL
+} ebm_toktype;
+
+/*
+ * One token.  Containers know where they end (index of the first token
+ * after their last member), so a reader can skip a subtree in O(1).
+ * Strings, keys and numbers point into the builder's text arena.
+ */
+typedef struct ebm_token
+{
+	uint8_t		type;
+	uint32_t	len;			/* text length, or member count of a container */
+	size_t		off;			/* text offset in the arena */
+	uint32_t	end;			/* containers: index after the last member */
+} ebm_token;
+
+struct ebm_builder
+{
+	ebm_token  *toks;
+	size_t		ntoks;
+	size_t		tokcap;
+	char	   *text;
+	size_t		textlen;
+	size_t		textcap;
+	uint32_t   *stack;			/* open containers */
+	size_t		depth;
+	size_t		stackcap;
+	bool		expect_key;		/* inside an object, waiting for a key */
+	bool		done;			/* the root value is complete */
+	bool		failed;			/* a call failed: the document is unusable */
+};
+
+static inline const char *
+ebm_tok_text(const ebm_builder *b, const ebm_token *t)
+{
+	return b->text + t->off;
+}
+
+/* ---- values and numbers (numbers.c) ---- */
+typedef enum ebm_vtype
+{
+	EBM_V_STRING,
+	EBM_V_NUMBER,
+	EBM_V_TRUE,
+	EBM_V_FALSE,
+	EBM_V_NULL
+} ebm_vtype;
+
+extern bool ebm_number_syntax_ok(const char *s, size_t len);
+extern double ebm_number_value(const char *s, size_t len, bool *ok);
+extern bool ebm_number_is_finite_value(const char *s, size_t len, double *out);
+extern uint64_t ebm_number_key(double v);
+
+/* ---- case folding (casefold.c) ---- */
+extern size_t ebm_casefold(const char *s, size_t len, char *out);
+
+#define EBM_CASEFOLD_MAX_GROWTH 3	/* output bytes per input byte, at most */
+
+/* ---- CIDR (cidr.c) ---- */
+typedef struct ebm_cidr
+{
+	uint8_t		family;			/* 4 or 6 */
+	uint8_t		bits;			/* prefix length */
+	uint8_t		addr[16];		/* network address, host bits cleared */
+} ebm_cidr;
+
+extern bool ebm_cidr_parse(const char *s, size_t len, ebm_cidr *out,
+						   char *why, size_t whylen);
+extern bool ebm_cidr_contains(const ebm_cidr *c, const char *s, size_t len);
+
+/* ---- wildcard (wildcard.c) ---- */
+extern bool ebm_wildcard_check(const char *p, size_t len, char *why,
+							   size_t whylen);
+extern int	ebm_wildcard_complexity(const char *p, size_t len, int cap);
+extern bool ebm_wildcard_match(const char *p, size_t plen,
+							   const char *s, size_t slen);
+
+/* ---- patterns (pattern_parse.c) ---- */
+typedef enum ebm_condkind
+{
+	EBM_C_EXACT,				/* value: string, number, bool or null */
+	EBM_C_PREFIX,
+	EBM_C_SUFFIX,
+	EBM_C_EQUALS_IC,			/* equals-ignore-case */
+	EBM_C_WILDCARD,
+	EBM_C_NUMERIC,
+	EBM_C_EXISTS,
+	EBM_C_CIDR,
+	EBM_C_ANYTHING_BUT			/* values, or one of the string forms */
+} ebm_condkind;
+
+/* What an anything-but excludes. */
+typedef enum ebm_abkind
+{
+	EBM_AB_VALUES,				/* exact strings or numbers */
+	EBM_AB_PREFIX,
+	EBM_AB_SUFFIX,
+	EBM_AB_EQUALS_IC,
+	EBM_AB_WILDCARD
+} ebm_abkind;
+
+/* A literal from a pattern: strings are stored case-folded when icase. */
+typedef struct ebm_literal
+{
+	uint8_t		vtype;			/* ebm_vtype */
+	uint32_t	len;
+	char	   *str;			/* string text, or number text */
+	double		num;			/* number value */
+	bool		finite;			/* number value is usable */
+} ebm_literal;
+
+typedef struct ebm_cond
+{
+	uint8_t		kind;			/* ebm_condkind */
+	uint8_t		abkind;			/* ebm_abkind, for anything-but */
+	bool		icase;			/* prefix/suffix with equals-ignore-case */
+	bool		exists;			/* exists: true/false */
+	/* numeric */
+	bool		has_lo;
+	bool		lo_incl;
+	bool		has_hi;
+	bool		hi_incl;
+	double		lo;
+	double		hi;
+	ebm_cidr	cidr;
+	/* literal(s): exact, prefix, suffix, equals-ic, wildcard, anything-but */
+	uint32_t	nlits;
+	ebm_literal *lits;
+} ebm_cond;
+
+/* One field of a sub-rule: the path and the OR of its conditions. */
+typedef struct ebm_field
+{
+	char	   *path;			/* dotted path */
+	uint32_t	pathlen;
+	uint32_t	path_id;		/* set by the rule set */
+	uint32_t	ncond;
+	ebm_cond   *conds;
+} ebm_field;
+
+/* A conjunction of fields; a pattern is the OR of its sub-rules. */
+typedef struct ebm_subrule
+{
+	uint32_t	nfields;
+	ebm_field  *fields;
+} ebm_subrule;
+
+struct ebm_pattern
+{
+	uint32_t	nsub;
+	ebm_subrule *subs;
+};
+
+extern void ebm_cond_free_contents(ebm_cond *c);
+extern bool ebm_cond_copy(ebm_cond *dst, const ebm_cond *src);
+extern void ebm_subrule_free_contents(ebm_subrule *s);
+extern bool ebm_field_copy(ebm_field *dst, const ebm_field *src);
+extern void ebm_field_free_contents(ebm_field *f);
+
+/* State of one pattern parse (pattern_parse.c, operators.c). */
+typedef struct ebm_parse
+{
+	const ebm_builder *b;
+	ebm_error  *err;
+	char	   *path;			/* dotted path of the field being read */
+	size_t		pathlen;
+	size_t		pathcap;
+	bool		nomem;
+} ebm_parse;
+
+extern bool ebm_parse_fail(ebm_parse *ps, const char *op, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+extern bool ebm_parse_match_list(ebm_parse *ps, uint32_t arr, ebm_field *f);
+
+/* ---- flattened event (event.c) ---- */
+typedef struct ebm_arrpos
+{
+	uint32_t	array;			/* which array of the document */
+	uint32_t	index;			/* element index in it */
+} ebm_arrpos;
+
+typedef struct ebm_leaf
+{
+	uint32_t	path_id;
+	uint8_t		vtype;			/* ebm_vtype */
+	bool		finite;			/* numbers: num is usable */
+	uint16_t	ntrail;			/* enclosing arrays, outermost first */
+	uint32_t	len;
+	const char *str;			/* string, or number text */
+	double		num;
+	uint32_t	trail;			/* offset into ctx->trails */
+} ebm_leaf;
+
+/* ---- rule set (compile.c) and matching context (match.c) ---- */
+typedef struct ebm_ruleset_priv ebm_ruleset_priv;
+
+typedef struct ebm_strtab ebm_strtab;
+
+struct ebm_match_ctx
+{
+	ebm_leaf   *leaves;			/* document order */
+	size_t		nleaves;
+	size_t		leafcap;
+	ebm_leaf   *byp;			/* the same, grouped by path */
+	size_t		bypcap;
+	ebm_arrpos *trails;
+	size_t		ntrails;
+	size_t		trailcap;
+	ebm_arrpos *trailstack;
+	size_t		trailstackcap;
+	/* per path id: first leaf in byp, count, generation */
+	uint32_t   *pfirst;
+	uint32_t   *pcount;
+	uint32_t   *pgen;
+	size_t		npathcap;
+	uint32_t   *touched;		/* path ids seen in this event */
+	size_t		ntouched;
+	size_t		touchedcap;
+	uint32_t	gen;
+	/* per sub-rule: candidate stamp */
+	uint32_t   *sgen;
+	size_t		nsubcap;
+	uint32_t   *cands;
+	size_t		ncands;
+	size_t		candcap;
+	/* results */
+	uint32_t   *ids;
+	size_t		nids;
+	size_t		idcap;
+	/* scratch for case folding and verification */
+	char	   *fold;
+	size_t		foldcap;
+	const ebm_leaf **pick;		/* candidate leaves of each field */
+	size_t		pickcap;
+	uint32_t   *pickoff;		/* per field: start in pick, then count */
+	size_t		pickoffcap;
+	uint32_t   *choice;			/* backtracking: chosen candidate per field */
+	size_t		choicecap;
+	void	   *frames;			/* event walk stack (event.c) */
+	size_t		framecap;
+};
+
+/* eval.c */
+extern bool ebm_cond_holds(const ebm_cond *c, const ebm_leaf *v,
+						   ebm_match_ctx *ctx);
+extern bool ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx);
+extern bool ebm_ctx_reserve_fold(ebm_match_ctx *ctx, size_t need);
+
+/* event.c */
+typedef struct ebm_pathtrie ebm_pathtrie;
+extern ebm_status ebm_event_flatten(const ebm_pathtrie *t, size_t npaths,
+									const ebm_builder *b, ebm_match_ctx *ctx);
+
+/* pathtrie (pathtrie.c): dotted path -> id, walked segment by segment */
+#define EBM_NO_NODE UINT32_MAX
+extern ebm_pathtrie *ebm_pathtrie_new(void);
+extern void ebm_pathtrie_free(ebm_pathtrie *t);
+extern bool ebm_pathtrie_add(ebm_pathtrie *t, const char *path, size_t len,
+							 uint32_t *id);
+extern uint32_t ebm_pathtrie_child(const ebm_pathtrie *t, uint32_t node,
+								   const char *seg, size_t len);
+extern uint32_t ebm_pathtrie_path_id(const ebm_pathtrie *t, uint32_t node);
+extern uint32_t ebm_pathtrie_npaths(const ebm_pathtrie *t);
+
+/* hashing */
+static inline uint64_t
+ebm_hash_bytes(const char *s, size_t len, uint64_t h)
+{
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+	{
+		h ^= (unsigned char) s[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+#define EBM_HASH_SEED UINT64_C(0xcbf29ce484222325)
+
+static inline uint64_t
+ebm_hash_mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return h;
+}
+
+#endif							/* EBM_INTERNAL_H */

@@ -1,0 +1,288 @@
+/*-------------------------------------------------------------------------
+ *
+ * eval.c
+ *	  Decide one condition against one value, and one sub-rule against a
+ *	  flattened event.  This is the reference semantics: the index in
+ *	  compile.c only chooses which sub-rules to decide here.
+ *
+ * A sub-rule holds when every field has a value satisfying one of its
+ * conditions, with two refinements:
+ *	- a field whose conditions include exists:false also holds when the
+ *	  event has no value (no leaf) at that path;
+ *	- the values chosen for different fields must be able to come from
+ *	  the same element of every array they share (arrays of objects are
+ *	  matched element by element).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <string.h>
+
+#include "ebm_internal.h"
+
+/* Make sure the case-folding scratch buffer holds need bytes. */
+bool
+ebm_ctx_reserve_fold(ebm_match_ctx *ctx, size_t need)
+{
+	return ebm_grow((void **) &ctx->fold, &ctx->foldcap, need, 1);
+}
+
+/* Case-fold a leaf's string into the context's scratch buffer. */
+static const char *
+fold_leaf(const ebm_leaf *v, ebm_match_ctx *ctx, size_t *len)
+{
+	if (!ebm_ctx_reserve_fold(ctx, (size_t) v->len * EBM_CASEFOLD_MAX_GROWTH + 1))
+		return NULL;
+	*len = ebm_casefold(v->str, v->len, ctx->fold);
+	return ctx->fold;
+}
+
+/* Is the value equal to the literal (same JSON type, numbers by value)? */
+static bool
+literal_equals(const ebm_literal *lit, const ebm_leaf *v)
+{
+	if (lit->vtype != v->vtype)
+		return false;
+	switch (v->vtype)
+	{
+		case EBM_V_STRING:
+			return lit->len == v->len && memcmp(lit->str, v->str, v->len) == 0;
+		case EBM_V_NUMBER:
+			if (lit->finite && v->finite)
+				return lit->num == v->num;
+			return lit->len == v->len && memcmp(lit->str, v->str, v->len) == 0;
+		default:
+			return true;
+	}
+}
+
+/* Does string s (len n) start, or end, with the literal? */
+static bool
+affix(const ebm_literal *lit, const char *s, size_t n, bool suffix)
+{
+	if (lit->len > n)
+		return false;
+	if (suffix)
+		return memcmp(s + n - lit->len, lit->str, lit->len) == 0;
+	return memcmp(s, lit->str, lit->len) == 0;
+}
+
+/* Does any literal of c stand in the string relation of kind to v? */
+static bool
+any_string_literal(const ebm_cond *c, int kind, const ebm_leaf *v,
+				   ebm_match_ctx *ctx)
+{
+	const char *s = v->str;
+	size_t		n = v->len;
+	uint32_t	i;
+
+	if (v->vtype != EBM_V_STRING)
+		return false;
+	if (kind == EBM_C_EQUALS_IC ||
+		((kind == EBM_C_PREFIX || kind == EBM_C_SUFFIX) && c->icase))
+	{
+		s = fold_leaf(v, ctx, &n);
+		if (s == NULL)
+			return false;
+	}
+	for (i = 0; i < c->nlits; i++)
+	{
+		const ebm_literal *lit = &c->lits[i];
+
+		switch (kind)
+		{
+			case EBM_C_PREFIX:
+				if (affix(lit, s, n, false))
+					return true;
+				break;
+			case EBM_C_SUFFIX:
+				if (affix(lit, s, n, true))
+					return true;
+				break;
+			case EBM_C_EQUALS_IC:
+				if (lit->len == n && memcmp(lit->str, s, n) == 0)
+					return true;
+				break;
+			case EBM_C_WILDCARD:
+				if (ebm_wildcard_match(lit->str, lit->len, s, n))
+					return true;
+				break;
+		}
+	}
+	return false;
+}
+
+/* Is the number inside the numeric condition's range? */
+static bool
+in_range(const ebm_cond *c, double x)
+{
+	if (c->has_lo && (c->lo_incl ? x < c->lo : x <= c->lo))
+		return false;
+	if (c->has_hi && (c->hi_incl ? x > c->hi : x >= c->hi))
+		return false;
+	return true;
+}
+
+/* Does the value v (a leaf of the event) satisfy the condition c? */
+bool
+ebm_cond_holds(const ebm_cond *c, const ebm_leaf *v, ebm_match_ctx *ctx)
+{
+	uint32_t	i;
+
+	switch (c->kind)
+	{
+		case EBM_C_EXACT:
+			for (i = 0; i < c->nlits; i++)
+				if (literal_equals(&c->lits[i], v))
+					return true;
+			return false;
+		case EBM_C_PREFIX:
+		case EBM_C_SUFFIX:
+		case EBM_C_EQUALS_IC:
+		case EBM_C_WILDCARD:
+			return any_string_literal(c, c->kind, v, ctx);
+		case EBM_C_NUMERIC:
+			return v->vtype == EBM_V_NUMBER && v->finite && in_range(c, v->num);
+		case EBM_C_EXISTS:
+			return c->exists;
+		case EBM_C_CIDR:
+			return v->vtype == EBM_V_STRING && ebm_cidr_contains(&c->cidr, v->str, v->len);
+		case EBM_C_ANYTHING_BUT:
+			switch (c->abkind)
+			{
+				case EBM_AB_VALUES:
+					for (i = 0; i < c->nlits; i++)
+						if (literal_equals(&c->lits[i], v))
+							return false;
+					return true;
+				case EBM_AB_PREFIX:
+					return !any_string_literal(c, EBM_C_PREFIX, v, ctx);
+				case EBM_AB_SUFFIX:
+					return !any_string_literal(c, EBM_C_SUFFIX, v, ctx);
+				case EBM_AB_EQUALS_IC:
+					return !any_string_literal(c, EBM_C_EQUALS_IC, v, ctx);
+				case EBM_AB_WILDCARD:
+					return !any_string_literal(c, EBM_C_WILDCARD, v, ctx);
+			}
+			return false;
+	}
+	return false;
+}
+
+/* May two leaves come from the same element of every array they share? */
+static bool
+compatible(const ebm_match_ctx *ctx, const ebm_leaf *a, const ebm_leaf *b)
+{
+	const ebm_arrpos *ta = ctx->trails + a->trail;
+	const ebm_arrpos *tb = ctx->trails + b->trail;
+	uint16_t	n = a->ntrail < b->ntrail ? a->ntrail : b->ntrail;
+	uint16_t	i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (ta[i].array != tb[i].array)
+			return true;
+		if (ta[i].index != tb[i].index)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Choose one candidate per field (fields 0..nf-1 of the pick lists), all
+ * pairwise compatible: depth-first search with an explicit choice array.
+ */
+static bool
+consistent_choice(ebm_match_ctx *ctx, uint32_t nf)
+{
+	uint32_t	f = 0;
+
+	if (nf == 0)
+		return true;
+	ctx->choice[0] = 0;
+	while (true)
+	{
+		uint32_t	start = ctx->pickoff[2 * f];
+		uint32_t	count = ctx->pickoff[2 * f + 1];
+		bool		ok = false;
+
+		while (ctx->choice[f] < count)
+		{
+			const ebm_leaf *l = ctx->pick[start + ctx->choice[f]];
+			uint32_t	g;
+
+			ok = true;
+			for (g = 0; g < f && ok; g++)
+				ok = compatible(ctx, l, ctx->pick[ctx->pickoff[2 * g] + ctx->choice[g]]);
+			if (ok)
+				break;
+			ctx->choice[f]++;
+		}
+		if (ok)
+		{
+			if (f + 1 == nf)
+				return true;
+			ctx->choice[++f] = 0;
+		}
+		else
+		{
+			if (f == 0)
+				return false;
+			ctx->choice[--f]++;
+		}
+	}
+}
+
+/* Does the sub-rule hold for the event flattened in ctx? */
+bool
+ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
+{
+	uint32_t	nf = 0;
+	size_t		npick = 0;
+	bool		trails = false;
+	uint32_t	i;
+
+	if (!ebm_grow((void **) &ctx->pickoff, &ctx->pickoffcap, 2 * (size_t) s->nfields + 2,
+				  sizeof(uint32_t)) ||
+		!ebm_grow((void **) &ctx->choice, &ctx->choicecap, (size_t) s->nfields + 1,
+				  sizeof(uint32_t)))
+		return false;
+	for (i = 0; i < s->nfields; i++)
+	{
+		const ebm_field *f = &s->fields[i];
+		uint32_t	p = f->path_id;
+		uint32_t	n = (p < ctx->npathcap && ctx->pgen[p] == ctx->gen) ? ctx->pcount[p] : 0;
+		const ebm_leaf *leaves = ctx->byp + (n ? ctx->pfirst[p] : 0);
+		size_t		first = npick;
+		uint32_t	j,
+					k;
+
+		if (n == 0)
+		{
+			for (k = 0; k < f->ncond; k++)
+				if (f->conds[k].kind == EBM_C_EXISTS && !f->conds[k].exists)
+					break;
+			if (k < f->ncond)
+				continue;		/* absent, and absence is asked for */
+			return false;
+		}
+		if (!ebm_grow((void **) &ctx->pick, &ctx->pickcap, npick + n, sizeof(ebm_leaf *)))
+			return false;
+		for (j = 0; j < n; j++)
+			for (k = 0; k < f->ncond; k++)
+				if (ebm_cond_holds(&f->conds[k], &leaves[j], ctx))
+				{
+					ctx->pick[npick++] = &leaves[j];
+					if (leaves[j].ntrail)
+						trails = true;
+					break;
+				}
+		if (npick == first)
+			return false;
+		ctx->pickoff[2 * nf] = (uint32_t) first;
+		ctx->pickoff[2 * nf + 1] = (uint32_t) (npick - first);
+		nf++;
+	}
+	if (!trails || nf < 2)
+		return true;
+	return consistent_choice(ctx, nf);
+}

@@ -1,0 +1,245 @@
+/*-------------------------------------------------------------------------
+ *
+ * event.c
+ *	  Flatten an event into leaves: (field path id, scalar value, array
+ *	  positions), keeping only the fields some rule looks at.
+ *
+ * We walk the builder's tokens with the rule set's path trie: a key whose
+ * path no rule mentions skips its whole value in O(1).  Every scalar under
+ * an array remembers which array element it sits in (its "trail"), so that
+ * fields taken from one element of an array of objects can be told apart
+ * from fields of different elements.  Finally the leaves are grouped by
+ * path (a counting sort) so a rule can find a field's values at once.
+ * Nothing here allocates once the context's buffers have grown.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <string.h>
+
+#include "ebm_internal.h"
+
+/* One open container of the walk. */
+typedef struct frame
+{
+	uint32_t	end;			/* token index after the container */
+	uint32_t	node;			/* trie node of the container's path */
+	bool		is_array;
+	uint32_t	nextindex;		/* arrays: index of the next element */
+} frame;
+
+/* Descend from node along a key, one dot-separated segment at a time. */
+static uint32_t
+descend(const ebm_pathtrie *t, uint32_t node, const char *key, size_t len)
+{
+	size_t		start = 0;
+	size_t		i;
+
+	for (i = 0; i <= len && node != EBM_NO_NODE; i++)
+		if (i == len || key[i] == '.')
+		{
+			node = ebm_pathtrie_child(t, node, key + start, i - start);
+			start = i + 1;
+		}
+	return node;
+}
+
+/* Append a leaf for the scalar token v at path pid, with the current trail. */
+static bool
+add_leaf(ebm_match_ctx *ctx, const ebm_builder *b, const ebm_token *v,
+		 uint32_t pid, size_t ntrail)
+{
+	ebm_leaf   *l;
+
+	if (!ebm_grow((void **) &ctx->leaves, &ctx->leafcap, ctx->nleaves + 1, sizeof(ebm_leaf)))
+		return false;
+	l = &ctx->leaves[ctx->nleaves++];
+	l->path_id = pid;
+	l->len = v->len;
+	l->str = b->text + v->off;
+	l->num = 0.0;
+	l->finite = false;
+	switch (v->type)
+	{
+		case EBM_T_STRING:
+			l->vtype = EBM_V_STRING;
+			break;
+		case EBM_T_NUMBER:
+			l->vtype = EBM_V_NUMBER;
+			l->num = ebm_number_value(l->str, l->len, &l->finite);
+			break;
+		case EBM_T_TRUE:
+			l->vtype = EBM_V_TRUE;
+			break;
+		case EBM_T_FALSE:
+			l->vtype = EBM_V_FALSE;
+			break;
+		default:
+			l->vtype = EBM_V_NULL;
+			break;
+	}
+	l->ntrail = (uint16_t) (ntrail > UINT16_MAX ? UINT16_MAX : ntrail);
+	l->trail = (uint32_t) ctx->ntrails;
+	if (ntrail)
+	{
+		if (!ebm_grow((void **) &ctx->trails, &ctx->trailcap, ctx->ntrails + l->ntrail,
+					  sizeof(ebm_arrpos)))
+			return false;
+		memcpy(ctx->trails + ctx->ntrails, ctx->trailstack, l->ntrail * sizeof(ebm_arrpos));
+		ctx->ntrails += l->ntrail;
+	}
+	return true;
+}
+
+/* Group the leaves by path id into ctx->byp, with pfirst/pcount per path. */
+static bool
+group_by_path(ebm_match_ctx *ctx, size_t npaths)
+{
+	size_t		i;
+	uint32_t	pos = 0;
+
+	if (!ebm_grow((void **) &ctx->byp, &ctx->bypcap, ctx->nleaves, sizeof(ebm_leaf)))
+		return false;
+	if (npaths > ctx->npathcap)
+	{
+		size_t		cap = ctx->npathcap;
+		size_t		cap2 = ctx->npathcap;
+		size_t		cap3 = ctx->npathcap;
+
+		if (!ebm_grow((void **) &ctx->pfirst, &cap, npaths, sizeof(uint32_t)) ||
+			!ebm_grow((void **) &ctx->pcount, &cap2, npaths, sizeof(uint32_t)) ||
+			!ebm_grow((void **) &ctx->pgen, &cap3, npaths, sizeof(uint32_t)))
+			return false;
+		memset(ctx->pgen + ctx->npathcap, 0, (cap3 - ctx->npathcap) * sizeof(uint32_t));
+		ctx->npathcap = cap3;
+	}
+	ctx->ntouched = 0;
+	for (i = 0; i < ctx->nleaves; i++)
+	{
+		uint32_t	p = ctx->leaves[i].path_id;
+
+		if (ctx->pgen[p] != ctx->gen)
+		{
+			ctx->pgen[p] = ctx->gen;
+			ctx->pcount[p] = 0;
+			if (!ebm_grow((void **) &ctx->touched, &ctx->touchedcap, ctx->ntouched + 1,
+						  sizeof(uint32_t)))
+				return false;
+			ctx->touched[ctx->ntouched++] = p;
+		}
+		ctx->pcount[p]++;
+	}
+	for (i = 0; i < ctx->ntouched; i++)
+	{
+		uint32_t	p = ctx->touched[i];
+
+		ctx->pfirst[p] = pos;
+		pos += ctx->pcount[p];
+		ctx->pcount[p] = 0;
+	}
+	for (i = 0; i < ctx->nleaves; i++)
+	{
+		uint32_t	p = ctx->leaves[i].path_id;
+
+		ctx->byp[ctx->pfirst[p] + ctx->pcount[p]++] = ctx->leaves[i];
+	}
+	return true;
+}
+
+/*
+ * Flatten the event held by b for the paths of trie t (npaths of them).
+ * Afterwards, path p has ctx->pcount[p] leaves from ctx->byp[pfirst[p]] when
+ * ctx->pgen[p] == ctx->gen, and none otherwise.
+ */
+ebm_status
+ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
+				  ebm_match_ctx *ctx)
+{
+	frame	   *frames;
+	size_t		depth = 0;
+	size_t		ntrail = 0;
+	uint32_t	i;
+	uint32_t	narrays = 0;
+
+	if (b == NULL || !b->done || b->failed || b->ntoks == 0)
+		return EBM_ERR_STATE;
+	if (b->toks[0].type != EBM_T_OBJECT)
+		return EBM_ERR_STATE;
+	ctx->nleaves = 0;
+	ctx->ntrails = 0;
+	if (++ctx->gen == 0)
+	{
+		if (ctx->pgen)
+			memset(ctx->pgen, 0, ctx->npathcap * sizeof(uint32_t));
+		ctx->gen = 1;
+	}
+	if (!ebm_grow(&ctx->frames, &ctx->framecap, 8, sizeof(frame)))
+		return EBM_ERR_NOMEM;
+	frames = ctx->frames;
+	frames[0].end = b->toks[0].end;
+	frames[0].node = 0;
+	frames[0].is_array = false;
+	depth = 1;
+	i = 1;
+	while (depth > 0)
+	{
+		frame	   *f = &frames[depth - 1];
+		uint32_t	node;
+		const ebm_token *v;
+
+		if (i >= f->end)
+		{
+			if (f->is_array)
+				ntrail--;
+			depth--;
+			continue;
+		}
+		if (f->is_array)
+		{
+			node = f->node;
+			ctx->trailstack[ntrail - 1].index = f->nextindex++;
+		}
+		else
+		{
+			const ebm_token *k = &b->toks[i];
+
+			node = descend(t, f->node, b->text + k->off, k->len);
+			i++;
+			if (node == EBM_NO_NODE)
+			{
+				v = &b->toks[i];
+				i = (v->type == EBM_T_OBJECT || v->type == EBM_T_ARRAY) ? v->end : i + 1;
+				continue;
+			}
+		}
+		v = &b->toks[i];
+		if (v->type == EBM_T_OBJECT || v->type == EBM_T_ARRAY)
+		{
+			if (!ebm_grow(&ctx->frames, &ctx->framecap, depth + 1, sizeof(frame)))
+				return EBM_ERR_NOMEM;
+			frames = ctx->frames;
+			f = &frames[depth++];
+			f->end = v->end;
+			f->node = node;
+			f->is_array = (v->type == EBM_T_ARRAY);
+			f->nextindex = 0;
+			if (f->is_array)
+			{
+				if (!ebm_grow((void **) &ctx->trailstack, &ctx->trailstackcap, ntrail + 1,
+							  sizeof(ebm_arrpos)))
+					return EBM_ERR_NOMEM;
+				ctx->trailstack[ntrail].array = narrays++;
+				ctx->trailstack[ntrail].index = 0;
+				ntrail++;
+			}
+			i++;
+			continue;
+		}
+		if (ebm_pathtrie_path_id(t, node) != EBM_NO_NODE &&
+			!add_leaf(ctx, b, v, ebm_pathtrie_path_id(t, node), ntrail))
+			return EBM_ERR_NOMEM;
+		i++;
+	}
+	if (!group_by_path(ctx, npaths))
+		return EBM_ERR_NOMEM;
+	return EBM_OK;
+}

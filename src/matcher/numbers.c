@@ -1,0 +1,126 @@
+/*-------------------------------------------------------------------------
+ *
+ * numbers.c
+ *	  JSON numbers: syntax check, value, and a hash key by value.
+ *
+ * Numbers reach us as their lexical text.  Patterns and events compare them
+ * by value ("300", "300.0" and "3.0e2" are equal), as IEEE doubles, which is
+ * also the precision EventBridge documents for numeric matching.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ebm_internal.h"
+
+/* True if s is exactly a JSON number: -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)? */
+bool
+ebm_number_syntax_ok(const char *s, size_t len)
+{
+	size_t		i = 0;
+
+	if (i < len && s[i] == '-')
+		i++;
+	if (i >= len)
+		return false;
+	if (s[i] == '0')
+		i++;
+	else if (s[i] >= '1' && s[i] <= '9')
+	{
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	else
+		return false;
+	if (i < len && s[i] == '.')
+	{
+		i++;
+		if (i >= len || s[i] < '0' || s[i] > '9')
+			return false;
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	if (i < len && (s[i] == 'e' || s[i] == 'E'))
+	{
+		i++;
+		if (i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i >= len || s[i] < '0' || s[i] > '9')
+			return false;
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	return i == len;
+}
+
+/* True if the mantissa of a syntactically valid number has a nonzero digit. */
+static bool
+mantissa_nonzero(const char *s, size_t len)
+{
+	size_t		i;
+
+	for (i = 0; i < len && s[i] != 'e' && s[i] != 'E'; i++)
+		if (s[i] >= '1' && s[i] <= '9')
+			return true;
+	return false;
+}
+
+/*
+ * The value of a number text.  *ok is false when the text is not a JSON
+ * number, or its value is not a finite double, or a nonzero value
+ * underflows to zero: such numbers can only be compared as text.
+ */
+double
+ebm_number_value(const char *s, size_t len, bool *ok)
+{
+	char		buf[64];
+	char	   *heap = NULL;
+	char	   *p = buf;
+	char	   *end;
+	double		v;
+
+	*ok = false;
+	if (!ebm_number_syntax_ok(s, len))
+		return 0.0;
+	if (len >= sizeof(buf))
+	{
+		heap = ebm_malloc(len + 1);
+		if (heap == NULL)
+			return 0.0;
+		p = heap;
+	}
+	memcpy(p, s, len);
+	p[len] = '\0';
+	v = strtod(p, &end);
+	ebm_free(heap);
+	if (!isfinite(v))
+		return 0.0;
+	if (v == 0.0 && mantissa_nonzero(s, len))
+		return 0.0;				/* underflow: 1e-400 is not zero */
+	if (v == 0.0)
+		v = 0.0;				/* -0 equals 0 */
+	*ok = true;
+	return v;
+}
+
+/* Value of a number if it is usable as a value; see ebm_number_value. */
+bool
+ebm_number_is_finite_value(const char *s, size_t len, double *out)
+{
+	bool		ok;
+
+	*out = ebm_number_value(s, len, &ok);
+	return ok;
+}
+
+/* The bits of a double, for hashing numbers by value (-0 is already 0). */
+uint64_t
+ebm_number_key(double v)
+{
+	uint64_t	k;
+
+	memcpy(&k, &v, sizeof(k));
+	return k;
+}

@@ -1,0 +1,133 @@
+/*-------------------------------------------------------------------------
+ *
+ * pattern.c
+ *	  Ownership of parsed patterns: copy and free conditions, fields and
+ *	  sub-rules.
+ *
+ * A pattern owns every byte it points to, so the builder it came from can
+ * be reused and a rule set can copy just what it needs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <string.h>
+
+#include "ebm_internal.h"
+
+/* Free what a condition points to (not the condition itself). */
+void
+ebm_cond_free_contents(ebm_cond *c)
+{
+	uint32_t	i;
+
+	for (i = 0; i < c->nlits; i++)
+		ebm_free(c->lits[i].str);
+	ebm_free(c->lits);
+	c->lits = NULL;
+	c->nlits = 0;
+}
+
+/* Deep-copy a condition; false when out of memory (dst is then empty). */
+bool
+ebm_cond_copy(ebm_cond *dst, const ebm_cond *src)
+{
+	uint32_t	i;
+
+	*dst = *src;
+	dst->lits = NULL;
+	dst->nlits = 0;
+	if (src->nlits == 0)
+		return true;
+	dst->lits = ebm_calloc(src->nlits, sizeof(ebm_literal));
+	if (dst->lits == NULL)
+		return false;
+	for (i = 0; i < src->nlits; i++)
+	{
+		dst->lits[i] = src->lits[i];
+		dst->lits[i].str = ebm_memdup(src->lits[i].str, src->lits[i].len);
+		if (dst->lits[i].str == NULL)
+		{
+			dst->nlits = i;
+			ebm_cond_free_contents(dst);
+			return false;
+		}
+	}
+	dst->nlits = src->nlits;
+	return true;
+}
+
+/* Free what a field points to. */
+static void
+field_free_contents(ebm_field *f)
+{
+	uint32_t	i;
+
+	for (i = 0; i < f->ncond; i++)
+		ebm_cond_free_contents(&f->conds[i]);
+	ebm_free(f->conds);
+	ebm_free(f->path);
+	f->conds = NULL;
+	f->path = NULL;
+	f->ncond = 0;
+}
+
+/* Free what a sub-rule points to. */
+void
+ebm_subrule_free_contents(ebm_subrule *s)
+{
+	uint32_t	i;
+
+	for (i = 0; i < s->nfields; i++)
+		field_free_contents(&s->fields[i]);
+	ebm_free(s->fields);
+	s->fields = NULL;
+	s->nfields = 0;
+}
+
+/* Free a pattern. */
+void
+ebm_pattern_free(ebm_pattern *p)
+{
+	uint32_t	i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->nsub; i++)
+		ebm_subrule_free_contents(&p->subs[i]);
+	ebm_free(p->subs);
+	ebm_free(p);
+}
+
+/* Deep-copy a field; false when out of memory (dst is then empty). */
+bool
+ebm_field_copy(ebm_field *dst, const ebm_field *src)
+{
+	uint32_t	i;
+
+	memset(dst, 0, sizeof(*dst));
+	dst->path = ebm_memdup(src->path, src->pathlen);
+	dst->conds = ebm_calloc(src->ncond ? src->ncond : 1, sizeof(ebm_cond));
+	if (dst->path == NULL || dst->conds == NULL)
+	{
+		field_free_contents(dst);
+		return false;
+	}
+	dst->pathlen = src->pathlen;
+	dst->path_id = src->path_id;
+	for (i = 0; i < src->ncond; i++)
+	{
+		if (!ebm_cond_copy(&dst->conds[i], &src->conds[i]))
+		{
+			field_free_contents(dst);
+			return false;
+		}
+		dst->ncond = i + 1;
+	}
+	return true;
+}
+
+/* Free what a field points to (exported for the parser). */
+void
+ebm_field_free_contents(ebm_field *f)
+{
+	field_free_contents(f);
+}

@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * ruleset.h
+ *	  The compiled rule set, shared by compile.c (which builds it) and
+ *	  match.c (which reads it).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef EBM_RULESET_H
+#define EBM_RULESET_H
+
+#include "ebm_internal.h"
+#include "index.h"
+
+struct ebm_ruleset
+{
+	/* every sub-rule of every rule, with its rule id */
+	ebm_subrule *subs;
+	uint32_t   *sub_rule;		/* rule id of each sub-rule */
+	uint32_t	nsubs;
+	size_t		subcap;
+	size_t		nrules;			/* ebm_ruleset_add calls */
+	ebm_pathtrie *paths;
+	bool		compiled;
+	ebm_index	index;			/* built by ebm_ruleset_compile */
+};
+
+#endif							/* EBM_RULESET_H */
