@@ -187,17 +187,84 @@ compatible(const ebm_match_ctx *ctx, const ebm_leaf *a, const ebm_leaf *b)
 	return true;
 }
 
+/* Does the field ask for exists:false (so it may hold by absence)? */
+static bool
+wants_absence(const ebm_field *f)
+{
+	uint32_t	k;
+
+	for (k = 0; k < f->ncond; k++)
+		if (f->conds[k].kind == EBM_C_EXISTS && !f->conds[k].exists)
+			return true;
+	return false;
+}
+
+/* Is leaf l compatible with the leaves chosen for fields 0..nf-1? */
+static bool
+fits_choice(const ebm_match_ctx *ctx, const ebm_leaf *l, uint32_t nf)
+{
+	uint32_t	g;
+
+	for (g = 0; g < nf; g++)
+		if (!compatible(ctx, l, ctx->pick[ctx->pickoff[2 * g] + ctx->choice[g]]))
+			return false;
+	return true;
+}
+
 /*
- * Choose one candidate per field (fields 0..nf-1 of the pick lists), all
- * pairwise compatible: depth-first search with an explicit choice array.
+ * With the leaves chosen for the nf positive fields, does every field that
+ * may hold by absence hold?  It does when one of its values satisfies its
+ * other conditions and fits the choice, or when none of its values fits
+ * the choice at all (the field is absent from the chosen array elements).
  */
 static bool
-consistent_choice(ebm_match_ctx *ctx, uint32_t nf)
+absences_hold(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t nf)
+{
+	uint32_t	i;
+
+	for (i = 0; i < s->nfields; i++)
+	{
+		const ebm_field *f = &s->fields[i];
+		uint32_t	p = f->path_id;
+		uint32_t	n;
+		const ebm_leaf *leaves;
+		bool		present = false;
+		uint32_t	j,
+					k;
+
+		if (!wants_absence(f))
+			continue;
+		n = (p < ctx->npathcap && ctx->pgen[p] == ctx->gen) ? ctx->pcount[p] : 0;
+		leaves = ctx->byp + (n ? ctx->pfirst[p] : 0);
+		for (j = 0; j < n; j++)
+		{
+			if (!fits_choice(ctx, &leaves[j], nf))
+				continue;
+			present = true;
+			for (k = 0; k < f->ncond; k++)
+				if (ebm_cond_holds(&f->conds[k], &leaves[j], ctx))
+					break;
+			if (k < f->ncond)
+				break;
+		}
+		if (present && j == n)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Choose one candidate per positive field (the nf pick lists), pairwise
+ * compatible, such that the absence fields hold too: depth-first search
+ * with an explicit choice array.
+ */
+static bool
+consistent_choice(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t nf)
 {
 	uint32_t	f = 0;
 
 	if (nf == 0)
-		return true;
+		return absences_hold(s, ctx, 0);
 	ctx->choice[0] = 0;
 	while (true)
 	{
@@ -207,12 +274,9 @@ consistent_choice(ebm_match_ctx *ctx, uint32_t nf)
 
 		while (ctx->choice[f] < count)
 		{
-			const ebm_leaf *l = ctx->pick[start + ctx->choice[f]];
-			uint32_t	g;
-
-			ok = true;
-			for (g = 0; g < f && ok; g++)
-				ok = compatible(ctx, l, ctx->pick[ctx->pickoff[2 * g] + ctx->choice[g]]);
+			ok = fits_choice(ctx, ctx->pick[start + ctx->choice[f]], f);
+			if (ok && f + 1 == nf && !absences_hold(s, ctx, nf))
+				ok = false;
 			if (ok)
 				break;
 			ctx->choice[f]++;
@@ -239,6 +303,7 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 	uint32_t	nf = 0;
 	size_t		npick = 0;
 	bool		trails = false;
+	bool		absences = false;
 	uint32_t	i;
 
 	if (!ebm_grow((void **) &ctx->pickoff, &ctx->pickoffcap, 2 * (size_t) s->nfields + 2,
@@ -256,15 +321,17 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 		uint32_t	j,
 					k;
 
-		if (n == 0)
+		if (wants_absence(f))
 		{
-			for (k = 0; k < f->ncond; k++)
-				if (f->conds[k].kind == EBM_C_EXISTS && !f->conds[k].exists)
-					break;
-			if (k < f->ncond)
-				continue;		/* absent, and absence is asked for */
-			return false;
+			/* decided after the positive fields, see absences_hold */
+			absences = true;
+			for (j = 0; j < n; j++)
+				if (leaves[j].ntrail)
+					trails = true;
+			continue;
 		}
+		if (n == 0)
+			return false;
 		if (!ebm_grow((void **) &ctx->pick, &ctx->pickcap, npick + n, sizeof(ebm_leaf *)))
 			return false;
 		for (j = 0; j < n; j++)
@@ -282,7 +349,16 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 		ctx->pickoff[2 * nf + 1] = (uint32_t) (npick - first);
 		nf++;
 	}
-	if (!trails || nf < 2)
+	if (!trails)
+	{
+		/* no arrays involved: any choice fits any other */
+		if (absences)
+		{
+			for (i = 0; i < nf; i++)
+				ctx->choice[i] = 0;
+			return absences_hold(s, ctx, 0);
+		}
 		return true;
-	return consistent_choice(ctx, nf);
+	}
+	return consistent_choice(s, ctx, nf);
 }

@@ -399,6 +399,14 @@ parse_operator(ebm_parse *ps, uint32_t oi, ebm_cond *c)
 			return parse_icase_object(ps, last + 1, c, op);
 		return ebm_parse_fail(ps, op, "%s match pattern must be a string", op);
 	}
+	if (tok_is(ps, k, "exactly"))
+	{
+		/* event-ruler's spelled-out exact match; strings only */
+		c->kind = EBM_C_EXACT;
+		if (v->type != EBM_T_STRING)
+			return ebm_parse_fail(ps, "exactly", "exact match pattern must be a string");
+		return add_literal(ps, c, v, false);
+	}
 	if (tok_is(ps, k, "equals-ignore-case"))
 	{
 		c->kind = EBM_C_EQUALS_IC;

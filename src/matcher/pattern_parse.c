@@ -59,12 +59,31 @@ alts_free(alts *a)
 	a->n = 0;
 }
 
-/* Append a deep copy of field f to sub-rule s. */
+/*
+ * Append a deep copy of field f to sub-rule s.  A field already there with
+ * the same path is replaced: the one met later in the document wins, as in
+ * event-ruler (this covers "a.b" next to {"a": {"b": ...}}, and a field of
+ * an $or alternative overriding the same field outside it).
+ */
 static bool
 subrule_add_field(ebm_subrule *s, const ebm_field *f)
 {
-	ebm_field  *nf = ebm_realloc(s->fields, (s->nfields + 1) * sizeof(ebm_field));
+	ebm_field  *nf;
+	uint32_t	i;
 
+	for (i = 0; i < s->nfields; i++)
+		if (s->fields[i].pathlen == f->pathlen &&
+			memcmp(s->fields[i].path, f->path, f->pathlen) == 0)
+		{
+			ebm_field	copy;
+
+			if (!ebm_field_copy(&copy, f))
+				return false;
+			ebm_field_free_contents(&s->fields[i]);
+			s->fields[i] = copy;
+			return true;
+		}
+	nf = ebm_realloc(s->fields, (s->nfields + 1) * sizeof(ebm_field));
 	if (nf == NULL)
 		return false;
 	s->fields = nf;
@@ -135,7 +154,7 @@ static bool
 is_operator_name(const char *s, size_t len)
 {
 	static const char *const ops[] = {"prefix", "suffix", "equals-ignore-case",
-		"wildcard", "numeric", "exists", "cidr", "anything-but"};
+		"wildcard", "numeric", "exists", "cidr", "anything-but", "exactly"};
 	size_t		i;
 
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
