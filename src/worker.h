@@ -22,7 +22,17 @@ extern void eventbus_worker_init(void);
  */
 extern void eventbus_wake_workers_now(void);
 
+/*
+ * Arranges for eventbus_wake_workers_now() to run when the current
+ * transaction commits (not when it aborts).  Cheap to call once per
+ * inserted delivery: the wake-up happens once per transaction.
+ */
+extern void eventbus_wake_workers_at_commit(void);
+
 /* True when the library was loaded through shared_preload_libraries. */
 extern bool eventbus_workers_enabled(void);
+
+/* Entry point of a delivery worker process (bgw_function_name). */
+extern PGDLLEXPORT void eventbus_worker_main(Datum main_arg) pg_attribute_noreturn();
 
 #endif							/* EVENTBUS_WORKER_H */

@@ -1,0 +1,1142 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The delivery worker: a background worker that sends queued deliveries
+ *	  to their targets over HTTP, with retries and a dead-letter table.
+ *
+ * The loop, which a reader can follow from eventbus_worker_main():
+ *
+ *	  claim   take due rows of eventbus.deliveries (FOR UPDATE SKIP LOCKED)
+ *			  under a lease: leased_until and next_attempt_at move to the
+ *			  lease's end, so rows held by a worker that dies go back to the
+ *			  queue by themselves;
+ *	  send    start their requests with libcurl multi; many run at once;
+ *	  settle  as requests finish, record the results in one transaction:
+ *			  2xx removes the row, a retryable failure schedules the next
+ *			  attempt, anything else moves it to eventbus.dead_letters;
+ *	  sleep   on the latch, the HTTP sockets and the next due time.
+ *
+ * Claiming does not wait for a whole batch to finish: whenever requests
+ * finish, their results are settled and free slots are refilled, so a slow
+ * target never holds back a fast one.
+ *
+ * Shared memory holds only the workers' PGPROC numbers (so that any
+ * backend can set their latches) and whether leases left by a crash have
+ * been reconciled since shared memory was set up.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "http.h"
+#include "policy.h"
+#include "worker.h"
+
+PG_FUNCTION_INFO_V1(eventbus_wake_workers);
+
+#define EB_MAX_WORKERS 32
+#define EB_USER_AGENT "User-Agent: pg_eventbus/0.1.0"
+
+/* A lease lasts the target's timeout plus this margin for settling. */
+#define EB_LEASE_MARGIN "30 seconds"
+
+/* Settings (documented in the README) */
+static char *eventbus_database = NULL;
+static int	eventbus_workers = 1;
+static int	eventbus_retry_base_delay = 1000;	/* ms */
+static int	eventbus_retry_max_delay = 300000;	/* ms */
+static int	eventbus_batch_size = 100;
+static int	eventbus_max_concurrent_requests = 256;
+static int	eventbus_poll_interval = 1000;	/* ms */
+
+/* Shared state: who to wake, and the crash reconciliation. */
+typedef enum ReconcileState
+{
+	RECONCILE_NEEDED = 0,
+	RECONCILE_RUNNING,
+	RECONCILE_DONE
+} ReconcileState;
+
+typedef struct EbShared
+{
+	slock_t		mutex;
+	ReconcileState reconcile;
+	pid_t		reconciler;
+	int			procno[EB_MAX_WORKERS]; /* PGPROC number, or -1 */
+} EbShared;
+
+static EbShared *eb_shared = NULL;
+static bool worker_preloaded = false;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Wake-at-commit bookkeeping of any backend. */
+static bool wake_callback_registered = false;
+static bool wake_at_commit = false;
+
+/*
+ * One delivery in flight.  The HTTP request comes first, so that a finished
+ * request leads back to its delivery.
+ */
+typedef struct Delivery
+{
+	EbHttpRequest http;
+	int64		id;
+	TimestampTz lease;			/* leased_until: the token settle checks */
+	int			attempts;		/* including the one in flight */
+	int			max_retry_attempts;
+	int64		max_event_age_ms;
+	bool		has_event;
+	TimestampTz published_at;
+	char	   *endpoint;
+	struct Delivery *next;		/* in local_done */
+} Delivery;
+
+/* The worker's own state, in long-lived memory. */
+static int	my_index = -1;
+static MemoryContext batch_ctx = NULL;	/* reset after each transaction */
+static MemoryContext request_ctx = NULL;	/* deliveries, freed one by one */
+static WaitEventSet *wait_set = NULL;
+static Delivery *local_done = NULL;	/* finished without a request */
+static bool extension_logged = false;
+
+/* Prepared statements, kept across transactions. */
+static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr next_due_plan = NULL;
+static SPIPlanPtr done_plan = NULL;
+static SPIPlanPtr retry_plan = NULL;
+static SPIPlanPtr dead_plan = NULL;
+
+/*
+ * Claims up to $1 due deliveries.  Rows whose target no longer exists go
+ * straight to the dead-letter table (TargetDeleted); the others are leased
+ * and returned with everything needed to send them.
+ */
+static const char *const claim_sql =
+"WITH due AS ("
+"  SELECT d.id FROM eventbus.deliveries d"
+"  WHERE d.next_attempt_at <= now()"
+"  ORDER BY d.next_attempt_at"
+"  LIMIT $1"
+"  FOR UPDATE SKIP LOCKED"
+"), orphans AS ("
+"  DELETE FROM eventbus.deliveries d USING due"
+"  WHERE d.id = due.id AND NOT EXISTS (SELECT 1 FROM eventbus.targets t"
+"    WHERE t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id)"
+"  RETURNING d.*"
+"), orphans_dead AS ("
+"  INSERT INTO eventbus.dead_letters (event_id, event, bus, rule, target_id,"
+"    error_code, error_message, http_status, attempts, exhausted_condition,"
+"    first_attempt_at)"
+"  SELECT o.event_id,"
+"    coalesce(eventbus.envelope(e), jsonb_build_object('id', o.event_id)),"
+"    o.bus, o.rule, o.target_id, '" EB_ERR_TARGET_DELETED "',"
+"    format('target %s of rule %s on bus %s no longer exists',"
+"      o.target_id, o.rule, o.bus),"
+"    o.last_http_status, o.attempts, '" EB_EXHAUSTED_TARGET_DELETED "',"
+"    o.first_attempt_at"
+"  FROM orphans o LEFT JOIN eventbus.events e ON e.id = o.event_id"
+"), leased AS ("
+"  UPDATE eventbus.deliveries d"
+"  SET attempts = d.attempts + 1,"
+"    first_attempt_at = coalesce(d.first_attempt_at, now()),"
+"    leased_until = now() + t.timeout + interval '" EB_LEASE_MARGIN "',"
+"    next_attempt_at = now() + t.timeout + interval '" EB_LEASE_MARGIN "'"
+"  FROM due, eventbus.targets t"
+"  WHERE d.id = due.id"
+"    AND t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id"
+"  RETURNING d.id, d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
+"    d.leased_until, t.endpoint, t.http_method, t.headers,"
+"    t.max_retry_attempts, t.max_event_age, t.timeout"
+")"
+"SELECT l.id, l.attempts, l.leased_until, l.endpoint, l.http_method,"
+"  (SELECT string_agg(CASE WHEN h.value = '' THEN h.key || ';'"
+"                     ELSE h.key || ': ' || h.value END, E'\\n')"
+"   FROM jsonb_each_text(l.headers) h),"
+"  l.max_retry_attempts,"
+"  (extract(epoch FROM l.max_event_age) * 1000)::bigint,"
+"  (extract(epoch FROM l.timeout) * 1000)::bigint,"
+"  e.published_at,"
+"  eventbus.envelope(e)::text,"
+"  'msg_' || left(encode(sha256(convert_to(l.event_id::text || '/' || l.bus"
+"    || '/' || l.rule || '/' || l.target_id, 'UTF8')), 'hex'), 32)"
+" FROM leased l LEFT JOIN eventbus.events e ON e.id = l.event_id";
+
+/* When the next row becomes due (rows leased by anyone included). */
+static const char *const next_due_sql =
+"SELECT min(next_attempt_at) FROM eventbus.deliveries";
+
+/* Delivered: the row goes away, if it is still ours. */
+static const char *const done_sql =
+"DELETE FROM eventbus.deliveries d"
+" USING unnest($1::bigint[], $2::timestamptz[]) AS s(id, lease)"
+" WHERE d.id = s.id AND d.leased_until = s.lease";
+
+/* Failed, to be retried: back in the queue at the given time. */
+static const char *const retry_sql =
+"UPDATE eventbus.deliveries d"
+" SET next_attempt_at = s.next, leased_until = NULL,"
+"   last_error = s.err, last_http_status = s.status"
+" FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[],"
+"   $5::int[]) AS s(id, lease, next, err, status)"
+" WHERE d.id = s.id AND d.leased_until = s.lease";
+
+/* Failed for good: moved to the dead-letter table. */
+static const char *const dead_sql =
+"WITH s AS ("
+"  SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[],"
+"    $5::int[], $6::text[], $7::text[], $8::text[])"
+"    AS s(id, lease, code, msg, status, excerpt, cond, endpoint)"
+"), gone AS ("
+"  DELETE FROM eventbus.deliveries d USING s"
+"  WHERE d.id = s.id AND d.leased_until = s.lease"
+"  RETURNING d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
+"    d.first_attempt_at, s.code, s.msg, s.status, s.excerpt, s.cond, s.endpoint"
+")"
+"INSERT INTO eventbus.dead_letters (event_id, event, bus, rule, target_id,"
+"  endpoint, error_code, error_message, http_status, response_excerpt,"
+"  attempts, exhausted_condition, first_attempt_at)"
+"SELECT g.event_id,"
+"  coalesce(eventbus.envelope(e), jsonb_build_object('id', g.event_id)),"
+"  g.bus, g.rule, g.target_id, g.endpoint, g.code, g.msg, g.status,"
+"  g.excerpt, g.attempts, g.cond, g.first_attempt_at"
+" FROM gone g LEFT JOIN eventbus.events e ON e.id = g.event_id";
+
+/* Leases left by a crash: back to the queue now. */
+static const char *const reconcile_sql =
+"UPDATE eventbus.deliveries SET leased_until = NULL, next_attempt_at = now()"
+" WHERE leased_until IS NOT NULL";
+
+/* ------------------------------------------------------------------------
+ * Registration, shared memory, wake-ups
+ * ------------------------------------------------------------------------
+ */
+
+/* Asks for the shared memory of EbShared (PostgreSQL 15's request hook). */
+static void
+eb_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(EbShared)));
+}
+
+/*
+ * Sets up EbShared; runs in the postmaster at start-up and again after a
+ * crash, so the reconciliation flag starts over after every crash.
+ */
+static void
+eb_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	eb_shared = ShmemInitStruct("pg_eventbus delivery workers",
+								sizeof(EbShared), &found);
+	if (!found)
+	{
+		SpinLockInit(&eb_shared->mutex);
+		eb_shared->reconcile = RECONCILE_NEEDED;
+		eb_shared->reconciler = 0;
+		for (int i = 0; i < EB_MAX_WORKERS; i++)
+			eb_shared->procno[i] = -1;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Defines the settings; when preloaded, also sets up shared memory and
+ * registers eventbus.workers delivery workers.
+ */
+void
+eventbus_worker_init(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomStringVariable("eventbus.database",
+							   "Database in which the delivery workers run.",
+							   "The extension must be created in that database.",
+							   &eventbus_database,
+							   "postgres",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.workers",
+							"Number of delivery workers.",
+							"They share the queue; each holds its own connections.",
+							&eventbus_workers,
+							1, 1, EB_MAX_WORKERS,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.retry_base_delay",
+							"Delay before the first retry of a failed delivery.",
+							"Later retries back off exponentially, with jitter.",
+							&eventbus_retry_base_delay,
+							1000, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.retry_max_delay",
+							"Longest delay between two attempts of a delivery.",
+							"Also bounds what a target asks for in Retry-After.",
+							&eventbus_retry_max_delay,
+							300 * 1000, 1, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.batch_size",
+							"Most deliveries a worker claims in one transaction.",
+							NULL,
+							&eventbus_batch_size,
+							100, 1, 10000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.max_concurrent_requests",
+							"Most HTTP requests a worker has in flight at once.",
+							"Also bounds the connections it keeps open.",
+							&eventbus_max_concurrent_requests,
+							256, 1, 10000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.poll_interval",
+							"Longest sleep of an idle worker between looks at the queue.",
+							"Commits that queue deliveries wake the workers at once.",
+							&eventbus_poll_interval,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	worker_preloaded = true;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = eb_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = eb_shmem_startup;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	strlcpy(worker.bgw_library_name, "pg_eventbus", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "eventbus_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "pg_eventbus delivery worker", BGW_MAXLEN);
+	for (int i = 0; i < eventbus_workers; i++)
+	{
+		snprintf(worker.bgw_name, BGW_MAXLEN, "pg_eventbus delivery worker %d", i + 1);
+		worker.bgw_main_arg = Int32GetDatum(i);
+		RegisterBackgroundWorker(&worker);
+	}
+}
+
+/* True when the library was loaded through shared_preload_libraries. */
+bool
+eventbus_workers_enabled(void)
+{
+	return worker_preloaded;
+}
+
+/*
+ * Sets the latch of every running worker.  Only PGPROC numbers live in
+ * shared memory; the latches are in the shared PGPROC array.
+ */
+void
+eventbus_wake_workers_now(void)
+{
+	if (eb_shared == NULL)
+		return;
+	for (int i = 0; i < EB_MAX_WORKERS; i++)
+	{
+		int			procno = eb_shared->procno[i];
+
+		if (procno >= 0 && procno < (int) ProcGlobal->allProcCount)
+			SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	}
+}
+
+/* Wakes the workers when a transaction that asked for it commits. */
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit)
+			{
+				wake_at_commit = false;
+				eventbus_wake_workers_now();
+			}
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Arranges a wake-up at the commit of the current transaction.  The
+ * callback is registered once per process and armed once per transaction.
+ */
+void
+eventbus_wake_workers_at_commit(void)
+{
+	if (!worker_preloaded)
+		return;
+	if (!wake_callback_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		wake_callback_registered = true;
+	}
+	wake_at_commit = true;
+}
+
+/* SQL: eventbus.wake_workers(), a wake-up when this transaction commits. */
+Datum
+eventbus_wake_workers(PG_FUNCTION_ARGS)
+{
+	eventbus_wake_workers_at_commit();
+	PG_RETURN_VOID();
+}
+
+/* Leaves the shared slot (and an unfinished reconciliation) on exit. */
+static void
+worker_shmem_exit(int code, Datum arg)
+{
+	SpinLockAcquire(&eb_shared->mutex);
+	eb_shared->procno[my_index] = -1;
+	if (eb_shared->reconcile == RECONCILE_RUNNING &&
+		eb_shared->reconciler == MyProcPid)
+		eb_shared->reconcile = RECONCILE_NEEDED;
+	SpinLockRelease(&eb_shared->mutex);
+}
+
+/* ------------------------------------------------------------------------
+ * Transactions and SPI helpers
+ * ------------------------------------------------------------------------
+ */
+
+/* Starts a transaction with a snapshot and SPI, worker_spi style. */
+static void
+begin_xact(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* Commits, reports statistics (for autovacuum) and forgets the batch. */
+static void
+commit_xact(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextReset(batch_ctx);
+}
+
+/* Prepares a statement once and keeps it for the life of the worker. */
+static SPIPlanPtr
+prepare(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "pg_eventbus: could not prepare statement: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	return *plan;
+}
+
+/* A one-dimensional array of the given element type, with NULLs. */
+static Datum
+make_array(Datum *elems, bool *nulls, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  elemtype, typlen, typbyval,
+											  typalign));
+}
+
+/* A text datum or NULL, as an array element. */
+static Datum
+text_or_null(const char *s, bool *isnull)
+{
+	*isnull = (s == NULL);
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/* Is the extension installed in this database? Needs a transaction. */
+static bool
+extension_installed(void)
+{
+	return OidIsValid(get_extension_oid("pg_eventbus", true));
+}
+
+/* ------------------------------------------------------------------------
+ * Start-up: wait for the extension, reconcile leases left by a crash
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Sleeps until CREATE EXTENSION pg_eventbus has run in our database (whose
+ * install script wakes us), saying so once in the log.
+ */
+static void
+wait_for_extension(void)
+{
+	for (;;)
+	{
+		bool		installed;
+
+		begin_xact("pg_eventbus: checking for the extension");
+		installed = extension_installed();
+		commit_xact();
+		if (installed)
+		{
+			if (extension_logged)
+				ereport(LOG,
+						(errmsg("pg_eventbus delivery worker found the extension in database \"%s\"; starting deliveries",
+								eventbus_database)));
+			extension_logged = false;
+			return;
+		}
+		if (!extension_logged)
+			ereport(LOG,
+					(errmsg("pg_eventbus delivery worker is waiting for CREATE EXTENSION pg_eventbus in database \"%s\"",
+							eventbus_database)));
+		extension_logged = true;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(eventbus_poll_interval, 1000), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
+}
+
+/*
+ * Puts rows leased before a crash back into the queue.  Done by the first
+ * worker to start after shared memory was (re)initialized, before any
+ * worker claims; when there is a single worker, every lease is its own, so
+ * it does so at every start.
+ */
+static void
+reconcile_leases(void)
+{
+	bool		mine = false;
+
+	for (;;)
+	{
+		ReconcileState state;
+
+		SpinLockAcquire(&eb_shared->mutex);
+		if (eb_shared->reconcile == RECONCILE_NEEDED)
+		{
+			eb_shared->reconcile = RECONCILE_RUNNING;
+			eb_shared->reconciler = MyProcPid;
+			mine = true;
+		}
+		state = eb_shared->reconcile;
+		SpinLockRelease(&eb_shared->mutex);
+		if (mine || state == RECONCILE_DONE)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	if (mine || eventbus_workers == 1)
+	{
+		uint64		n;
+
+		begin_xact("pg_eventbus: returning leases left by a restart");
+		if (SPI_execute(reconcile_sql, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "pg_eventbus: could not reconcile leases");
+		n = SPI_processed;
+		commit_xact();
+		if (n > 0)
+			ereport(LOG,
+					(errmsg("pg_eventbus delivery worker returned %llu leased deliveries to the queue",
+							(unsigned long long) n),
+					 errdetail("They were in flight when a worker stopped; they will be sent again.")));
+	}
+
+	if (mine)
+	{
+		SpinLockAcquire(&eb_shared->mutex);
+		eb_shared->reconcile = RECONCILE_DONE;
+		SpinLockRelease(&eb_shared->mutex);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * claim -> send
+ * ------------------------------------------------------------------------
+ */
+
+/* Adds "Name: value" unless the target's own headers set that name. */
+static void
+add_default_header(Delivery *d, const char *line, const char *target_headers)
+{
+	const char *colon = strchr(line, ':');
+	size_t		namelen = colon - line;
+	const char *p = target_headers;
+
+	while (p != NULL && *p != '\0')
+	{
+		if (pg_strncasecmp(p, line, namelen) == 0 &&
+			(p[namelen] == ':' || p[namelen] == ';'))
+			return;
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	eb_http_add_header(&d->http, line);
+}
+
+/* Builds the request of a claimed row (SPI result row `row`) and sends it. */
+static void
+start_delivery(HeapTuple tuple, TupleDesc desc)
+{
+	MemoryContext old = MemoryContextSwitchTo(request_ctx);
+	Delivery   *d = palloc0(sizeof(Delivery));
+	bool		isnull;
+	char	   *headers;
+	char	   *body;
+	char	   *webhook_id;
+	char		line[128];
+
+	d->http.owner = d;
+	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	d->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
+	d->lease = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 3, &isnull));
+	d->endpoint = SPI_getvalue(tuple, desc, 4);
+	d->http.url = d->endpoint;
+	d->http.method = SPI_getvalue(tuple, desc, 5);
+	headers = SPI_getvalue(tuple, desc, 6);
+	d->max_retry_attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 7, &isnull));
+	d->max_event_age_ms = DatumGetInt64(SPI_getbinval(tuple, desc, 8, &isnull));
+	d->http.timeout_ms = (long) DatumGetInt64(SPI_getbinval(tuple, desc, 9, &isnull));
+	d->published_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 10, &isnull));
+	d->has_event = !isnull;
+	body = SPI_getvalue(tuple, desc, 11);
+
+	if (body == NULL)
+	{
+		/* the event is gone from the archive: nothing to send */
+		d->http.transport = EB_TRANSPORT_INTERNAL;
+		strlcpy(d->http.error, "the event no longer exists in eventbus.events",
+				sizeof(d->http.error));
+		d->next = local_done;
+		local_done = d;
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	d->http.body = body;
+	d->http.body_len = strlen(body);
+
+	add_default_header(d, "Content-Type: application/json", headers);
+	add_default_header(d, EB_USER_AGENT, headers);
+	eb_http_add_header(&d->http, "Expect:");	/* no 100-continue round trip */
+	if (headers != NULL)
+	{
+		char	   *save;
+
+		for (char *h = strtok_r(headers, "\n", &save); h; h = strtok_r(NULL, "\n", &save))
+			eb_http_add_header(&d->http, h);
+		pfree(headers);
+	}
+	webhook_id = SPI_getvalue(tuple, desc, 12);
+	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
+	eb_http_add_header(&d->http, line);
+	pfree(webhook_id);
+	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long) time(NULL));
+	eb_http_add_header(&d->http, line);
+
+	MemoryContextSwitchTo(old);
+	eb_http_submit(&d->http);
+}
+
+/*
+ * Claims up to `room` due deliveries in one transaction and starts their
+ * requests.  Returns when the queue should be looked at again: now when the
+ * claim was full, otherwise the earliest next_attempt_at (0 if none).
+ */
+static TimestampTz
+claim_and_send(int room)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		args[1];
+	uint64		n;
+	TimestampTz next_due = 0;
+
+	begin_xact("pg_eventbus: claiming deliveries");
+	if (!extension_installed())
+	{
+		commit_xact();
+		if (eb_http_in_flight() == 0 && local_done == NULL)
+			wait_for_extension();
+		return GetCurrentTimestamp();
+	}
+
+	args[0] = Int32GetDatum(room);
+	if (SPI_execute_plan(prepare(&claim_plan, claim_sql, 1, types),
+						 args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_eventbus: could not claim deliveries");
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+		start_delivery(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+
+	if (n >= (uint64) room)
+		next_due = GetCurrentTimestamp();
+	else
+	{
+		bool		isnull;
+		Datum		v;
+
+		if (SPI_execute_plan(prepare(&next_due_plan, next_due_sql, 0, NULL),
+							 NULL, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "pg_eventbus: could not read the next due time");
+		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			next_due = DatumGetTimestampTz(v);
+
+		/* due rows we could not lock belong to someone else for a moment */
+		if (next_due != 0 && next_due <= GetCurrentTimestamp())
+			next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 20);
+	}
+	commit_xact();
+
+	/* let libcurl start the new requests right away */
+	eb_http_drive();
+	return next_due;
+}
+
+/* ------------------------------------------------------------------------
+ * settle
+ * ------------------------------------------------------------------------
+ */
+
+/* The results of finished requests, sorted by what happens to the row. */
+typedef struct Settlement
+{
+	int			ndone,
+				nretry,
+				ndead;
+	Datum	   *done_id,
+			   *done_lease;
+	Datum	   *retry_id,
+			   *retry_lease,
+			   *retry_next,
+			   *retry_err,
+			   *retry_status;
+	bool	   *retry_status_null;
+	Datum	   *dead_id,
+			   *dead_lease,
+			   *dead_code,
+			   *dead_msg,
+			   *dead_status,
+			   *dead_excerpt,
+			   *dead_cond,
+			   *dead_endpoint;
+	bool	   *dead_status_null,
+			   *dead_excerpt_null,
+			   *dead_endpoint_null,
+			   *no_nulls;
+} Settlement;
+
+/* Allocates room for `n` results of each kind in the batch context. */
+static void
+settlement_init(Settlement *s, int n)
+{
+	memset(s, 0, sizeof(*s));
+#define ALLOC_D(f) s->f = palloc(sizeof(Datum) * n)
+#define ALLOC_B(f) s->f = palloc0(sizeof(bool) * n)
+	ALLOC_D(done_id);
+	ALLOC_D(done_lease);
+	ALLOC_D(retry_id);
+	ALLOC_D(retry_lease);
+	ALLOC_D(retry_next);
+	ALLOC_D(retry_err);
+	ALLOC_D(retry_status);
+	ALLOC_B(retry_status_null);
+	ALLOC_D(dead_id);
+	ALLOC_D(dead_lease);
+	ALLOC_D(dead_code);
+	ALLOC_D(dead_msg);
+	ALLOC_D(dead_status);
+	ALLOC_D(dead_excerpt);
+	ALLOC_D(dead_cond);
+	ALLOC_D(dead_endpoint);
+	ALLOC_B(dead_status_null);
+	ALLOC_B(dead_excerpt_null);
+	ALLOC_B(dead_endpoint_null);
+	ALLOC_B(no_nulls);
+#undef ALLOC_D
+#undef ALLOC_B
+}
+
+/* The response excerpt as valid text of the database encoding, or NULL. */
+static char *
+excerpt_text(EbHttpRequest *req)
+{
+	int			len;
+
+	if (req->transport != EB_TRANSPORT_OK || req->excerpt_len == 0)
+		return NULL;
+	len = strnlen(req->excerpt, req->excerpt_len);
+	len = pg_encoding_verifymbstr(GetDatabaseEncoding(), req->excerpt, len);
+	return pnstrdup(req->excerpt, len);
+}
+
+/* Sorts one finished delivery into the settlement; policy decides. */
+static void
+settle_one(Settlement *s, Delivery *d, TimestampTz now)
+{
+	EbHttpRequest *req = &d->http;
+	EbVerdict	verdict = eb_classify(req->transport, req->status);
+	const char *code;
+	const char *cond = NULL;
+	char	   *msg;
+	int64		delay_ms = 0;
+	bool		has_status = (req->transport == EB_TRANSPORT_OK);
+	int			i;
+
+	if (verdict == EB_VERDICT_SUCCESS)
+	{
+		i = s->ndone++;
+		s->done_id[i] = Int64GetDatum(d->id);
+		s->done_lease[i] = TimestampTzGetDatum(d->lease);
+		return;
+	}
+
+	code = eb_error_code(req->transport, req->status);
+	if (req->transport == EB_TRANSPORT_OK)
+		msg = psprintf("%s %s returned HTTP %ld", req->method, d->endpoint, req->status);
+	else
+		msg = psprintf("%s %s failed: %s", req->method, d->endpoint, req->error);
+
+	if (verdict == EB_VERDICT_NON_RETRYABLE)
+		cond = EB_EXHAUSTED_NON_RETRYABLE;
+	else if (d->attempts > d->max_retry_attempts)
+		cond = EB_EXHAUSTED_RETRIES;
+	else
+	{
+		delay_ms = eb_retry_delay_ms(d->attempts, eventbus_retry_base_delay,
+									 eventbus_retry_max_delay,
+									 pg_prng_double(&pg_global_prng_state),
+									 req->retry_after, time(NULL));
+		if (d->has_event &&
+			now + delay_ms * 1000 > d->published_at + d->max_event_age_ms * 1000)
+			cond = EB_EXHAUSTED_AGE;
+	}
+
+	if (cond == NULL)
+	{
+		i = s->nretry++;
+		s->retry_id[i] = Int64GetDatum(d->id);
+		s->retry_lease[i] = TimestampTzGetDatum(d->lease);
+		s->retry_next[i] = TimestampTzGetDatum(now + delay_ms * 1000);
+		s->retry_err[i] = CStringGetTextDatum(psprintf("%s: %s", code, msg));
+		s->retry_status[i] = Int32GetDatum((int32) req->status);
+		s->retry_status_null[i] = !has_status;
+	}
+	else
+	{
+		i = s->ndead++;
+		s->dead_id[i] = Int64GetDatum(d->id);
+		s->dead_lease[i] = TimestampTzGetDatum(d->lease);
+		s->dead_code[i] = CStringGetTextDatum(code);
+		s->dead_msg[i] = CStringGetTextDatum(msg);
+		s->dead_status[i] = Int32GetDatum((int32) req->status);
+		s->dead_status_null[i] = !has_status;
+		s->dead_excerpt[i] = text_or_null(excerpt_text(req), &s->dead_excerpt_null[i]);
+		s->dead_cond[i] = CStringGetTextDatum(cond);
+		s->dead_endpoint[i] = text_or_null(d->endpoint, &s->dead_endpoint_null[i]);
+	}
+}
+
+/* Frees a delivery and what its request holds. */
+static void
+free_delivery(Delivery *d)
+{
+	eb_http_release(&d->http);
+	if (d->endpoint)
+		pfree(d->endpoint);
+	if (d->http.method)
+		pfree((char *) d->http.method);
+	if (d->http.body)
+		pfree((char *) d->http.body);
+	pfree(d);
+}
+
+/*
+ * Records the results of every finished request in one transaction.  Rows
+ * that have vanished meanwhile (target deleted) or been leased again are
+ * left alone.  Returns the earliest retry time set, or 0.
+ */
+static TimestampTz
+settle_finished(void)
+{
+	List	   *finished = NIL;
+	EbHttpRequest *req;
+	Settlement	s;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz earliest = 0;
+	MemoryContext old;
+	ListCell   *lc;
+
+	old = MemoryContextSwitchTo(batch_ctx);
+	while ((req = eb_http_next_done()) != NULL)
+		finished = lappend(finished, req->owner);
+	while (local_done != NULL)
+	{
+		finished = lappend(finished, local_done);
+		local_done = local_done->next;
+	}
+	if (finished == NIL)
+	{
+		MemoryContextSwitchTo(old);
+		return 0;
+	}
+
+	settlement_init(&s, list_length(finished));
+	foreach(lc, finished)
+		settle_one(&s, (Delivery *) lfirst(lc), now);
+	for (int i = 0; i < s.nretry; i++)
+		if (earliest == 0 || DatumGetTimestampTz(s.retry_next[i]) < earliest)
+			earliest = DatumGetTimestampTz(s.retry_next[i]);
+	MemoryContextSwitchTo(old);
+
+	begin_xact("pg_eventbus: settling deliveries");
+	if (s.ndone > 0)
+	{
+		Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+		Datum		args[2];
+
+		args[0] = make_array(s.done_id, s.no_nulls, s.ndone, INT8OID);
+		args[1] = make_array(s.done_lease, s.no_nulls, s.ndone, TIMESTAMPTZOID);
+		if (SPI_execute_plan(prepare(&done_plan, done_sql, 2, types),
+							 args, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "pg_eventbus: could not settle delivered rows");
+	}
+	if (s.nretry > 0)
+	{
+		Oid			types[5] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID,
+		TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
+		Datum		args[5];
+
+		args[0] = make_array(s.retry_id, s.no_nulls, s.nretry, INT8OID);
+		args[1] = make_array(s.retry_lease, s.no_nulls, s.nretry, TIMESTAMPTZOID);
+		args[2] = make_array(s.retry_next, s.no_nulls, s.nretry, TIMESTAMPTZOID);
+		args[3] = make_array(s.retry_err, s.no_nulls, s.nretry, TEXTOID);
+		args[4] = make_array(s.retry_status, s.retry_status_null, s.nretry, INT4OID);
+		if (SPI_execute_plan(prepare(&retry_plan, retry_sql, 5, types),
+							 args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "pg_eventbus: could not schedule retries");
+	}
+	if (s.ndead > 0)
+	{
+		Oid			types[8] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+			TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		args[8];
+
+		args[0] = make_array(s.dead_id, s.no_nulls, s.ndead, INT8OID);
+		args[1] = make_array(s.dead_lease, s.no_nulls, s.ndead, TIMESTAMPTZOID);
+		args[2] = make_array(s.dead_code, s.no_nulls, s.ndead, TEXTOID);
+		args[3] = make_array(s.dead_msg, s.no_nulls, s.ndead, TEXTOID);
+		args[4] = make_array(s.dead_status, s.dead_status_null, s.ndead, INT4OID);
+		args[5] = make_array(s.dead_excerpt, s.dead_excerpt_null, s.ndead, TEXTOID);
+		args[6] = make_array(s.dead_cond, s.no_nulls, s.ndead, TEXTOID);
+		args[7] = make_array(s.dead_endpoint, s.dead_endpoint_null, s.ndead, TEXTOID);
+		if (SPI_execute_plan(prepare(&dead_plan, dead_sql, 8, types),
+							 args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "pg_eventbus: could not dead-letter deliveries");
+	}
+
+	foreach(lc, finished)
+		free_delivery((Delivery *) lfirst(lc));
+	commit_xact();				/* also resets batch_ctx */
+	return earliest;
+}
+
+/* ------------------------------------------------------------------------
+ * The loop
+ * ------------------------------------------------------------------------
+ */
+
+/* Applies a changed configuration file. */
+static void
+reload_settings(void)
+{
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	eb_http_set_limits(eventbus_max_concurrent_requests);
+	ereport(LOG,
+			(errmsg("pg_eventbus delivery worker reloaded its settings"),
+			 errdetail("retry_base_delay=%dms retry_max_delay=%dms batch_size=%d max_concurrent_requests=%d poll_interval=%dms",
+					   eventbus_retry_base_delay, eventbus_retry_max_delay,
+					   eventbus_batch_size, eventbus_max_concurrent_requests,
+					   eventbus_poll_interval)));
+}
+
+/* Milliseconds from now until `t`, at least 0, at most `cap`. */
+static long
+ms_until(TimestampTz t, long cap)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int64		ms;
+
+	if (t <= now)
+		return 0;
+	ms = (t - now + 999) / 1000;
+	return ms < cap ? (long) ms : cap;
+}
+
+/*
+ * Entry point of a delivery worker: claim -> send -> settle -> sleep, until
+ * SIGTERM or postmaster death.
+ */
+void
+eventbus_worker_main(Datum main_arg)
+{
+	TimestampTz next_due = 0;	/* 0: look at the queue now */
+	bool		poked = true;
+
+	my_index = DatumGetInt32(main_arg);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(eventbus_database, NULL, 0);
+
+	/* a lost settle only means a resend: no need to wait for the WAL flush */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	batch_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	request_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus requests",
+										ALLOCSET_DEFAULT_SIZES);
+	eb_http_init(eventbus_max_concurrent_requests);
+	wait_set = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, eb_http_wait_fd(), NULL, NULL);
+
+	on_shmem_exit(worker_shmem_exit, (Datum) 0);
+	SpinLockAcquire(&eb_shared->mutex);
+	eb_shared->procno[my_index] = MyProc->pgprocno;
+	SpinLockRelease(&eb_shared->mutex);
+
+	wait_for_extension();
+	reconcile_leases();
+	ereport(LOG,
+			(errmsg("pg_eventbus delivery worker %d started in database \"%s\"",
+					my_index + 1, eventbus_database)));
+
+	for (;;)
+	{
+		WaitEvent	events[3];
+		int			nevents;
+		int			room;
+		int			threshold;
+		long		timeout;
+		TimestampTz retry_at;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+			reload_settings();
+
+		/* settle what has finished */
+		eb_http_drive();
+		retry_at = settle_finished();
+		if (retry_at != 0 && (next_due == 0 || retry_at < next_due))
+			next_due = retry_at;
+
+		/* claim and send, when there is room and reason to look */
+		room = Min(eventbus_batch_size,
+				   eventbus_max_concurrent_requests - eb_http_in_flight());
+		threshold = Max(1, Min(eventbus_batch_size, eventbus_max_concurrent_requests) / 4);
+		if (room >= threshold &&
+			(poked || next_due == 0 || next_due <= GetCurrentTimestamp()))
+		{
+			poked = false;
+			next_due = claim_and_send(room);
+			if (next_due == 0)
+				next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   eventbus_poll_interval);
+			continue;			/* settle anything that finished at once */
+		}
+
+		/* sleep until a response, a libcurl timer, the next due row or a wake-up */
+		timeout = eventbus_poll_interval;
+		if (eb_http_in_flight() > 0 && eb_http_timeout_ms() >= 0)
+			timeout = Min(timeout, eb_http_timeout_ms());
+		if (room >= threshold)
+			timeout = ms_until(next_due, timeout);
+		nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
+								   PG_WAIT_EXTENSION);
+		for (int i = 0; i < nevents; i++)
+		{
+			if (events[i].events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				poked = true;
+			}
+		}
+	}
+}
