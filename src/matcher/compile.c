@@ -26,14 +26,6 @@ ebm_ruleset_new(void)
 	return rs;
 }
 
-/* Free the compiled index. */
-static void
-index_free(ebm_index *ix)
-{
-	ebm_free(ix->always);
-	memset(ix, 0, sizeof(*ix));
-}
-
 /* Free a rule set. */
 void
 ebm_ruleset_free(ebm_ruleset *rs)
@@ -47,7 +39,7 @@ ebm_ruleset_free(ebm_ruleset *rs)
 	ebm_free(rs->subs);
 	ebm_free(rs->sub_rule);
 	ebm_pathtrie_free(rs->paths);
-	index_free(&rs->index);
+	ebm_index_free(&rs->index);
 	ebm_free(rs);
 }
 
@@ -107,18 +99,15 @@ ebm_ruleset_add(ebm_ruleset *rs, uint32_t rule_id, const ebm_pattern *p)
 	return EBM_OK;
 }
 
-/* Build the index over all sub-rules. */
+/* Build the index over all sub-rules (index.c). */
 ebm_status
 ebm_ruleset_compile(ebm_ruleset *rs)
 {
-	uint32_t	i;
+	ebm_status	st;
 
-	index_free(&rs->index);
-	rs->index.always = ebm_calloc(rs->nsubs ? rs->nsubs : 1, sizeof(uint32_t));
-	if (rs->index.always == NULL)
-		return EBM_ERR_NOMEM;
-	for (i = 0; i < rs->nsubs; i++)
-		rs->index.always[rs->index.nalways++] = i;
-	rs->compiled = true;
-	return EBM_OK;
+	if (rs == NULL)
+		return EBM_ERR_STATE;
+	st = ebm_index_build(rs);
+	rs->compiled = (st == EBM_OK);
+	return st;
 }

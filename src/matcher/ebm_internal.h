@@ -235,6 +235,7 @@ typedef struct ebm_leaf
 	const char *str;			/* string, or number text */
 	double		num;
 	uint32_t	trail;			/* offset into ctx->trails */
+	uint64_t	digest;			/* ebm_value_digest() of the value */
 } ebm_leaf;
 
 /* ---- rule set (compile.c) and matching context (match.c) ---- */
@@ -273,6 +274,8 @@ struct ebm_match_ctx
 	uint32_t   *ids;
 	size_t		nids;
 	size_t		idcap;
+	uint32_t   *idtmp;			/* radix sort scratch */
+	size_t		idtmpcap;
 	/* scratch for case folding and verification */
 	char	   *fold;
 	size_t		foldcap;

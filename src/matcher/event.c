@@ -16,7 +16,7 @@
  */
 #include <string.h>
 
-#include "ebm_internal.h"
+#include "index.h"
 
 /* One open container of the walk. */
 typedef struct frame
@@ -77,6 +77,7 @@ add_leaf(ebm_match_ctx *ctx, const ebm_builder *b, const ebm_token *v,
 			l->vtype = EBM_V_NULL;
 			break;
 	}
+	l->digest = ebm_value_digest(l->vtype, l->str, l->len, l->finite, l->num);
 	l->ntrail = (uint16_t) (ntrail > UINT16_MAX ? UINT16_MAX : ntrail);
 	l->trail = (uint32_t) ctx->ntrails;
 	if (ntrail)
@@ -170,6 +171,8 @@ ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
 	{
 		if (ctx->pgen)
 			memset(ctx->pgen, 0, ctx->npathcap * sizeof(uint32_t));
+		if (ctx->sgen)
+			memset(ctx->sgen, 0, ctx->nsubcap * sizeof(uint32_t));
 		ctx->gen = 1;
 	}
 	if (!ebm_grow(&ctx->frames, &ctx->framecap, 8, sizeof(frame)))

@@ -1,7 +1,26 @@
 /*-------------------------------------------------------------------------
  *
  * index.h
- *	  The candidate index of a compiled rule set (see compile.c).
+ *	  The candidate index of a compiled rule set.
+ *
+ * Every sub-rule is filed under one "anchor", a condition that must hold
+ * for the sub-rule to hold and that the event can look up cheaply:
+ *
+ *	group	 the conjunction of its exact-value fields (up to
+ *			 EBM_GROUP_MAX of them): one hash probe per combination of the
+ *			 event's values at those paths finds every sub-rule whose exact
+ *			 fields all agree;
+ *	string	 one field made only of exact / prefix / suffix /
+ *			 equals-ignore-case conditions: probes of the event value, of
+ *			 its prefixes and suffixes of the lengths present, folded or not;
+ *	numeric  one field made only of numeric ranges: sorted by lower bound;
+ *	presence any other field that needs a value (anything-but, exists:true,
+ *			 wildcard, cidr): candidate when the path has a value at all;
+ *	always	 sub-rules made only of exists:false fields.
+ *
+ * A probe yields candidates; eval.c decides each exactly.  Hash keys are
+ * 64-bit digests of (anchor kind, path, value): a digest collision only
+ * adds a candidate that the exact check then drops.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,10 +29,123 @@
 
 #include "ebm_internal.h"
 
+#define EBM_GROUP_MAX 3			/* exact fields in a group key */
+#define EBM_GROUP_MAX_KEYS 64	/* OR-list expansions per sub-rule */
+#define EBM_GROUP_MAX_COMBOS 256	/* event value combinations probed */
+
+/* Kinds of string probe (also part of the digest). */
+typedef enum ebm_skind
+{
+	EBM_S_EXACT = 1,
+	EBM_S_PREFIX,
+	EBM_S_SUFFIX,
+	EBM_S_PREFIX_IC,
+	EBM_S_SUFFIX_IC,
+	EBM_S_EQUALS_IC
+} ebm_skind;
+
+/* Digest -> run of sub-rule ids, as an open-addressing table. */
+typedef struct ebm_htab
+{
+	uint64_t   *keys;			/* 0 marks an empty slot */
+	uint32_t   *start;
+	uint32_t   *count;
+	size_t		cap;			/* power of two */
+	uint32_t   *subs;			/* runs, concatenated */
+	size_t		nsubs;
+} ebm_htab;
+
+/* The exact-field signature of a group of sub-rules. */
+typedef struct ebm_group
+{
+	uint32_t	npaths;
+	uint32_t	paths[EBM_GROUP_MAX];	/* ascending path ids */
+	uint32_t	id;
+	uint32_t   *all;			/* every sub-rule of the group (fallback) */
+	uint32_t	nall;
+} ebm_group;
+
+/* A numeric range anchor. */
+typedef struct ebm_range
+{
+	double		lo;
+	double		hi;
+	bool		lo_incl;
+	bool		hi_incl;
+	uint32_t	sub;
+} ebm_range;
+
+/* What the index knows about one path. */
+typedef struct ebm_pathinfo
+{
+	uint32_t   *groups;			/* groups whose first path is this one */
+	uint32_t	ngroups;
+	uint32_t   *presence;		/* sub-rules anchored on a value here */
+	uint32_t	npresence;
+	ebm_range  *ranges;			/* numeric anchors, by lower bound */
+	uint32_t	nranges;
+	bool		has_exact;		/* string-probe kinds present here */
+	bool		has_eic;
+	uint32_t   *lens[4];		/* prefix, suffix, prefix-ic, suffix-ic */
+	uint32_t	nlens[4];		/* distinct lengths, ascending */
+} ebm_pathinfo;
+
 typedef struct ebm_index
 {
-	uint32_t   *always;			/* sub-rules checked for every event */
+	ebm_group  *groups;
+	uint32_t	ngroups;
+	ebm_htab	exact;			/* group digests */
+	ebm_htab	strings;		/* string-probe digests */
+	ebm_pathinfo *paths;
+	uint32_t	npaths;
+	uint32_t   *always;
 	uint32_t	nalways;
 } ebm_index;
+
+/* Digest of one JSON value (type-aware; numbers by value). */
+static inline uint64_t
+ebm_value_digest(uint8_t vtype, const char *s, size_t len, bool finite,
+				 double num)
+{
+	switch (vtype)
+	{
+		case EBM_V_STRING:
+			return ebm_hash_bytes(s, len, EBM_HASH_SEED ^ 0x5354);
+		case EBM_V_NUMBER:
+			if (finite)
+				return ebm_hash_mix(ebm_number_key(num) ^ UINT64_C(0x4e554d));
+			return ebm_hash_bytes(s, len, EBM_HASH_SEED ^ 0x4e54);
+		case EBM_V_TRUE:
+			return UINT64_C(0x7472756574727565);
+		case EBM_V_FALSE:
+			return UINT64_C(0x66616c7365666c73);
+		default:
+			return UINT64_C(0x6e756c6c6e756c6c);
+	}
+}
+
+/* Final digest of a probe: kind, path (or group) and value digest. */
+static inline uint64_t
+ebm_probe_key(uint32_t kind, uint32_t where, uint64_t h)
+{
+	uint64_t	k = ebm_hash_mix(h ^ ((uint64_t) kind << 56) ^
+								 ((uint64_t) where * UINT64_C(0x9e3779b97f4a7c15)));
+
+	return k ? k : 1;
+}
+
+/* FNV-1a step, for prefix/suffix digests computed byte by byte. */
+static inline uint64_t
+ebm_fnv_step(uint64_t h, unsigned char c)
+{
+	return (h ^ c) * UINT64_C(0x100000001b3);
+}
+
+extern const uint32_t *ebm_htab_find(const ebm_htab *t, uint64_t key,
+									 uint32_t *n);
+extern void ebm_index_free(ebm_index *ix);
+
+struct ebm_ruleset;
+extern ebm_status ebm_index_build(struct ebm_ruleset *rs);
 
 #endif							/* EBM_INDEX_H */

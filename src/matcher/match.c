@@ -3,6 +3,12 @@
  * match.c
  *	  Match one event against a compiled rule set.
  *
+ * Flatten the event (event.c), probe the index (index.h) with the values
+ * found at the paths the rules use, decide each candidate sub-rule exactly
+ * (eval.c), and return the distinct rule ids in ascending order.  The cost
+ * follows the event's size and the number of candidates, not the number of
+ * rules.  Scratch space lives in the context and is reused.
+ *
  *-------------------------------------------------------------------------
  */
 #include <stdlib.h>
@@ -34,6 +40,7 @@ ebm_match_ctx_free(ebm_match_ctx *ctx)
 	ebm_free(ctx->sgen);
 	ebm_free(ctx->cands);
 	ebm_free(ctx->ids);
+	ebm_free(ctx->idtmp);
 	ebm_free(ctx->fold);
 	ebm_free(ctx->pick);
 	ebm_free(ctx->pickoff);
@@ -42,30 +49,271 @@ ebm_match_ctx_free(ebm_match_ctx *ctx)
 	ebm_free(ctx);
 }
 
-/* Ascending order of rule ids, for qsort. */
-static int
-cmp_u32(const void *a, const void *b)
+/* Make room for one stamp and one candidate slot per sub-rule. */
+static bool
+reserve_subs(ebm_match_ctx *ctx, size_t nsubs)
 {
-	uint32_t	x = *(const uint32_t *) a;
-	uint32_t	y = *(const uint32_t *) b;
+	size_t		old = ctx->nsubcap;
+	size_t		cap = ctx->nsubcap;
 
-	return (x > y) - (x < y);
+	if (nsubs <= ctx->nsubcap)
+		return true;
+	if (!ebm_grow((void **) &ctx->sgen, &cap, nsubs, sizeof(uint32_t)))
+		return false;
+	memset(ctx->sgen + old, 0, (cap - old) * sizeof(uint32_t));
+	ctx->nsubcap = cap;
+	return ebm_grow((void **) &ctx->cands, &ctx->candcap, cap, sizeof(uint32_t));
 }
 
-/* Sort the collected ids and drop duplicates. */
+/* Note sub-rule s as a candidate, once per event. */
+static inline void
+add_cand(ebm_match_ctx *ctx, uint32_t s)
+{
+	if (ctx->sgen[s] != ctx->gen)
+	{
+		ctx->sgen[s] = ctx->gen;
+		ctx->cands[ctx->ncands++] = s;
+	}
+}
+
+/* Note every sub-rule of a run as a candidate. */
+static inline void
+add_cands(ebm_match_ctx *ctx, const uint32_t *subs, uint32_t n)
+{
+	uint32_t	i;
+
+	for (i = 0; i < n; i++)
+		add_cand(ctx, subs[i]);
+}
+
+/* Leaves of the event at path p (count in *n). */
+static inline const ebm_leaf *
+leaves_at(const ebm_match_ctx *ctx, uint32_t p, uint32_t *n)
+{
+	if (p >= ctx->npathcap || ctx->pgen[p] != ctx->gen)
+	{
+		*n = 0;
+		return NULL;
+	}
+	*n = ctx->pcount[p];
+	return ctx->byp + ctx->pfirst[p];
+}
+
+/* Probe one group with every combination of the event's values. */
 static void
+probe_group(const ebm_index *ix, const ebm_group *g, ebm_match_ctx *ctx)
+{
+	const ebm_leaf *lv[EBM_GROUP_MAX];
+	uint32_t	cnt[EBM_GROUP_MAX];
+	uint32_t	idx[EBM_GROUP_MAX];
+	uint32_t	combos = 1;
+	uint32_t	i;
+
+	for (i = 0; i < g->npaths; i++)
+	{
+		lv[i] = leaves_at(ctx, g->paths[i], &cnt[i]);
+		if (cnt[i] == 0)
+			return;
+		combos = (combos > EBM_GROUP_MAX_COMBOS) ? combos : combos * cnt[i];
+		idx[i] = 0;
+	}
+	if (combos > EBM_GROUP_MAX_COMBOS)
+	{
+		/* too many value combinations: let the exact check sort it out */
+		add_cands(ctx, g->all, g->nall);
+		return;
+	}
+	while (true)
+	{
+		uint64_t	h = EBM_HASH_SEED;
+		const uint32_t *run;
+		uint32_t	n;
+
+		for (i = 0; i < g->npaths; i++)
+			h = ebm_hash_mix(h * 31 + lv[i][idx[i]].digest);
+		run = ebm_htab_find(&ix->exact, ebm_probe_key(0, g->id, h), &n);
+		add_cands(ctx, run, n);
+		for (i = 0; i < g->npaths; i++)
+		{
+			if (++idx[i] < cnt[i])
+				break;
+			idx[i] = 0;
+		}
+		if (i == g->npaths)
+			break;
+	}
+}
+
+/*
+ * Probe the prefixes (or, backward, the suffixes) of s whose lengths are in
+ * lens[0..nlens), under the given kind.
+ */
+static void
+probe_affixes(const ebm_index *ix, ebm_match_ctx *ctx, uint32_t path,
+			  uint32_t kind, const char *s, size_t len, const uint32_t *lens,
+			  uint32_t nlens, bool backward)
+{
+	uint64_t	h = EBM_HASH_SEED;
+	size_t		done = 0;
+	uint32_t	k;
+
+	for (k = 0; k < nlens && lens[k] <= len; k++)
+	{
+		const uint32_t *run;
+		uint32_t	n;
+
+		for (; done < lens[k]; done++)
+			h = ebm_fnv_step(h, (unsigned char) s[backward ? len - 1 - done : done]);
+		run = ebm_htab_find(&ix->strings, ebm_probe_key(kind, path, h), &n);
+		add_cands(ctx, run, n);
+	}
+}
+
+/* String probes of one value at path p. */
+static void
+probe_strings(const ebm_index *ix, const ebm_pathinfo *pi, uint32_t p,
+			  const ebm_leaf *l, ebm_match_ctx *ctx)
+{
+	const uint32_t *run;
+	uint32_t	n;
+
+	if (pi->has_exact)
+	{
+		run = ebm_htab_find(&ix->strings, ebm_probe_key(EBM_S_EXACT, p, l->digest), &n);
+		add_cands(ctx, run, n);
+	}
+	if (l->vtype != EBM_V_STRING)
+		return;
+	probe_affixes(ix, ctx, p, EBM_S_PREFIX, l->str, l->len, pi->lens[0], pi->nlens[0], false);
+	probe_affixes(ix, ctx, p, EBM_S_SUFFIX, l->str, l->len, pi->lens[1], pi->nlens[1], true);
+	if (pi->has_eic || pi->nlens[2] || pi->nlens[3])
+	{
+		size_t		flen;
+
+		if (!ebm_ctx_reserve_fold(ctx, (size_t) l->len * EBM_CASEFOLD_MAX_GROWTH + 1))
+			return;
+		flen = ebm_casefold(l->str, l->len, ctx->fold);
+		if (pi->has_eic)
+		{
+			run = ebm_htab_find(&ix->strings,
+								ebm_probe_key(EBM_S_EQUALS_IC, p,
+											  ebm_hash_bytes(ctx->fold, flen, EBM_HASH_SEED)),
+								&n);
+			add_cands(ctx, run, n);
+		}
+		probe_affixes(ix, ctx, p, EBM_S_PREFIX_IC, ctx->fold, flen, pi->lens[2], pi->nlens[2], false);
+		probe_affixes(ix, ctx, p, EBM_S_SUFFIX_IC, ctx->fold, flen, pi->lens[3], pi->nlens[3], true);
+	}
+}
+
+/* Numeric-range probes of one number at path p. */
+static void
+probe_ranges(const ebm_pathinfo *pi, double x, ebm_match_ctx *ctx)
+{
+	uint32_t	lo = 0;
+	uint32_t	hi = pi->nranges;
+	uint32_t	i;
+
+	/* ranges whose lower bound is <= x come first */
+	while (lo < hi)
+	{
+		uint32_t	mid = (lo + hi) / 2;
+
+		if (pi->ranges[mid].lo <= x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (i = 0; i < lo; i++)
+	{
+		const ebm_range *r = &pi->ranges[i];
+
+		if ((r->lo_incl ? x >= r->lo : x > r->lo) &&
+			(r->hi_incl ? x <= r->hi : x < r->hi))
+			add_cand(ctx, r->sub);
+	}
+}
+
+/* Collect the candidate sub-rules of the flattened event. */
+static void
+collect_candidates(const ebm_index *ix, ebm_match_ctx *ctx)
+{
+	size_t		t;
+	uint32_t	i;
+
+	ctx->ncands = 0;
+	for (t = 0; t < ctx->ntouched; t++)
+	{
+		uint32_t	p = ctx->touched[t];
+		const ebm_pathinfo *pi = &ix->paths[p];
+		uint32_t	n;
+		const ebm_leaf *lv = leaves_at(ctx, p, &n);
+
+		for (i = 0; i < pi->ngroups; i++)
+			probe_group(ix, &ix->groups[pi->groups[i]], ctx);
+		add_cands(ctx, pi->presence, pi->npresence);
+		if (pi->has_exact || pi->has_eic || pi->nlens[0] || pi->nlens[1] ||
+			pi->nlens[2] || pi->nlens[3] || pi->nranges)
+			for (i = 0; i < n; i++)
+			{
+				probe_strings(ix, pi, p, &lv[i], ctx);
+				if (pi->nranges && lv[i].vtype == EBM_V_NUMBER && lv[i].finite)
+					probe_ranges(pi, lv[i].num, ctx);
+			}
+	}
+	add_cands(ctx, ix->always, ix->nalways);
+}
+
+/* Sort the collected ids ascending and drop duplicates. */
+static bool
 sort_unique(ebm_match_ctx *ctx)
 {
+	size_t		n = ctx->nids;
+	uint32_t   *a = ctx->ids;
 	size_t		i,
-				n = 0;
+				j,
+				out = 0;
 
-	if (ctx->nids < 2)
-		return;
-	qsort(ctx->ids, ctx->nids, sizeof(uint32_t), cmp_u32);
-	for (i = 0; i < ctx->nids; i++)
-		if (n == 0 || ctx->ids[n - 1] != ctx->ids[i])
-			ctx->ids[n++] = ctx->ids[i];
-	ctx->nids = n;
+	if (n > 32)
+	{
+		/* LSD radix sort, two 16-bit passes */
+		uint32_t   *tmp;
+		int			pass;
+
+		if (!ebm_grow((void **) &ctx->idtmp, &ctx->idtmpcap, n, sizeof(uint32_t)))
+			return false;
+		tmp = ctx->idtmp;
+		for (pass = 0; pass < 2; pass++)
+		{
+			uint32_t	count[65537];
+			int			shift = pass * 16;
+
+			memset(count, 0, sizeof(count));
+			for (i = 0; i < n; i++)
+				count[((a[i] >> shift) & 0xFFFF) + 1]++;
+			for (i = 1; i <= 65536; i++)
+				count[i] += count[i - 1];
+			for (i = 0; i < n; i++)
+				tmp[count[(a[i] >> shift) & 0xFFFF]++] = a[i];
+			memcpy(a, tmp, n * sizeof(uint32_t));
+		}
+	}
+	else
+	{
+		for (i = 1; i < n; i++)
+		{
+			uint32_t	v = a[i];
+
+			for (j = i; j > 0 && a[j - 1] > v; j--)
+				a[j] = a[j - 1];
+			a[j] = v;
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (out == 0 || a[out - 1] != a[i])
+			a[out++] = a[i];
+	ctx->nids = out;
+	return true;
 }
 
 /* Match the event held by the builder; see ebm.h. */
@@ -74,19 +322,22 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 		  const uint32_t **ids, size_t *nids)
 {
 	ebm_status	st;
-	uint32_t	i;
+	size_t		c;
 
 	*ids = NULL;
 	*nids = 0;
-	if (rs == NULL || !rs->compiled)
+	if (rs == NULL || ctx == NULL || !rs->compiled)
 		return EBM_ERR_STATE;
+	if (!reserve_subs(ctx, rs->nsubs))
+		return EBM_ERR_NOMEM;
 	st = ebm_event_flatten(rs->paths, ebm_pathtrie_npaths(rs->paths), event, ctx);
 	if (st != EBM_OK)
 		return st;
+	collect_candidates(&rs->index, ctx);
 	ctx->nids = 0;
-	for (i = 0; i < rs->index.nalways; i++)
+	for (c = 0; c < ctx->ncands; c++)
 	{
-		uint32_t	s = rs->index.always[i];
+		uint32_t	s = ctx->cands[c];
 
 		if (ebm_subrule_holds(&rs->subs[s], ctx))
 		{
@@ -95,7 +346,8 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 			ctx->ids[ctx->nids++] = rs->sub_rule[s];
 		}
 	}
-	sort_unique(ctx);
+	if (!sort_unique(ctx))
+		return EBM_ERR_NOMEM;
 	*ids = ctx->ids;
 	*nids = ctx->nids;
 	return EBM_OK;
