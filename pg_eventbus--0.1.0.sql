@@ -17,7 +17,7 @@
 CREATE TABLE eventbus.buses (
 	name		text PRIMARY KEY,
 	created_at	timestamptz NOT NULL DEFAULT now(),
-	CONSTRAINT buses_name_valid CHECK (name ~ '^[A-Za-z0-9._/-]{1,256}$')
+	CONSTRAINT buses_name_valid CHECK (name ~ '^[A-Za-z0-9._/-]+$' AND length(name) <= 256)
 );
 COMMENT ON TABLE eventbus.buses IS 'Event buses; "default" exists from CREATE EXTENSION on.';
 
@@ -233,17 +233,16 @@ CREATE TRIGGER targets_invalidate_cache
 ------------------------------------------------------------------------------
 
 /*
- * Validates one entry as PutEvents does.  Returns NULL when it is valid,
- * otherwise the error as (sqlstate, error_code, message, detail, hint):
- * error_code and message are AWS's, for put_events; the SQLSTATE, detail
- * and hint are for put_event's ereport.
+ * Validates one entry as PutEvents does.  All fields are NULL when it is
+ * valid; otherwise sqlstate, message, detail and hint are put_event's error
+ * and error_code and error_message are AWS's, for put_events.
  */
 CREATE FUNCTION eventbus.check_entry(source text, detail_type text,
 									 detail_size bigint, resources text[],
 									 bus text, time_given boolean,
-									 OUT sqlstate text, OUT error_code text,
-									 OUT message text, OUT detail text,
-									 OUT hint text)
+									 OUT sqlstate text, OUT message text,
+									 OUT detail text, OUT hint text,
+									 OUT error_code text, OUT error_message text)
 RETURNS record
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -254,38 +253,46 @@ DECLARE
 BEGIN
 	IF source IS NULL OR source = '' THEN
 		sqlstate := CASE WHEN source IS NULL THEN '22004' ELSE '22023' END;
-		error_code := 'InvalidArgument';
-		message := 'Parameter Source is not valid. Reason: Source is a required argument.';
+		message := CASE WHEN source IS NULL THEN 'event source must not be null' ELSE 'event source must not be empty' END;
 		hint := 'Pass the name of the system that publishes the event, such as ''com.example.orders''.';
+		error_code := 'InvalidArgument';
+		error_message := 'Parameter Source is not valid. Reason: Source is a required argument.';
 	ELSIF detail_type IS NULL OR detail_type = '' THEN
 		sqlstate := CASE WHEN detail_type IS NULL THEN '22004' ELSE '22023' END;
-		error_code := 'InvalidArgument';
-		message := 'Parameter DetailType is not valid. Reason: DetailType is a required argument.';
+		message := CASE WHEN detail_type IS NULL THEN 'event detail-type must not be null' ELSE 'event detail-type must not be empty' END;
 		hint := 'Pass what kind of event this is, such as ''Order Placed''.';
+		error_code := 'InvalidArgument';
+		error_message := 'Parameter DetailType is not valid. Reason: DetailType is a required argument.';
 	ELSIF detail_size IS NULL THEN
 		sqlstate := '22004';
-		error_code := 'InvalidArgument';
-		message := 'Parameter Detail is not valid. Reason: Detail is a required argument.';
+		message := 'event detail must not be null';
 		hint := 'Pass a JSON object; ''{}'' for an event with no detail.';
+		error_code := 'InvalidArgument';
+		error_message := 'Parameter Detail is not valid. Reason: Detail is a required argument.';
 	ELSIF length(source) > 256 THEN
 		sqlstate := '22023';
-		error_code := 'InvalidArgument';
-		message := 'Parameter Source is not valid. Reason: Source is longer than 256 characters.';
+		message := 'event source is longer than 256 characters';
 		detail := format('The source has %s characters.', length(source));
+		error_code := 'InvalidArgument';
+		error_message := 'Parameter Source is not valid. Reason: Source is longer than 256 characters.';
 	ELSIF length(detail_type) > 128 THEN
 		sqlstate := '22023';
-		error_code := 'InvalidArgument';
-		message := 'Parameter DetailType is not valid. Reason: DetailType is longer than 128 characters.';
+		message := 'event detail-type is longer than 128 characters';
 		detail := format('The detail-type has %s characters.', length(detail_type));
+		error_code := 'InvalidArgument';
+		error_message := 'Parameter DetailType is not valid. Reason: DetailType is longer than 128 characters.';
 	ELSIF array_position(resources, NULL) IS NOT NULL THEN
 		sqlstate := '22004';
+		message := 'event resources must not contain null';
+		hint := 'Leave the resource out, or pass an empty array.';
 		error_code := 'InvalidArgument';
-		message := 'Parameter Resources is not valid. Reason: Resources must not contain null.';
+		error_message := 'Parameter Resources is not valid. Reason: Resources must not contain null.';
 	ELSIF NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name = bus) THEN
 		sqlstate := '42704';
-		error_code := 'ResourceNotFoundException';
-		message := format('Event bus %s does not exist.', bus);
+		message := format('event bus "%s" does not exist', bus);
 		hint := 'Create it with eventbus.create_event_bus(), or publish to ''default''.';
+		error_code := 'ResourceNotFoundException';
+		error_message := format('Event bus %s does not exist.', bus);
 	ELSE
 		-- the entry size as AWS counts it: Time (14 bytes when given),
 		-- Source, DetailType, Detail and each resource, in UTF-8 bytes
@@ -294,10 +301,11 @@ BEGIN
 			+ coalesce((SELECT sum(octet_length(r)) FROM unnest(resources) r), 0);
 		IF v_size > v_limit THEN
 			sqlstate := '54000';
-			error_code := 'ValidationException';
-			message := 'Total size of the entries in the request is over the limit.';
+			message := 'event is too large';
 			detail := format('The event is %s bytes; the limit is %s bytes.', v_size, v_limit);
 			hint := 'Store large payloads elsewhere and publish a reference, or raise eventbus.max_event_size.';
+			error_code := 'ValidationException';
+			error_message := format('Total size of the entries in the request is over the limit: the entry is %s bytes, the limit %s.', v_size, v_limit);
 		END IF;
 	END IF;
 END
@@ -318,19 +326,16 @@ BEGIN
 	resources := coalesce(resources, '{}');
 	bus := coalesce(bus, 'default');
 	IF detail IS NOT NULL AND jsonb_typeof(detail) <> 'object' THEN
-		RAISE EXCEPTION 'event detail must be a JSON object'
-			USING ERRCODE = '22023',
-				  DETAIL = format('The detail given is a JSON %s.', jsonb_typeof(detail)),
-				  HINT = 'Wrap the value in an object, for example jsonb_build_object(''value'', ...).';
+		PERFORM eventbus.raise_error('22023',
+			'event detail must be a JSON object',
+			format('The detail given is a JSON %s.', jsonb_typeof(detail)),
+			'Wrap the value in an object, for example jsonb_build_object(''value'', ...).');
 	END IF;
 	v_err := eventbus.check_entry(source, detail_type,
 								  octet_length(detail::text), resources, bus,
 								  "time" IS NOT NULL);
 	IF v_err.sqlstate IS NOT NULL THEN
-		RAISE EXCEPTION '%', v_err.message
-			USING ERRCODE = v_err.sqlstate,
-				  DETAIL = coalesce(v_err.detail, ''),
-				  HINT = coalesce(v_err.hint, '');
+		PERFORM eventbus.raise_error(v_err.sqlstate, v_err.message, v_err.detail, v_err.hint);
 	END IF;
 	INSERT INTO eventbus.events (id, bus, source, detail_type, resources, detail,
 								 "time", account, region)
@@ -368,16 +373,16 @@ DECLARE
 	v_id uuid;
 BEGIN
 	IF entries IS NULL OR jsonb_typeof(entries) <> 'array' THEN
-		RAISE EXCEPTION 'entries must be a JSON array of PutEvents entries'
-			USING ERRCODE = '22023',
-				  DETAIL = format('The value given is %s.', coalesce('a JSON ' || jsonb_typeof(entries), 'NULL')),
-				  HINT = 'Pass ''[{"Source": "...", "DetailType": "...", "Detail": "{...}"}]''.';
+		PERFORM eventbus.raise_error('22023',
+			'entries must be a JSON array of PutEvents entries',
+			format('The value given is %s.', coalesce('a JSON ' || jsonb_typeof(entries), 'NULL')),
+			'Pass ''[{"Source": "...", "DetailType": "...", "Detail": "{...}"}]''.');
 	END IF;
 	IF jsonb_array_length(entries) = 0 OR jsonb_array_length(entries) > 10 THEN
-		RAISE EXCEPTION '1 validation error detected: Value at ''entries'' failed to satisfy constraint: Member must have length between 1 and 10'
-			USING ERRCODE = '22023',
-				  DETAIL = format('%s entries were given.', jsonb_array_length(entries)),
-				  HINT = 'Split the entries into calls of at most 10.';
+		PERFORM eventbus.raise_error('22023',
+			format('put_events takes 1 to 10 entries, not %s', jsonb_array_length(entries)),
+			'PutEvents accepts at most 10 entries per call.',
+			CASE WHEN jsonb_array_length(entries) > 10 THEN 'Split the entries into calls of at most 10.' END);
 	END IF;
 
 	FOR v_entry IN SELECT x FROM jsonb_array_elements(entries) AS t(x)
@@ -482,7 +487,7 @@ BEGIN
 			v_err := eventbus.check_entry(v_source, v_detail_type, v_detail_size,
 										  v_resources, v_bus, v_time IS NOT NULL);
 			v_code := v_err.error_code;
-			v_message := v_err.message;
+			v_message := v_err.error_message;
 		END IF;
 
 		IF v_code IS NULL THEN
@@ -544,15 +549,16 @@ DECLARE
 	v_detail jsonb;
 BEGIN
 	IF TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' THEN
-		RAISE EXCEPTION 'eventbus.capture() must be an AFTER ... FOR EACH ROW trigger'
-			USING ERRCODE = '39P01',
-				  HINT = 'CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON your_table FOR EACH ROW EXECUTE FUNCTION eventbus.capture(''com.example.source'');';
+		PERFORM eventbus.raise_error('39P01',
+			'eventbus.capture() must be an AFTER ... FOR EACH ROW trigger',
+			NULL,
+			'CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON your_table FOR EACH ROW EXECUTE FUNCTION eventbus.capture(''com.example.source'');');
 	END IF;
 	IF TG_NARGS < 1 OR TG_NARGS > 2 OR TG_ARGV[0] = '' THEN
-		RAISE EXCEPTION 'eventbus.capture() takes the event source and, optionally, the bus as trigger arguments'
-			USING ERRCODE = '39P01',
-				  DETAIL = format('Trigger %s on %I.%I passes %s argument(s).', TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_NARGS),
-				  HINT = 'EXECUTE FUNCTION eventbus.capture(''com.example.orders'') or eventbus.capture(''com.example.orders'', ''orders-bus'').';
+		PERFORM eventbus.raise_error('39P01',
+			'eventbus.capture() takes the event source and, optionally, the bus as trigger arguments',
+			format('Trigger %s on %I.%I passes %s argument(s).', TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_NARGS),
+			'EXECUTE FUNCTION eventbus.capture(''com.example.orders'') or eventbus.capture(''com.example.orders'', ''orders-bus'').');
 	END IF;
 	v_detail := jsonb_build_object(
 		'operation', TG_OP,
@@ -580,16 +586,17 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF name IS NULL OR name !~ '^[A-Za-z0-9._/-]{1,256}$' THEN
-		RAISE EXCEPTION 'invalid event bus name %', coalesce(quote_literal(name), 'NULL')
-			USING ERRCODE = '22023',
-				  DETAIL = 'A bus name is 1 to 256 characters from A-Z, a-z, 0-9, ".", "_", "-" and "/".',
-				  HINT = 'Choose a name such as ''orders''.';
+	IF name IS NULL OR name !~ '^[A-Za-z0-9._/-]+$' OR length(name) > 256 THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid event bus name "%s"', name),
+			'A bus name is 1 to 256 characters from A-Z, a-z, 0-9, ".", "_", "-" and "/".',
+			'Choose a name such as ''orders''.');
 	END IF;
 	IF EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name = create_event_bus.name) THEN
-		RAISE EXCEPTION 'event bus % already exists', quote_literal(name)
-			USING ERRCODE = '42710',
-				  HINT = 'Use the existing bus, or delete it first with eventbus.delete_event_bus().';
+		PERFORM eventbus.raise_error('42710',
+			format('event bus "%s" already exists', name),
+			NULL,
+			'Use the existing bus, or delete it first with eventbus.delete_event_bus().');
 	END IF;
 	INSERT INTO eventbus.buses (name) VALUES (create_event_bus.name);
 END
@@ -604,21 +611,24 @@ DECLARE
 	v_rules bigint;
 BEGIN
 	IF name = 'default' THEN
-		RAISE EXCEPTION 'cannot delete the default event bus'
-			USING ERRCODE = '22023',
-				  HINT = 'Delete its rules instead.';
+		PERFORM eventbus.raise_error('22023',
+			'cannot delete the default event bus',
+			NULL,
+			'Delete its rules instead.');
 	END IF;
 	PERFORM 1 FROM eventbus.buses b WHERE b.name = delete_event_bus.name FOR UPDATE;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'event bus % does not exist', coalesce(quote_literal(name), 'NULL')
-			USING ERRCODE = '42704',
-				  HINT = 'List the buses with: SELECT name FROM eventbus.buses;';
+		PERFORM eventbus.raise_error('42704',
+			format('event bus "%s" does not exist', name),
+			NULL,
+			'List the buses with: SELECT name FROM eventbus.buses;');
 	END IF;
 	SELECT count(*) INTO v_rules FROM eventbus.rules r WHERE r.bus = delete_event_bus.name;
 	IF v_rules > 0 THEN
-		RAISE EXCEPTION 'event bus % still has % rule(s)', quote_literal(name), v_rules
-			USING ERRCODE = '2BP01',
-				  HINT = 'Delete its rules with eventbus.delete_rule() first.';
+		PERFORM eventbus.raise_error('2BP01',
+			format('event bus "%s" still has %s rule(s)', name, v_rules),
+			NULL,
+			'Delete its rules with eventbus.delete_rule() first.');
 	END IF;
 	DELETE FROM eventbus.buses b WHERE b.name = delete_event_bus.name;
 END
@@ -636,9 +646,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name = bus) THEN
-		RAISE EXCEPTION 'event bus % does not exist', coalesce(quote_literal(bus), 'NULL')
-			USING ERRCODE = '42704',
-				  HINT = 'Create it with eventbus.create_event_bus().';
+		PERFORM eventbus.raise_error('42704',
+			format('event bus "%s" does not exist', bus),
+			NULL,
+			'Create it with eventbus.create_event_bus().');
 	END IF;
 	IF lock THEN
 		PERFORM 1 FROM eventbus.rules r WHERE r.bus = require_rule.bus AND r.name = rule FOR UPDATE;
@@ -646,9 +657,10 @@ BEGIN
 		PERFORM 1 FROM eventbus.rules r WHERE r.bus = require_rule.bus AND r.name = rule;
 	END IF;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'rule % does not exist on event bus %', coalesce(quote_literal(rule), 'NULL'), quote_literal(bus)
-			USING ERRCODE = '42704',
-				  HINT = 'List the rules with: SELECT bus, name FROM eventbus.rules;';
+		PERFORM eventbus.raise_error('42704',
+			format('rule "%s" does not exist on event bus "%s"', rule, bus),
+			NULL,
+			'List the rules with: SELECT bus, name FROM eventbus.rules;');
 	END IF;
 END
 $$;
@@ -663,25 +675,28 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF name IS NULL OR name !~ '^[A-Za-z0-9._-]{1,64}$' THEN
-		RAISE EXCEPTION 'invalid rule name %', coalesce(quote_literal(name), 'NULL')
-			USING ERRCODE = '22023',
-				  DETAIL = 'A rule name is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
-				  HINT = 'Choose a name such as ''orders-to-billing''.';
+		PERFORM eventbus.raise_error('22023',
+			format('invalid rule name "%s"', name),
+			'A rule name is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
+			'Choose a name such as ''orders-to-billing''.');
 	END IF;
 	IF upper(state) IS DISTINCT FROM 'ENABLED' AND upper(state) IS DISTINCT FROM 'DISABLED' THEN
-		RAISE EXCEPTION 'invalid rule state %', coalesce(quote_literal(state), 'NULL')
-			USING ERRCODE = '22023',
-				  HINT = 'The state is ''ENABLED'' or ''DISABLED''.';
+		PERFORM eventbus.raise_error('22023',
+			format('invalid rule state "%s"', state),
+			NULL,
+			'The state is ''ENABLED'' or ''DISABLED''.');
 	END IF;
 	IF event_pattern IS NULL THEN
-		RAISE EXCEPTION 'event pattern of rule % must not be null', quote_literal(name)
-			USING ERRCODE = '22004',
-				  HINT = 'Pass a pattern such as ''{"source": ["com.example.orders"]}''.';
+		PERFORM eventbus.raise_error('22004',
+			format('event pattern of rule "%s" must not be null', name),
+			NULL,
+			'Pass a pattern such as ''{"source": ["com.example.orders"]}''.');
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name = bus) THEN
-		RAISE EXCEPTION 'event bus % does not exist', coalesce(quote_literal(bus), 'NULL')
-			USING ERRCODE = '42704',
-				  HINT = 'Create it with eventbus.create_event_bus().';
+		PERFORM eventbus.raise_error('42704',
+			format('event bus "%s" does not exist', bus),
+			NULL,
+			'Create it with eventbus.create_event_bus().');
 	END IF;
 	PERFORM eventbus.validate_event_pattern(event_pattern);
 	INSERT INTO eventbus.rules AS r (bus, name, event_pattern, state, description)
@@ -753,60 +768,67 @@ DECLARE
 BEGIN
 	PERFORM eventbus.require_rule(rule, bus, true);
 	IF target_id IS NULL OR target_id !~ '^[A-Za-z0-9._-]{1,64}$' THEN
-		RAISE EXCEPTION 'invalid target_id %', coalesce(quote_literal(target_id), 'NULL')
-			USING ERRCODE = '22023',
-				  DETAIL = 'A target id is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".';
+		PERFORM eventbus.raise_error('22023',
+			format('invalid target_id "%s"', target_id),
+			'A target id is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
+			NULL);
 	END IF;
 	IF endpoint IS NULL OR endpoint !~* '^https?://[^/?#@[:space:]]+' OR endpoint ~ '[[:space:]]' THEN
-		RAISE EXCEPTION 'invalid endpoint % for target %', coalesce(quote_literal(endpoint), 'NULL'), quote_literal(target_id)
-			USING ERRCODE = '22023',
-				  DETAIL = 'The endpoint must be an absolute http:// or https:// URL with a host and no spaces.',
-				  HINT = 'For example ''https://hooks.example.com/orders''.';
+		PERFORM eventbus.raise_error('22023',
+			format('invalid endpoint "%s" for target "%s"', endpoint, target_id),
+			'The endpoint must be an absolute http:// or https:// URL with a host and no spaces.',
+			'For example ''https://hooks.example.com/orders''.');
 	END IF;
 	http_method := upper(http_method);
 	IF http_method IS NULL OR http_method NOT IN ('POST', 'PUT', 'PATCH', 'GET', 'DELETE', 'HEAD', 'OPTIONS') THEN
-		RAISE EXCEPTION 'invalid http_method % for target %', coalesce(quote_literal(http_method), 'NULL'), quote_literal(target_id)
-			USING ERRCODE = '22023',
-				  HINT = 'Use one of POST, PUT, PATCH, GET, DELETE, HEAD, OPTIONS.';
+		PERFORM eventbus.raise_error('22023',
+			format('invalid http_method "%s" for target "%s"', http_method, target_id),
+			NULL,
+			'Use one of POST, PUT, PATCH, GET, DELETE, HEAD, OPTIONS.');
 	END IF;
 	IF headers IS NULL OR jsonb_typeof(headers) <> 'object' THEN
-		RAISE EXCEPTION 'headers of target % must be a JSON object of strings', quote_literal(target_id)
-			USING ERRCODE = '22023',
-				  HINT = 'For example ''{"Authorization": "Bearer ..."}''.';
+		PERFORM eventbus.raise_error('22023',
+			format('headers of target "%s" must be a JSON object of strings', target_id),
+			NULL,
+			'For example ''{"Authorization": "Bearer ..."}''.');
 	END IF;
-	SELECT string_agg(quote_literal(k), ', ') INTO v_bad
+	SELECT string_agg(format('"%s"', k), ', ') INTO v_bad
 	FROM jsonb_each(headers) AS h(k, v)
 	WHERE jsonb_typeof(v) <> 'string' OR k !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]+$'
 		  OR (v ->> 0) ~ '[\r\n]'
 		  OR lower(k) IN ('content-length', 'host', 'transfer-encoding', 'connection',
 						  'webhook-id', 'webhook-timestamp', 'webhook-signature');
 	IF v_bad IS NOT NULL THEN
-		RAISE EXCEPTION 'invalid header(s) % for target %', v_bad, quote_literal(target_id)
-			USING ERRCODE = '22023',
-				  DETAIL = 'Header names must be HTTP tokens and values single-line strings; Content-Length, Host, Transfer-Encoding, Connection and the webhook-* headers are set by the worker.';
+		PERFORM eventbus.raise_error('22023',
+			format('invalid header(s) %s for target "%s"', v_bad, target_id),
+			'Header names must be HTTP tokens and values single-line strings; Content-Length, Host, Transfer-Encoding, Connection and the webhook-* headers are set by the worker.',
+			NULL);
 	END IF;
 	IF max_retry_attempts IS NULL OR max_retry_attempts NOT BETWEEN 0 AND 185 THEN
-		RAISE EXCEPTION 'max_retry_attempts % is out of range', coalesce(max_retry_attempts::text, 'NULL')
-			USING ERRCODE = '22023',
-				  DETAIL = 'max_retry_attempts is the number of retries after the first attempt: 0 to 185.';
+		PERFORM eventbus.raise_error('22023',
+			'max_retry_attempts must be between 0 and 185',
+			format('The value given is %s; it counts the retries after the first attempt.', coalesce(max_retry_attempts::text, 'NULL')),
+			NULL);
 	END IF;
 	IF max_event_age IS NULL OR max_event_age NOT BETWEEN interval '60 seconds' AND interval '24 hours' THEN
-		RAISE EXCEPTION 'max_event_age % is out of range', coalesce(max_event_age::text, 'NULL')
-			USING ERRCODE = '22023',
-				  DETAIL = 'max_event_age is 60 seconds to 24 hours.';
+		PERFORM eventbus.raise_error('22023',
+			'max_event_age must be between 60 seconds and 24 hours',
+			format('The value given is %s.', coalesce(max_event_age::text, 'NULL')),
+			NULL);
 	END IF;
 	IF timeout IS NULL OR timeout NOT BETWEEN interval '100 milliseconds' AND interval '5 minutes' THEN
-		RAISE EXCEPTION 'timeout % is out of range', coalesce(timeout::text, 'NULL')
-			USING ERRCODE = '22023',
-				  DETAIL = 'timeout is 100 milliseconds to 5 minutes.';
+		PERFORM eventbus.raise_error('22023',
+			'timeout must be between 100 milliseconds and 5 minutes',
+			format('The value given is %s.', coalesce(timeout::text, 'NULL')),
+			NULL);
 	END IF;
 	SELECT count(*) INTO v_count FROM eventbus.targets t
 	WHERE t.bus = put_target.bus AND t.rule = put_target.rule AND t.target_id <> put_target.target_id;
 	IF v_count >= 5 THEN
-		RAISE EXCEPTION 'rule % already has 5 targets', quote_literal(rule)
-			USING ERRCODE = '54000',
-				  DETAIL = 'A rule has at most 5 targets.',
-				  HINT = 'Remove a target with eventbus.remove_target(), or add another rule with the same pattern.';
+		PERFORM eventbus.raise_error('54000',
+			format('rule "%s" already has 5 targets', rule),
+			'A rule has at most 5 targets.',
+			'Remove a target with eventbus.remove_target(), or add another rule with the same pattern.');
 	END IF;
 	INSERT INTO eventbus.targets AS t (bus, rule, target_id, endpoint, http_method, headers,
 									   max_retry_attempts, max_event_age, timeout)
@@ -835,9 +857,10 @@ BEGIN
 	WHERE t.bus = remove_target.bus AND t.rule = remove_target.rule
 	  AND t.target_id = remove_target.target_id;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'target % does not exist on rule %', coalesce(quote_literal(target_id), 'NULL'), quote_literal(rule)
-			USING ERRCODE = '42704',
-				  HINT = 'List the targets with: SELECT rule, target_id FROM eventbus.targets;';
+		PERFORM eventbus.raise_error('42704',
+			format('target "%s" does not exist on rule "%s"', target_id, rule),
+			NULL,
+			'List the targets with: SELECT rule, target_id FROM eventbus.targets;');
 	END IF;
 END
 $$;
@@ -890,6 +913,14 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION eventbus.redrive_dead_letters(bigint[], text, text, text, timestamptz, text) IS 'Re-queues the dead letters matching every given filter; returns how many.';
+
+-- Raises an ERROR whose detail and hint are left out when NULL.
+CREATE FUNCTION eventbus.raise_error(sqlstate text, message text,
+									 detail text DEFAULT NULL,
+									 hint text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'eventbus_raise_error'
+LANGUAGE C VOLATILE;
 
 -- Asks the delivery workers to look at the queue when this transaction commits.
 CREATE FUNCTION eventbus.wake_workers()

@@ -16,6 +16,7 @@ packages=(
 	valgrind
 	python3
 	procps
+	bc
 )
 
 missing=()

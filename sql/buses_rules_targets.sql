@@ -1,10 +1,10 @@
 -- buses, rules and targets: create, replace, list, disable, delete
-\set VERBOSITY verbose
+\i sql/include/error_of.sql
 SELECT name FROM eventbus.buses ORDER BY name;
 SELECT eventbus.create_event_bus('billing');
-SELECT eventbus.create_event_bus('billing');
-SELECT eventbus.create_event_bus('bad name!');
-SELECT eventbus.create_event_bus(NULL);
+SELECT pg_temp.error_of($$SELECT eventbus.create_event_bus('billing')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.create_event_bus('bad name!')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.create_event_bus(NULL)$$);
 SELECT name FROM eventbus.buses ORDER BY name;
 
 -- rules
@@ -19,17 +19,17 @@ SELECT eventbus.disable_rule('invoices', 'billing');
 SELECT eventbus.enable_rule('paid', bus => 'billing');
 SELECT name, state FROM eventbus.rules ORDER BY name;
 -- bad rules
-SELECT eventbus.put_rule('bad name', '{"source": ["x"]}');
-SELECT eventbus.put_rule(repeat('r', 65), '{"source": ["x"]}');
-SELECT eventbus.put_rule('r1', '{"source": ["x"]}', state => 'PAUSED');
-SELECT eventbus.put_rule('r1', NULL);
-SELECT eventbus.put_rule('r1', '{"source": ["x"]}', bus => 'nope');
-SELECT eventbus.put_rule('r1', '["source"]');
-SELECT eventbus.put_rule('r1', '{"source": "x"}');
-SELECT eventbus.put_rule('r1', '{"detail": {"price": [{"numeric": [">", "ten"]}]}}');
-SELECT eventbus.enable_rule('nope');
-SELECT eventbus.disable_rule('invoices', 'nope');
-SELECT eventbus.delete_rule('nope', 'billing');
+SELECT pg_temp.error_of($$SELECT eventbus.put_rule('bad name', '{"source": ["x"]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_rule(repeat('r', 65), '{"source": ["x"]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_rule('r1', '{"source": ["x"]}', state => 'PAUSED')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_rule('r1', NULL)$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_rule('r1', '{"source": ["x"]}', bus => 'nope')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_rule('r1', '["source"]')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_rule('r1', '{"source": "x"}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_rule('r1', '{"detail": {"price": [{"numeric": [">", "ten"]}]}}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.enable_rule('nope')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.disable_rule('invoices', 'nope')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.delete_rule('nope', 'billing')$$);
 
 -- targets
 SELECT eventbus.put_target('invoices', 'ledger', 'https://ledger.example.com/hooks', bus => 'billing');
@@ -42,36 +42,36 @@ FROM eventbus.targets ORDER BY target_id;
 SELECT eventbus.put_target('invoices', 'audit', 'http://127.0.0.1:9/audit2', bus => 'billing');
 SELECT target_id, endpoint, http_method, headers, max_retry_attempts FROM eventbus.targets WHERE target_id = 'audit';
 -- bad targets: each names the parameter and the allowed range
-SELECT eventbus.put_target('invoices', 't', 'ftp://example.com', bus => 'billing');
-SELECT eventbus.put_target('invoices', 't', 'example.com/hook', bus => 'billing');
-SELECT eventbus.put_target('invoices', 't', 'http://', bus => 'billing');
-SELECT eventbus.put_target('invoices', 't', NULL, bus => 'billing');
-SELECT eventbus.put_target('invoices', 'bad id', 'http://example.com', bus => 'billing');
-SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', http_method => 'TRACE');
-SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', headers => '[]');
-SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', headers => '{"X-Num": 1}');
-SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', headers => '{"webhook-id": "x"}');
-SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', max_retry_attempts => -1);
-SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', max_retry_attempts => 186);
-SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', max_event_age => '59 seconds');
-SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', max_event_age => '25 hours');
-SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', timeout => '10 milliseconds');
-SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', timeout => '6 minutes');
-SELECT eventbus.put_target('nope', 't', 'http://example.com', bus => 'billing');
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'ftp://example.com', bus => 'billing')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'example.com/hook', bus => 'billing')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://', bus => 'billing')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', NULL, bus => 'billing')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 'bad id', 'http://example.com', bus => 'billing')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', http_method => 'TRACE')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', headers => '[]')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', headers => '{"X-Num": 1}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', headers => '{"webhook-id": "x"}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', max_retry_attempts => -1)$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', max_retry_attempts => 186)$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', max_event_age => '59 seconds')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', max_event_age => '25 hours')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', timeout => '10 milliseconds')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't', 'http://example.com', bus => 'billing', timeout => '6 minutes')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('nope', 't', 'http://example.com', bus => 'billing')$$);
 -- at most 5 targets per rule; replacing one of the five is fine
 SELECT eventbus.put_target('invoices', 't' || i, 'http://example.com/' || i, bus => 'billing')
 FROM generate_series(3, 5) i;
-SELECT eventbus.put_target('invoices', 't6', 'http://example.com/6', bus => 'billing');
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('invoices', 't6', 'http://example.com/6', bus => 'billing')$$);
 SELECT eventbus.put_target('invoices', 't5', 'http://example.com/five', bus => 'billing');
 SELECT count(*) AS targets FROM eventbus.targets WHERE rule = 'invoices';
 SELECT eventbus.remove_target('invoices', 't5', 'billing');
-SELECT eventbus.remove_target('invoices', 't5', 'billing');
+SELECT pg_temp.error_of($$SELECT eventbus.remove_target('invoices', 't5', 'billing')$$);
 SELECT count(*) AS targets FROM eventbus.targets WHERE rule = 'invoices';
 
 -- a bus with rules cannot be deleted; default never
-SELECT eventbus.delete_event_bus('billing');
-SELECT eventbus.delete_event_bus('default');
-SELECT eventbus.delete_event_bus('nope');
+SELECT pg_temp.error_of($$SELECT eventbus.delete_event_bus('billing')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.delete_event_bus('default')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.delete_event_bus('nope')$$);
 -- deleting a rule takes its targets with it
 SELECT eventbus.delete_rule('invoices', 'billing');
 SELECT eventbus.delete_rule('paid', 'billing');
@@ -79,4 +79,3 @@ SELECT count(*) AS rules FROM eventbus.rules;
 SELECT count(*) AS targets FROM eventbus.targets;
 SELECT eventbus.delete_event_bus('billing');
 SELECT name FROM eventbus.buses ORDER BY name;
-\set VERBOSITY default

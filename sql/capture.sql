@@ -1,4 +1,5 @@
 -- eventbus.capture(): the outbox for existing tables
+\i sql/include/error_of.sql
 CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric);
 CREATE TRIGGER orders_events AFTER INSERT OR UPDATE OR DELETE ON orders
 	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('com.example.orders');
@@ -23,10 +24,10 @@ INSERT INTO orders VALUES (5, 'gus', 20);
 ROLLBACK TO SAVEPOINT s;
 COMMIT;
 
-SELECT source, detail_type, detail FROM eventbus.events ORDER BY published_at;
+SELECT source, detail_type, detail FROM eventbus.events ORDER BY published_at, id;
 SELECT e.detail_type, d.rule, d.target_id
 FROM eventbus.events e JOIN eventbus.deliveries d ON d.event_id = e.id
-ORDER BY e.published_at, d.rule;
+ORDER BY e.published_at, e.id, d.rule;
 
 -- a second argument names the bus
 SELECT eventbus.create_event_bus('crm');
@@ -37,20 +38,18 @@ INSERT INTO customers VALUES (1, 'ada');
 SELECT bus, source, detail_type, detail -> 'new' AS new FROM eventbus.events WHERE source = 'com.example.crm';
 
 -- misuse
-\set VERBOSITY verbose
 CREATE TABLE t_noarg (id int);
 CREATE TRIGGER t_noarg_events AFTER INSERT ON t_noarg
 	FOR EACH ROW EXECUTE FUNCTION eventbus.capture();
-INSERT INTO t_noarg VALUES (1);
+SELECT pg_temp.error_of($$INSERT INTO t_noarg VALUES (1)$$);
 CREATE TABLE t_stmt (id int);
 CREATE TRIGGER t_stmt_events AFTER INSERT ON t_stmt
 	FOR EACH STATEMENT EXECUTE FUNCTION eventbus.capture('x');
-INSERT INTO t_stmt VALUES (1);
+SELECT pg_temp.error_of($$INSERT INTO t_stmt VALUES (1)$$);
 CREATE TABLE t_nobus (id int);
 CREATE TRIGGER t_nobus_events AFTER INSERT ON t_nobus
 	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('x', 'no-such-bus');
-INSERT INTO t_nobus VALUES (1);
-\set VERBOSITY default
+SELECT pg_temp.error_of($$INSERT INTO t_nobus VALUES (1)$$);
 
 DROP TABLE orders, customers, t_noarg, t_stmt, t_nobus;
 DELETE FROM eventbus.deliveries;

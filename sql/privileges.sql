@@ -4,13 +4,13 @@ SELECT eventbus.put_rule('priv-rule', '{"source": ["com.example.app"]}');
 SELECT eventbus.put_target('priv-rule', 'secret-hook', 'https://hooks.example.com/x',
 						   headers => '{"Authorization": "Bearer s3cret"}');
 
-CREATE ROLE eventbus_test_app LOGIN;
+CREATE ROLE regress_eventbus_app LOGIN;
 -- the documented publisher grants (README, "Privileges")
-GRANT USAGE ON SCHEMA eventbus TO eventbus_test_app;
+GRANT USAGE ON SCHEMA eventbus TO regress_eventbus_app;
 GRANT EXECUTE ON FUNCTION eventbus.put_event(text, text, jsonb, text[], text, timestamptz),
-					  eventbus.put_events(jsonb) TO eventbus_test_app;
+					  eventbus.put_events(jsonb) TO regress_eventbus_app;
 
-SET ROLE eventbus_test_app;
+SET ROLE regress_eventbus_app;
 SELECT eventbus.put_event('com.example.app', 'Signed Up', '{"user": 7}') IS NOT NULL AS published;
 SELECT (eventbus.put_events('[{"Source": "com.example.app", "DetailType": "x", "Detail": "{}"}]')) -> 'FailedEntryCount' AS failed;
 SELECT eventbus.test_event_pattern('{"source": ["a"]}', '{"source": "a"}') AS anyone_can_test;
@@ -34,7 +34,7 @@ SELECT rule, target_id, attempts FROM eventbus.deliveries;
 DELETE FROM eventbus.deliveries;
 DELETE FROM eventbus.events;
 SELECT eventbus.delete_rule('priv-rule');
-REVOKE ALL ON SCHEMA eventbus FROM eventbus_test_app;
+REVOKE ALL ON SCHEMA eventbus FROM regress_eventbus_app;
 REVOKE ALL ON FUNCTION eventbus.put_event(text, text, jsonb, text[], text, timestamptz),
-					   eventbus.put_events(jsonb) FROM eventbus_test_app;
-DROP ROLE eventbus_test_app;
+					   eventbus.put_events(jsonb) FROM regress_eventbus_app;
+DROP ROLE regress_eventbus_app;

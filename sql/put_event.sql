@@ -1,4 +1,5 @@
 -- put_event: publishing one event, the stored row and its envelope
+\i sql/include/error_of.sql
 SET eventbus.account = '123456789012';
 SET eventbus.region = 'eu-west-1';
 
@@ -28,24 +29,22 @@ ROLLBACK;
 SELECT count(*) FROM eventbus.events WHERE source = 'com.example.rollback';
 
 -- bad arguments
-\set VERBOSITY verbose
-SELECT eventbus.put_event(NULL, 'x', '{}');
-SELECT eventbus.put_event('', 'x', '{}');
-SELECT eventbus.put_event('src', NULL, '{}');
-SELECT eventbus.put_event('src', '', '{}');
-SELECT eventbus.put_event('src', 'x', NULL);
-SELECT eventbus.put_event('src', 'x', '[1, 2]');
-SELECT eventbus.put_event('src', 'x', '"text"');
-SELECT eventbus.put_event(repeat('s', 257), 'x', '{}');
-SELECT eventbus.put_event('src', repeat('d', 129), '{}');
-SELECT eventbus.put_event('src', 'x', '{}', ARRAY['a', NULL]);
-SELECT eventbus.put_event('src', 'x', '{}', bus => 'no-such-bus');
+SELECT pg_temp.error_of($$SELECT eventbus.put_event(NULL, 'x', '{}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('', 'x', '{}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', NULL, '{}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', '', '{}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', 'x', NULL)$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', 'x', '[1, 2]')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', 'x', '"text"')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event(repeat('s', 257), 'x', '{}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', repeat('d', 129), '{}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', 'x', '{}', ARRAY['a', NULL])$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', 'x', '{}', bus => 'no-such-bus')$$);
 -- the size limit counts as PutEvents does: 262144 bytes by default
-SELECT eventbus.put_event('src', 'x', jsonb_build_object('blob', repeat('x', 262144)));
-SELECT eventbus.put_event('s', 'x', jsonb_build_object('b', repeat('x', 262144 - 12))) IS NOT NULL AS at_the_limit;
-SELECT eventbus.put_event('s', 'x', jsonb_build_object('b', repeat('x', 262144 - 11)));
-\set VERBOSITY default
--- only superusers may raise the limit
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', 'x', jsonb_build_object('blob', repeat('x', 262144)))$$);
+SELECT eventbus.put_event('s', 'x', jsonb_build_object('b', repeat('x', 262144 - 11))) IS NOT NULL AS at_the_limit;
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('s', 'x', jsonb_build_object('b', repeat('x', 262144 - 10)))$$);
+-- a superuser may raise the limit
 SET eventbus.max_event_size = '512kB';
 SELECT eventbus.put_event('src', 'x', jsonb_build_object('blob', repeat('x', 262144))) IS NOT NULL AS published;
 RESET eventbus.max_event_size;

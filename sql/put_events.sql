@@ -1,4 +1,5 @@
 -- put_events: PutEvents with AWS's keys, each entry on its own
+\i sql/include/error_of.sql
 SELECT eventbus.create_event_bus('orders');
 
 SELECT jsonb_pretty(jsonb_set(r, '{Entries}',
@@ -20,11 +21,13 @@ FROM eventbus.put_events('[
 ]') AS r;
 
 SELECT bus, source, detail_type, resources, detail,
-	   to_char("time" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS utc_time
+	   CASE WHEN source = 'com.example.a' THEN 'now'
+			ELSE to_char("time" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') END AS utc_time
 FROM eventbus.events ORDER BY source;
 
 -- an oversized entry fails alone
-SELECT r -> 'FailedEntryCount' AS failed, r -> 'Entries' -> 1 AS second
+SELECT r -> 'FailedEntryCount' AS failed, r -> 'Entries' -> 0 AS first,
+	   r -> 'Entries' -> 1 ? 'EventId' AS second_published
 FROM eventbus.put_events(jsonb_build_array(
 	jsonb_build_object('Source', 'big', 'DetailType', 'x', 'Detail', jsonb_build_object('b', repeat('x', 300000))),
 	jsonb_build_object('Source', 'small', 'DetailType', 'x', 'Detail', '{}'))) AS r;
@@ -37,13 +40,11 @@ SELECT 1 AS still_usable;
 COMMIT;
 
 -- whole-call errors
-\set VERBOSITY verbose
-SELECT eventbus.put_events('{"Source": "x"}');
-SELECT eventbus.put_events('[]');
-SELECT eventbus.put_events((SELECT jsonb_agg(jsonb_build_object('Source', 's', 'DetailType', 'x', 'Detail', '{}'))
-							FROM generate_series(1, 11)));
-SELECT eventbus.put_events(NULL);
-\set VERBOSITY default
+SELECT pg_temp.error_of($$SELECT eventbus.put_events('{"Source": "x"}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_events('[]')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_events((SELECT jsonb_agg(jsonb_build_object('Source', 's', 'DetailType', 'x', 'Detail', '{}'))
+							FROM generate_series(1, 11)))$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_events(NULL)$$);
 
 DELETE FROM eventbus.events;
 SELECT eventbus.delete_event_bus('orders');

@@ -16,6 +16,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -151,7 +152,7 @@ insert_deliveries(Datum event_id, Datum bus, Datum *rules, Datum *targets,
 		plan = SPI_prepare("INSERT INTO eventbus.deliveries"
 						   " (event_id, bus, rule, target_id)"
 						   " SELECT $1, $2, u.r, u.t"
-						   " FROM pg_catalog.unnest($3, $4) AS u(r, t)",
+						   " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(r, t)",
 						   4, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the deliveries insert: %s",
@@ -218,6 +219,11 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 			elog(ERROR, "eventbus.events.%s is null", event_column_names[col]);
 	}
 
+	/*
+	 * Take in rule changes committed since our last look.  Our locks on the
+	 * rules table are already held, so lock acquisition would not do it.
+	 */
+	AcceptInvalidationMessages();
 	bus = TextDatumGetCString(values[COL_BUS]);
 	set = eventbus_bus_rules(bus);
 	if (set->nrules == 0)

@@ -32,6 +32,7 @@ int			eventbus_max_event_size = 262144;
 PG_FUNCTION_INFO_V1(eventbus_input_is_valid_jsonb);
 PG_FUNCTION_INFO_V1(eventbus_input_is_valid_timestamptz);
 PG_FUNCTION_INFO_V1(eventbus_max_event_size_setting);
+PG_FUNCTION_INFO_V1(eventbus_raise_error);
 
 /*
  * Defines the settings and hands over to the worker module, which registers
@@ -131,4 +132,33 @@ Datum
 eventbus_max_event_size_setting(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT64((int64) eventbus_max_event_size);
+}
+
+/*
+ * eventbus.raise_error(sqlstate, message, detail, hint): raises an ERROR
+ * whose detail and hint are left out when NULL, which PL/pgSQL's RAISE
+ * cannot do.  Used by the SQL API's functions.
+ */
+Datum
+eventbus_raise_error(PG_FUNCTION_ARGS)
+{
+	char	   *sqlstate;
+	char	   *message;
+	char	   *detail = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *hint = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		elog(ERROR, "eventbus.raise_error needs a SQLSTATE and a message");
+	sqlstate = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	message = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strlen(sqlstate) != 5)
+		elog(ERROR, "invalid SQLSTATE \"%s\"", sqlstate);
+
+	ereport(ERROR,
+			(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2],
+								   sqlstate[3], sqlstate[4])),
+			 errmsg_internal("%s", message),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0));
+	PG_RETURN_VOID();
 }

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# bench-publish: put_event throughput against a plain INSERT of the same row
+# into a plain table with the same columns, measured alternately in one run
+# with pgbench (single-event transactions, 8 clients, synchronous_commit on,
+# a 1 KB event), on a bus with 0, 100 and 10,000 rules that mix the
+# operators and of which the published event matches exactly one (each rule
+# with one target).  Prints, per rule count:
+#   rules=N put_event_tps=A plain_insert_tps=B ratio=A/B
+# and, for the dense bus of ../shared/conformance/bench/rules.json (each
+# event matches dozens of rules), a second line marked dense=1.
+#
+# BENCH_SECONDS (default 10) is the length of one pgbench run; each figure
+# is the sum over BENCH_ROUNDS (default 2) alternating rounds.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+. "$repo/scripts/lib.sh"
+seconds=${BENCH_SECONDS:-10}
+rounds=${BENCH_ROUNDS:-2}
+clients=8
+conformance=${EVENTBUS_CONFORMANCE_DIR:-$repo/../shared/conformance}
+
+if [ "$(id -u)" -eq 0 ]; then
+	"$repo/scripts/setup.sh"
+fi
+make -C "$repo" -s >/dev/null
+if [ "$(id -u)" -eq 0 ]; then make -C "$repo" -s install >/dev/null; fi
+
+dir=$(make_scratch bench-publish)
+trap 'stop_cluster "$dir"; rm -rf "$dir"' EXIT
+port=$(free_port)
+# no delivery worker: this measures publishing (and matching) alone
+start_cluster "$dir" "$port" "shared_preload_libraries = ''" "fsync = on" \
+	"synchronous_commit = on" "max_connections = 50" "shared_buffers = 256MB" \
+	"checkpoint_timeout = 30min" "max_wal_size = 4GB"
+export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+export PGOPTIONS='-c client_min_messages=error'
+
+psql() { as_pg env PGOPTIONS="$PGOPTIONS" /usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# a realistic ~1 KB detail
+detail=$(python3 -c '
+import json
+d = {"orderId": "ord-5600549", "status": "PLACED", "amount": 9265.04, "currency": "EUR",
+     "customer": {"id": "cust-532135", "tier": "pro", "country": "ES", "email": "user35272@corp.example"},
+     "items": [{"sku": "SKU-%04d" % i, "qty": i, "price": 100.5 + i} for i in range(4)],
+     "tags": ["priority", "gift"], "sourceIp": "10.4.239.175",
+     "metadata": {"traceId": "a7af0166e78bdaeda60dc6356638518e", "schemaVersion": 1, "flags": {"beta": False, "split": True}},
+     "description": "lorem ipsum dolor sit amet " * 16}
+print(json.dumps(d))')
+
+psql -c "CREATE EXTENSION pg_eventbus" \
+	 -c "CREATE TABLE plain_events (LIKE eventbus.events INCLUDING ALL)"
+
+cat >"$dir/put_event.sql" <<SQL
+SELECT eventbus.put_event('com.bench.orders', 'Order Placed', '$detail', ARRAY['arn:bench:order/1']);
+SQL
+cat >"$dir/plain.sql" <<SQL
+INSERT INTO plain_events (id, bus, source, detail_type, resources, detail, "time", account, region)
+VALUES (gen_random_uuid(), 'default', 'com.bench.orders', 'Order Placed', ARRAY['arn:bench:order/1'], '$detail', clock_timestamp(), '000000000000', 'local');
+SQL
+chmod 644 "$dir"/*.sql
+
+# tps of one pgbench run
+run_pgbench() {
+	as_pg env PGOPTIONS="$PGOPTIONS" /usr/lib/postgresql/15/bin/pgbench -n -c "$clients" -j 2 -T "$seconds" -f "$1" 2>/dev/null |
+		awk '/^tps = / {print $3}'
+}
+
+reset_tables() {
+	psql -c "TRUNCATE eventbus.deliveries, eventbus.events, plain_events" -c "CHECKPOINT"
+}
+
+# bench_pair N EXTRA: alternates put_event and plain INSERT runs of the
+# current scripts and prints the result line
+bench_pair() {
+	local n=$1 extra=$2 a=0 b=0 r t matched
+	for r in $(seq "$rounds"); do
+		reset_tables
+		t=$(run_pgbench "$dir/put_event.sql"); a=$(echo "$a + $t" | bc -l)
+		reset_tables
+		t=$(run_pgbench "$dir/plain.sql"); b=$(echo "$b + $t" | bc -l)
+	done
+	# how many rules the benchmark event matches (publishes it once more)
+	matched=$(printf '%s \\gset p_\nSELECT count(DISTINCT rule) FROM eventbus.deliveries WHERE event_id = :%s;\n' \
+		"$(sed 's/;$//' "$dir/put_event.sql")" "'p_put_event'" | psql -tA)
+	printf 'rules=%s put_event_tps=%.0f plain_insert_tps=%.0f ratio=%.3f%s\n' \
+		"$n" "$(echo "$a / $rounds" | bc -l)" "$(echo "$b / $rounds" | bc -l)" \
+		"$(echo "$a / $b" | bc -l)" "$extra matched_rules=$matched"
+}
+
+# load_mixed_rules N: N rules mixing exact, prefix, numeric, anything-but and
+# exists; only rule 0 matches the benchmark event.
+load_mixed_rules() {
+	psql -c "DELETE FROM eventbus.rules" -c "
+	INSERT INTO eventbus.rules (bus, name, event_pattern)
+	SELECT 'default', 'rule-' || i,
+		CASE
+			WHEN i = 0 THEN '{\"source\": [\"com.bench.orders\"], \"detail-type\": [\"Order Placed\"]}'
+			WHEN i % 5 = 0 THEN format('{\"source\": [\"com.bench.s%s\"], \"detail-type\": [\"Order Placed\"]}', i)
+			WHEN i % 5 = 1 THEN format('{\"detail-type\": [{\"prefix\": \"Type%s-\"}]}', i)
+			WHEN i % 5 = 2 THEN format('{\"detail\": {\"amount\": [{\"numeric\": [\">=\", %s, \"<\", %s]}]}}', 10000 + i * 10, 10000 + i * 10 + 5)
+			WHEN i % 5 = 3 THEN format('{\"source\": [\"com.bench.s%s\"], \"detail\": {\"status\": [{\"anything-but\": [\"CANCELLED\", \"VOID\"]}]}}', i)
+			ELSE format('{\"detail\": {\"field%s\": [{\"exists\": true}]}}', i)
+		END::jsonb
+	FROM generate_series(0, $1 - 1) i" \
+	-c "INSERT INTO eventbus.targets (bus, rule, target_id, endpoint)
+		SELECT bus, name, 't', 'http://127.0.0.1:9/' || name FROM eventbus.rules"
+	# every pattern must be one the API accepts
+	psql -c "SELECT count(eventbus.validate_event_pattern(event_pattern)) FROM eventbus.rules" >/dev/null
+}
+
+for n in 0 100 10000; do
+	load_mixed_rules "$n"
+	bench_pair "$n" ""
+done
+
+if [ -r "$conformance/bench/rules.json" ]; then
+	# dense bus: the rules of the matcher benchmark; the event is the first
+	# of its events, which matches dozens of them
+	cp "$conformance/bench/rules.json" "$dir/rules.json"
+	chmod 644 "$dir/rules.json"
+	psql -c "DELETE FROM eventbus.rules" -c "
+		CREATE TEMP TABLE raw (doc text);
+		COPY raw FROM '$dir/rules.json' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02');
+		INSERT INTO eventbus.rules (bus, name, event_pattern)
+		SELECT 'default', r ->> 'name', r -> 'pattern'
+		FROM (SELECT string_agg(doc, E'\\n')::jsonb AS doc FROM raw) s, jsonb_array_elements(s.doc) r" \
+		-c "INSERT INTO eventbus.targets (bus, rule, target_id, endpoint)
+			SELECT bus, name, 't', 'http://127.0.0.1:9/' || name FROM eventbus.rules"
+	head -n 1 "$conformance/bench/events.jsonl" | python3 -c '
+import json, sys
+e = json.loads(sys.stdin.read())
+q = lambda s: "'"'"'" + s.replace("'"'"'", "'"''"'") + "'"'"'"
+args = "%s, %s, %s, ARRAY[%s]::text[]" % (q(e["source"]), q(e["detail-type"]), q(json.dumps(e["detail"])),
+                                          ", ".join(q(r) for r in e["resources"]))
+open(sys.argv[1], "w").write("SELECT eventbus.put_event(%s);\n" % args)
+open(sys.argv[2], "w").write(
+    "INSERT INTO plain_events (id, bus, source, detail_type, detail, resources, \"time\", account, region)\n"
+    "VALUES (gen_random_uuid(), '"'"'default'"'"', %s, clock_timestamp(), '"'"'000000000000'"'"', '"'"'local'"'"');\n" % args)
+' "$dir/put_event.sql" "$dir/plain.sql"
+	bench_pair "$(psql -tA -c "SELECT count(*) FROM eventbus.rules")" " dense=1"
+fi
