@@ -285,19 +285,27 @@ eventbus_worker_init(void)
 {
 	BackgroundWorker worker;
 
+	/*
+	 * PostgreSQL allows start-up-only settings to be defined only while
+	 * preloading (and ends the session otherwise); when this library is
+	 * loaded later there are no workers, so they merely show their values.
+	 */
+	GucContext	postmaster_context = process_shared_preload_libraries_in_progress
+		? PGC_POSTMASTER : PGC_SUSET;
+
 	DefineCustomStringVariable("eventbus.database",
 							   "Database in which the delivery workers run.",
 							   "The extension must be created in that database.",
 							   &eventbus_database,
 							   "postgres",
-							   PGC_POSTMASTER, 0,
+							   postmaster_context, 0,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("eventbus.workers",
 							"Number of delivery workers.",
 							"They share the queue; each holds its own connections.",
 							&eventbus_workers,
 							1, 1, EB_MAX_WORKERS,
-							PGC_POSTMASTER, 0,
+							postmaster_context, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("eventbus.retry_base_delay",
 							"Delay before the first retry of a failed delivery.",
