@@ -29,7 +29,11 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: check-matcher fuzz-matcher bench-match bench-publish bench-dispatch
+.PHONY: prove_installcheck check-matcher fuzz-matcher bench-match bench-publish bench-dispatch
+
+# TAP tests against the installed extension (PGXS defines the recipe only)
+prove_installcheck:
+	$(prove_installcheck)
 
 check-matcher:
 	$(MAKE) -C test/matcher check valgrind

@@ -21,6 +21,8 @@ plan skip_all => "no conformance corpus at $corpus" unless -r $corpus;
 my %sql_differs = (
 	'w-lenient-trailing-garbage' => [ 'invalid',
 		'the pattern is jsonb in SQL, and jsonb input rejects text after the closing brace' ],
+	'er-JsonRuleCompilerTest-testWithRuleOverride-ebd8bd0f' => [ 'nomatch',
+		'jsonb does not keep key order: event-ruler lets the later of two conditions on one field win, and jsonb puts "$or" before "name"' ],
 );
 
 my $node = PostgreSQL::Test::Cluster->new('conformance');
