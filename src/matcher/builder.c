@@ -68,7 +68,7 @@ push_token(ebm_builder *b, ebm_toktype type, const char *s, size_t len)
 		b->failed = true;
 		return EBM_ERR_NOMEM;
 	}
-	if (!ebm_grow((void **) &b->toks, &b->tokcap, b->ntoks + 1,
+	if (!ebm_reserve((void **) &b->toks, &b->tokcap, b->ntoks + 1,
 				  sizeof(ebm_token)))
 	{
 		b->failed = true;
@@ -81,7 +81,7 @@ push_token(ebm_builder *b, ebm_toktype type, const char *s, size_t len)
 	t->end = 0;
 	if (s != NULL)
 	{
-		if (!ebm_grow((void **) &b->text, &b->textcap, b->textlen + len + 1, 1))
+		if (!ebm_reserve((void **) &b->text, &b->textcap, b->textlen + len + 1, 1))
 		{
 			b->failed = true;
 			return EBM_ERR_NOMEM;
@@ -110,7 +110,7 @@ begin_container(ebm_builder *b, ebm_toktype type)
 
 	if (st != EBM_OK)
 		return st;
-	if (!ebm_grow((void **) &b->stack, &b->stackcap, b->depth + 1,
+	if (!ebm_reserve((void **) &b->stack, &b->stackcap, b->depth + 1,
 				  sizeof(uint32_t)))
 	{
 		b->failed = true;

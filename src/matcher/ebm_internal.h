@@ -34,6 +34,13 @@ extern void *ebm_calloc(size_t n, size_t size);
 extern char *ebm_memdup(const char *s, size_t len);
 extern bool ebm_grow(void **p, size_t *cap, size_t need, size_t elsize);
 
+/* ebm_grow, with the common "already big enough" case inline. */
+static inline bool
+ebm_reserve(void **p, size_t *cap, size_t need, size_t elsize)
+{
+	return need <= *cap || ebm_grow(p, cap, need, elsize);
+}
+
 /* ---- builder (builder.c) ---- */
 typedef enum ebm_toktype
 {
@@ -153,6 +160,7 @@ typedef struct ebm_literal
 	char	   *str;			/* string text, or number text */
 	double		num;			/* number value */
 	bool		finite;			/* number value is usable */
+	uint64_t	digest;			/* ebm_value_digest() of the literal */
 } ebm_literal;
 
 typedef struct ebm_cond
@@ -336,6 +344,28 @@ ebm_hash_mix(uint64_t h)
 	h *= UINT64_C(0xc4ceb9fe1a85ec53);
 	h ^= h >> 33;
 	return h;
+}
+
+/* Digest of one JSON value (type-aware; numbers by value). */
+static inline uint64_t
+ebm_value_digest(uint8_t vtype, const char *s, size_t len, bool finite,
+				 double num)
+{
+	switch (vtype)
+	{
+		case EBM_V_STRING:
+			return ebm_hash_bytes(s, len, EBM_HASH_SEED ^ 0x5354);
+		case EBM_V_NUMBER:
+			if (finite)
+				return ebm_hash_mix(ebm_number_key(num) ^ UINT64_C(0x4e554d));
+			return ebm_hash_bytes(s, len, EBM_HASH_SEED ^ 0x4e54);
+		case EBM_V_TRUE:
+			return UINT64_C(0x7472756574727565);
+		case EBM_V_FALSE:
+			return UINT64_C(0x66616c7365666c73);
+		default:
+			return UINT64_C(0x6e756c6c6e756c6c);
+	}
 }
 
 #endif							/* EBM_INTERNAL_H */

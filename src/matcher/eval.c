@@ -23,7 +23,7 @@
 bool
 ebm_ctx_reserve_fold(ebm_match_ctx *ctx, size_t need)
 {
-	return ebm_grow((void **) &ctx->fold, &ctx->foldcap, need, 1);
+	return ebm_reserve((void **) &ctx->fold, &ctx->foldcap, need, 1);
 }
 
 /* Case-fold a leaf's string into the context's scratch buffer. */
@@ -40,7 +40,7 @@ fold_leaf(const ebm_leaf *v, ebm_match_ctx *ctx, size_t *len)
 static bool
 literal_equals(const ebm_literal *lit, const ebm_leaf *v)
 {
-	if (lit->vtype != v->vtype)
+	if (lit->digest != v->digest || lit->vtype != v->vtype)
 		return false;
 	switch (v->vtype)
 	{
@@ -306,9 +306,9 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 	bool		absences = false;
 	uint32_t	i;
 
-	if (!ebm_grow((void **) &ctx->pickoff, &ctx->pickoffcap, 2 * (size_t) s->nfields + 2,
+	if (!ebm_reserve((void **) &ctx->pickoff, &ctx->pickoffcap, 2 * (size_t) s->nfields + 2,
 				  sizeof(uint32_t)) ||
-		!ebm_grow((void **) &ctx->choice, &ctx->choicecap, (size_t) s->nfields + 1,
+		!ebm_reserve((void **) &ctx->choice, &ctx->choicecap, (size_t) s->nfields + 1,
 				  sizeof(uint32_t)))
 		return false;
 	for (i = 0; i < s->nfields; i++)
@@ -332,7 +332,7 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 		}
 		if (n == 0)
 			return false;
-		if (!ebm_grow((void **) &ctx->pick, &ctx->pickcap, npick + n, sizeof(ebm_leaf *)))
+		if (!ebm_reserve((void **) &ctx->pick, &ctx->pickcap, npick + n, sizeof(ebm_leaf *)))
 			return false;
 		for (j = 0; j < n; j++)
 			for (k = 0; k < f->ncond; k++)

@@ -50,7 +50,7 @@ add_leaf(ebm_match_ctx *ctx, const ebm_builder *b, const ebm_token *v,
 {
 	ebm_leaf   *l;
 
-	if (!ebm_grow((void **) &ctx->leaves, &ctx->leafcap, ctx->nleaves + 1, sizeof(ebm_leaf)))
+	if (!ebm_reserve((void **) &ctx->leaves, &ctx->leafcap, ctx->nleaves + 1, sizeof(ebm_leaf)))
 		return false;
 	l = &ctx->leaves[ctx->nleaves++];
 	l->path_id = pid;
@@ -82,7 +82,7 @@ add_leaf(ebm_match_ctx *ctx, const ebm_builder *b, const ebm_token *v,
 	l->trail = (uint32_t) ctx->ntrails;
 	if (ntrail)
 	{
-		if (!ebm_grow((void **) &ctx->trails, &ctx->trailcap, ctx->ntrails + l->ntrail,
+		if (!ebm_reserve((void **) &ctx->trails, &ctx->trailcap, ctx->ntrails + l->ntrail,
 					  sizeof(ebm_arrpos)))
 			return false;
 		memcpy(ctx->trails + ctx->ntrails, ctx->trailstack, l->ntrail * sizeof(ebm_arrpos));
@@ -98,7 +98,7 @@ group_by_path(ebm_match_ctx *ctx, size_t npaths)
 	size_t		i;
 	uint32_t	pos = 0;
 
-	if (!ebm_grow((void **) &ctx->byp, &ctx->bypcap, ctx->nleaves, sizeof(ebm_leaf)))
+	if (!ebm_reserve((void **) &ctx->byp, &ctx->bypcap, ctx->nleaves, sizeof(ebm_leaf)))
 		return false;
 	if (npaths > ctx->npathcap)
 	{
@@ -106,9 +106,9 @@ group_by_path(ebm_match_ctx *ctx, size_t npaths)
 		size_t		cap2 = ctx->npathcap;
 		size_t		cap3 = ctx->npathcap;
 
-		if (!ebm_grow((void **) &ctx->pfirst, &cap, npaths, sizeof(uint32_t)) ||
-			!ebm_grow((void **) &ctx->pcount, &cap2, npaths, sizeof(uint32_t)) ||
-			!ebm_grow((void **) &ctx->pgen, &cap3, npaths, sizeof(uint32_t)))
+		if (!ebm_reserve((void **) &ctx->pfirst, &cap, npaths, sizeof(uint32_t)) ||
+			!ebm_reserve((void **) &ctx->pcount, &cap2, npaths, sizeof(uint32_t)) ||
+			!ebm_reserve((void **) &ctx->pgen, &cap3, npaths, sizeof(uint32_t)))
 			return false;
 		memset(ctx->pgen + ctx->npathcap, 0, (cap3 - ctx->npathcap) * sizeof(uint32_t));
 		ctx->npathcap = cap3;
@@ -122,7 +122,7 @@ group_by_path(ebm_match_ctx *ctx, size_t npaths)
 		{
 			ctx->pgen[p] = ctx->gen;
 			ctx->pcount[p] = 0;
-			if (!ebm_grow((void **) &ctx->touched, &ctx->touchedcap, ctx->ntouched + 1,
+			if (!ebm_reserve((void **) &ctx->touched, &ctx->touchedcap, ctx->ntouched + 1,
 						  sizeof(uint32_t)))
 				return false;
 			ctx->touched[ctx->ntouched++] = p;
@@ -175,7 +175,7 @@ ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
 			memset(ctx->sgen, 0, ctx->nsubcap * sizeof(uint32_t));
 		ctx->gen = 1;
 	}
-	if (!ebm_grow(&ctx->frames, &ctx->framecap, 8, sizeof(frame)))
+	if (!ebm_reserve(&ctx->frames, &ctx->framecap, 8, sizeof(frame)))
 		return EBM_ERR_NOMEM;
 	frames = ctx->frames;
 	frames[0].end = b->toks[0].end;
@@ -217,7 +217,7 @@ ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
 		v = &b->toks[i];
 		if (v->type == EBM_T_OBJECT || v->type == EBM_T_ARRAY)
 		{
-			if (!ebm_grow(&ctx->frames, &ctx->framecap, depth + 1, sizeof(frame)))
+			if (!ebm_reserve(&ctx->frames, &ctx->framecap, depth + 1, sizeof(frame)))
 				return EBM_ERR_NOMEM;
 			frames = ctx->frames;
 			f = &frames[depth++];
@@ -227,7 +227,7 @@ ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
 			f->nextindex = 0;
 			if (f->is_array)
 			{
-				if (!ebm_grow((void **) &ctx->trailstack, &ctx->trailstackcap, ntrail + 1,
+				if (!ebm_reserve((void **) &ctx->trailstack, &ctx->trailstackcap, ntrail + 1,
 							  sizeof(ebm_arrpos)))
 					return EBM_ERR_NOMEM;
 				ctx->trailstack[ntrail].array = narrays++;

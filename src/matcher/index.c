@@ -21,6 +21,7 @@ typedef struct entry
 {
 	uint64_t	key;
 	uint32_t	sub;
+	uint32_t	filt;			/* pre-filter field index, or EBM_NO_FILTER */
 } entry;
 
 /* A (path, value) pair, to be grouped by path. */
@@ -105,13 +106,15 @@ htab_build(ebm_htab *t, entry *e, size_t n)
 	t->start = ebm_calloc(t->cap, sizeof(uint32_t));
 	t->count = ebm_calloc(t->cap, sizeof(uint32_t));
 	t->subs = ebm_calloc(n ? n : 1, sizeof(uint32_t));
-	if (!t->keys || !t->start || !t->count || !t->subs)
+	t->filt = ebm_calloc(n ? n : 1, sizeof(uint32_t));
+	if (!t->keys || !t->start || !t->count || !t->subs || !t->filt)
 		return false;
 	for (i = 0; i < n; i++)
 	{
 		size_t		slot;
 
 		t->subs[i] = e[i].sub;
+		t->filt[i] = e[i].filt;
 		if (i > 0 && e[i].key == e[i - 1].key)
 		{
 			if (e[i].sub == e[i - 1].sub)
@@ -133,7 +136,8 @@ htab_build(ebm_htab *t, entry *e, size_t n)
 
 /* The run of sub-rules filed under a digest (NULL, *n = 0 if none). */
 const uint32_t *
-ebm_htab_find(const ebm_htab *t, uint64_t key, uint32_t *n)
+ebm_htab_find(const ebm_htab *t, uint64_t key, uint32_t *n,
+			  const uint32_t **filt)
 {
 	size_t		slot;
 
@@ -148,6 +152,7 @@ ebm_htab_find(const ebm_htab *t, uint64_t key, uint32_t *n)
 		if (t->keys[slot] == key)
 		{
 			*n = t->count[slot];
+			*filt = t->filt + t->start[slot];
 			return t->subs + t->start[slot];
 		}
 		slot = (slot + 1) & (t->cap - 1);
@@ -164,6 +169,7 @@ htab_free(ebm_htab *t)
 	ebm_free(t->start);
 	ebm_free(t->count);
 	ebm_free(t->subs);
+	ebm_free(t->filt);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -194,14 +200,85 @@ ebm_index_free(ebm_index *ix)
 
 /* Append helpers (false when out of memory). */
 static bool
-push_entry(entry **v, size_t *n, size_t *cap, uint64_t key, uint32_t sub)
+push_entry(entry **v, size_t *n, size_t *cap, uint64_t key, uint32_t sub,
+		   uint32_t filt)
 {
 	if (!ebm_grow((void **) v, cap, *n + 1, sizeof(entry)))
 		return false;
 	(*v)[*n].key = key;
 	(*v)[*n].sub = sub;
+	(*v)[*n].filt = filt;
 	(*n)++;
 	return true;
+}
+
+/*
+ * How well a field filters, as a pre-filter (lower is better; 0: not a
+ * pre-filter).  anything-but and exists pass most events, so they are not
+ * worth a second look before the exact check.
+ */
+static int
+filter_rank(const ebm_field *f)
+{
+	int			worst = 1;
+	uint32_t	k;
+
+	if (f->ncond == 0)
+		return 0;
+	for (k = 0; k < f->ncond; k++)
+	{
+		int			r;
+
+		switch (f->conds[k].kind)
+		{
+			case EBM_C_EXACT:
+				r = 1;
+				break;
+			case EBM_C_PREFIX:
+			case EBM_C_SUFFIX:
+			case EBM_C_EQUALS_IC:
+				r = 2;
+				break;
+			case EBM_C_NUMERIC:
+				r = 3;
+				break;
+			case EBM_C_CIDR:
+			case EBM_C_WILDCARD:
+				r = 4;
+				break;
+			default:
+				return 0;
+		}
+		if (r > worst)
+			worst = r;
+	}
+	return worst;
+}
+
+/* The best pre-filter field of s other than the anchor fields, if any. */
+static uint32_t
+choose_filter(const ebm_subrule *s, const ebm_field *const *anchors,
+			  uint32_t nanchors)
+{
+	uint32_t	best = EBM_NO_FILTER;
+	int			bestrank = 0;
+	uint32_t	i,
+				j;
+
+	for (i = 0; i < s->nfields; i++)
+	{
+		int			r = filter_rank(&s->fields[i]);
+
+		for (j = 0; j < nanchors; j++)
+			if (anchors[j] == &s->fields[i])
+				r = 0;
+		if (r && (bestrank == 0 || r < bestrank))
+		{
+			best = i;
+			bestrank = r;
+		}
+	}
+	return best;
 }
 
 static bool
@@ -336,6 +413,7 @@ anchor_group(ebm_index *ix, builder_state *st, const ebm_subrule *s,
 	uint32_t	i,
 				j;
 	int64_t		gid;
+	uint32_t	filt;
 
 	/* fields with the shortest OR-lists first, while expansions stay few */
 	while (nchosen < EBM_GROUP_MAX)
@@ -377,6 +455,7 @@ anchor_group(ebm_index *ix, builder_state *st, const ebm_subrule *s,
 	gid = group_for(ix, st, paths, nchosen);
 	if (gid < 0)
 		return false;
+	filt = choose_filter(s, chosen, nchosen);
 	/* one digest per combination of the fields' literals */
 	while (true)
 	{
@@ -390,7 +469,7 @@ anchor_group(ebm_index *ix, builder_state *st, const ebm_subrule *s,
 													   l->finite, l->num));
 		}
 		if (!push_entry(&st->exact, &st->nexact, &st->capexact,
-						ebm_probe_key(0, (uint32_t) gid, h), sub))
+						ebm_probe_key(0, (uint32_t) gid, h), sub, filt))
 			return false;
 		for (i = 0; i < nchosen; i++)
 		{
@@ -449,10 +528,12 @@ affix_digest(const char *s, size_t len, bool backward)
 
 /* File sub-rule s under each condition of its string field f. */
 static bool
-anchor_strings(builder_state *st, const ebm_field *f, uint32_t sub)
+anchor_strings(builder_state *st, const ebm_subrule *s, const ebm_field *f,
+			   uint32_t sub)
 {
 	uint32_t	k,
 				i;
+	uint32_t	filt = choose_filter(s, &f, 1);
 
 	for (k = 0; k < f->ncond; k++)
 	{
@@ -484,7 +565,7 @@ anchor_strings(builder_state *st, const ebm_field *f, uint32_t sub)
 					break;
 			}
 			if (!push_entry(&st->strings, &st->nstrings, &st->capstrings,
-							ebm_probe_key(kind, f->path_id, h), sub) ||
+							ebm_probe_key(kind, f->path_id, h), sub, filt) ||
 				!push_pv(st, f->path_id, 2 + kind - EBM_S_EXACT, l->len))
 				return false;
 		}
@@ -535,7 +616,7 @@ anchor_subrule(ebm_index *ix, builder_state *st, const ebm_subrule *s,
 			(best == NULL || s->fields[i].ncond < best->ncond))
 			best = &s->fields[i];
 	if (best)
-		return anchor_strings(st, best, sub);
+		return anchor_strings(st, s, best, sub);
 	for (i = 0; i < s->nfields; i++)
 		if (field_is_numeric(&s->fields[i]))
 		{

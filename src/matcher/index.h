@@ -18,7 +18,10 @@
  *			 wildcard, cidr): candidate when the path has a value at all;
  *	always	 sub-rules made only of exists:false fields.
  *
- * A probe yields candidates; eval.c decides each exactly.  Hash keys are
+ * An entry of the group and string tables may carry a pre-filter: another
+ * field of the sub-rule (numeric, prefix, ...) that some value at its path
+ * must satisfy before the sub-rule is worth deciding.  A probe yields
+ * candidates; eval.c decides each exactly.  Hash keys are
  * 64-bit digests of (anchor kind, path, value): a digest collision only
  * adds a candidate that the exact check then drops.
  *
@@ -52,8 +55,12 @@ typedef struct ebm_htab
 	uint32_t   *count;
 	size_t		cap;			/* power of two */
 	uint32_t   *subs;			/* runs, concatenated */
+	uint32_t   *filt;			/* per run entry: pre-filter field, or
+								 * EBM_NO_FILTER */
 	size_t		nsubs;
 } ebm_htab;
+
+#define EBM_NO_FILTER UINT32_MAX
 
 /* The exact-field signature of a group of sub-rules. */
 typedef struct ebm_group
@@ -102,28 +109,6 @@ typedef struct ebm_index
 	uint32_t	nalways;
 } ebm_index;
 
-/* Digest of one JSON value (type-aware; numbers by value). */
-static inline uint64_t
-ebm_value_digest(uint8_t vtype, const char *s, size_t len, bool finite,
-				 double num)
-{
-	switch (vtype)
-	{
-		case EBM_V_STRING:
-			return ebm_hash_bytes(s, len, EBM_HASH_SEED ^ 0x5354);
-		case EBM_V_NUMBER:
-			if (finite)
-				return ebm_hash_mix(ebm_number_key(num) ^ UINT64_C(0x4e554d));
-			return ebm_hash_bytes(s, len, EBM_HASH_SEED ^ 0x4e54);
-		case EBM_V_TRUE:
-			return UINT64_C(0x7472756574727565);
-		case EBM_V_FALSE:
-			return UINT64_C(0x66616c7365666c73);
-		default:
-			return UINT64_C(0x6e756c6c6e756c6c);
-	}
-}
-
 /* Final digest of a probe: kind, path (or group) and value digest. */
 static inline uint64_t
 ebm_probe_key(uint32_t kind, uint32_t where, uint64_t h)
@@ -142,7 +127,7 @@ ebm_fnv_step(uint64_t h, unsigned char c)
 }
 
 extern const uint32_t *ebm_htab_find(const ebm_htab *t, uint64_t key,
-									 uint32_t *n);
+									 uint32_t *n, const uint32_t **filt);
 extern void ebm_index_free(ebm_index *ix);
 
 struct ebm_ruleset;

@@ -58,11 +58,11 @@ reserve_subs(ebm_match_ctx *ctx, size_t nsubs)
 
 	if (nsubs <= ctx->nsubcap)
 		return true;
-	if (!ebm_grow((void **) &ctx->sgen, &cap, nsubs, sizeof(uint32_t)))
+	if (!ebm_reserve((void **) &ctx->sgen, &cap, nsubs, sizeof(uint32_t)))
 		return false;
 	memset(ctx->sgen + old, 0, (cap - old) * sizeof(uint32_t));
 	ctx->nsubcap = cap;
-	return ebm_grow((void **) &ctx->cands, &ctx->candcap, cap, sizeof(uint32_t));
+	return ebm_reserve((void **) &ctx->cands, &ctx->candcap, cap, sizeof(uint32_t));
 }
 
 /* Note sub-rule s as a candidate, once per event. */
@@ -86,6 +86,45 @@ add_cands(ebm_match_ctx *ctx, const uint32_t *subs, uint32_t n)
 		add_cand(ctx, subs[i]);
 }
 
+static inline const ebm_leaf *leaves_at(const ebm_match_ctx *ctx, uint32_t p,
+										uint32_t *n);
+
+/* Does some value at the field's path satisfy one of its conditions? */
+static bool
+prefilter(const ebm_field *f, ebm_match_ctx *ctx)
+{
+	uint32_t	n;
+	const ebm_leaf *lv = leaves_at(ctx, f->path_id, &n);
+	uint32_t	i,
+				k;
+
+	for (i = 0; i < n; i++)
+		for (k = 0; k < f->ncond; k++)
+			if (ebm_cond_holds(&f->conds[k], &lv[i], ctx))
+				return true;
+	return false;
+}
+
+/* Note the sub-rules of a table run whose pre-filters pass. */
+static inline void
+add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const uint32_t *subs,
+		const uint32_t *filt, uint32_t n)
+{
+	uint32_t	i;
+
+	for (i = 0; i < n; i++)
+	{
+		uint32_t	s = subs[i];
+
+		if (ctx->sgen[s] == ctx->gen)
+			continue;
+		if (filt[i] != EBM_NO_FILTER && !prefilter(&rs->subs[s].fields[filt[i]], ctx))
+			continue;
+		ctx->sgen[s] = ctx->gen;
+		ctx->cands[ctx->ncands++] = s;
+	}
+}
+
 /* Leaves of the event at path p (count in *n). */
 static inline const ebm_leaf *
 leaves_at(const ebm_match_ctx *ctx, uint32_t p, uint32_t *n)
@@ -101,7 +140,7 @@ leaves_at(const ebm_match_ctx *ctx, uint32_t p, uint32_t *n)
 
 /* Probe one group with every combination of the event's values. */
 static void
-probe_group(const ebm_index *ix, const ebm_group *g, ebm_match_ctx *ctx)
+probe_group(const ebm_ruleset *rs, const ebm_group *g, ebm_match_ctx *ctx)
 {
 	const ebm_leaf *lv[EBM_GROUP_MAX];
 	uint32_t	cnt[EBM_GROUP_MAX];
@@ -127,12 +166,13 @@ probe_group(const ebm_index *ix, const ebm_group *g, ebm_match_ctx *ctx)
 	{
 		uint64_t	h = EBM_HASH_SEED;
 		const uint32_t *run;
+		const uint32_t *filt;
 		uint32_t	n;
 
 		for (i = 0; i < g->npaths; i++)
 			h = ebm_hash_mix(h * 31 + lv[i][idx[i]].digest);
-		run = ebm_htab_find(&ix->exact, ebm_probe_key(0, g->id, h), &n);
-		add_cands(ctx, run, n);
+		run = ebm_htab_find(&rs->index.exact, ebm_probe_key(0, g->id, h), &n, &filt);
+		add_run(rs, ctx, run, filt, n);
 		for (i = 0; i < g->npaths; i++)
 		{
 			if (++idx[i] < cnt[i])
@@ -149,7 +189,7 @@ probe_group(const ebm_index *ix, const ebm_group *g, ebm_match_ctx *ctx)
  * lens[0..nlens), under the given kind.
  */
 static void
-probe_affixes(const ebm_index *ix, ebm_match_ctx *ctx, uint32_t path,
+probe_affixes(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t path,
 			  uint32_t kind, const char *s, size_t len, const uint32_t *lens,
 			  uint32_t nlens, bool backward)
 {
@@ -160,32 +200,34 @@ probe_affixes(const ebm_index *ix, ebm_match_ctx *ctx, uint32_t path,
 	for (k = 0; k < nlens && lens[k] <= len; k++)
 	{
 		const uint32_t *run;
+		const uint32_t *filt;
 		uint32_t	n;
 
 		for (; done < lens[k]; done++)
 			h = ebm_fnv_step(h, (unsigned char) s[backward ? len - 1 - done : done]);
-		run = ebm_htab_find(&ix->strings, ebm_probe_key(kind, path, h), &n);
-		add_cands(ctx, run, n);
+		run = ebm_htab_find(&rs->index.strings, ebm_probe_key(kind, path, h), &n, &filt);
+		add_run(rs, ctx, run, filt, n);
 	}
 }
 
 /* String probes of one value at path p. */
 static void
-probe_strings(const ebm_index *ix, const ebm_pathinfo *pi, uint32_t p,
+probe_strings(const ebm_ruleset *rs, const ebm_pathinfo *pi, uint32_t p,
 			  const ebm_leaf *l, ebm_match_ctx *ctx)
 {
 	const uint32_t *run;
+	const uint32_t *filt;
 	uint32_t	n;
 
 	if (pi->has_exact)
 	{
-		run = ebm_htab_find(&ix->strings, ebm_probe_key(EBM_S_EXACT, p, l->digest), &n);
-		add_cands(ctx, run, n);
+		run = ebm_htab_find(&rs->index.strings, ebm_probe_key(EBM_S_EXACT, p, l->digest), &n, &filt);
+		add_run(rs, ctx, run, filt, n);
 	}
 	if (l->vtype != EBM_V_STRING)
 		return;
-	probe_affixes(ix, ctx, p, EBM_S_PREFIX, l->str, l->len, pi->lens[0], pi->nlens[0], false);
-	probe_affixes(ix, ctx, p, EBM_S_SUFFIX, l->str, l->len, pi->lens[1], pi->nlens[1], true);
+	probe_affixes(rs, ctx, p, EBM_S_PREFIX, l->str, l->len, pi->lens[0], pi->nlens[0], false);
+	probe_affixes(rs, ctx, p, EBM_S_SUFFIX, l->str, l->len, pi->lens[1], pi->nlens[1], true);
 	if (pi->has_eic || pi->nlens[2] || pi->nlens[3])
 	{
 		size_t		flen;
@@ -195,14 +237,14 @@ probe_strings(const ebm_index *ix, const ebm_pathinfo *pi, uint32_t p,
 		flen = ebm_casefold(l->str, l->len, ctx->fold);
 		if (pi->has_eic)
 		{
-			run = ebm_htab_find(&ix->strings,
+			run = ebm_htab_find(&rs->index.strings,
 								ebm_probe_key(EBM_S_EQUALS_IC, p,
 											  ebm_hash_bytes(ctx->fold, flen, EBM_HASH_SEED)),
-								&n);
-			add_cands(ctx, run, n);
+								&n, &filt);
+			add_run(rs, ctx, run, filt, n);
 		}
-		probe_affixes(ix, ctx, p, EBM_S_PREFIX_IC, ctx->fold, flen, pi->lens[2], pi->nlens[2], false);
-		probe_affixes(ix, ctx, p, EBM_S_SUFFIX_IC, ctx->fold, flen, pi->lens[3], pi->nlens[3], true);
+		probe_affixes(rs, ctx, p, EBM_S_PREFIX_IC, ctx->fold, flen, pi->lens[2], pi->nlens[2], false);
+		probe_affixes(rs, ctx, p, EBM_S_SUFFIX_IC, ctx->fold, flen, pi->lens[3], pi->nlens[3], true);
 	}
 }
 
@@ -236,8 +278,9 @@ probe_ranges(const ebm_pathinfo *pi, double x, ebm_match_ctx *ctx)
 
 /* Collect the candidate sub-rules of the flattened event. */
 static void
-collect_candidates(const ebm_index *ix, ebm_match_ctx *ctx)
+collect_candidates(const ebm_ruleset *rs, ebm_match_ctx *ctx)
 {
+	const ebm_index *ix = &rs->index;
 	size_t		t;
 	uint32_t	i;
 
@@ -250,13 +293,13 @@ collect_candidates(const ebm_index *ix, ebm_match_ctx *ctx)
 		const ebm_leaf *lv = leaves_at(ctx, p, &n);
 
 		for (i = 0; i < pi->ngroups; i++)
-			probe_group(ix, &ix->groups[pi->groups[i]], ctx);
+			probe_group(rs, &ix->groups[pi->groups[i]], ctx);
 		add_cands(ctx, pi->presence, pi->npresence);
 		if (pi->has_exact || pi->has_eic || pi->nlens[0] || pi->nlens[1] ||
 			pi->nlens[2] || pi->nlens[3] || pi->nranges)
 			for (i = 0; i < n; i++)
 			{
-				probe_strings(ix, pi, p, &lv[i], ctx);
+				probe_strings(rs, pi, p, &lv[i], ctx);
 				if (pi->nranges && lv[i].vtype == EBM_V_NUMBER && lv[i].finite)
 					probe_ranges(pi, lv[i].num, ctx);
 			}
@@ -276,25 +319,27 @@ sort_unique(ebm_match_ctx *ctx)
 
 	if (n > 32)
 	{
-		/* LSD radix sort, two 16-bit passes */
+		/* LSD radix sort, one pass per significant byte */
 		uint32_t   *tmp;
-		int			pass;
+		uint32_t	maxv = 0;
+		int			shift;
 
-		if (!ebm_grow((void **) &ctx->idtmp, &ctx->idtmpcap, n, sizeof(uint32_t)))
+		if (!ebm_reserve((void **) &ctx->idtmp, &ctx->idtmpcap, n, sizeof(uint32_t)))
 			return false;
 		tmp = ctx->idtmp;
-		for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < n; i++)
+			maxv |= a[i];
+		for (shift = 0; shift < 32 && (maxv >> shift) != 0; shift += 8)
 		{
-			uint32_t	count[65537];
-			int			shift = pass * 16;
+			uint32_t	count[257];
 
 			memset(count, 0, sizeof(count));
 			for (i = 0; i < n; i++)
-				count[((a[i] >> shift) & 0xFFFF) + 1]++;
-			for (i = 1; i <= 65536; i++)
+				count[((a[i] >> shift) & 0xFF) + 1]++;
+			for (i = 1; i <= 256; i++)
 				count[i] += count[i - 1];
 			for (i = 0; i < n; i++)
-				tmp[count[(a[i] >> shift) & 0xFFFF]++] = a[i];
+				tmp[count[(a[i] >> shift) & 0xFF]++] = a[i];
 			memcpy(a, tmp, n * sizeof(uint32_t));
 		}
 	}
@@ -333,7 +378,7 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 	st = ebm_event_flatten(rs->paths, ebm_pathtrie_npaths(rs->paths), event, ctx);
 	if (st != EBM_OK)
 		return st;
-	collect_candidates(&rs->index, ctx);
+	collect_candidates(rs, ctx);
 	ctx->nids = 0;
 	for (c = 0; c < ctx->ncands; c++)
 	{
@@ -341,7 +386,7 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 
 		if (ebm_subrule_holds(&rs->subs[s], ctx))
 		{
-			if (!ebm_grow((void **) &ctx->ids, &ctx->idcap, ctx->nids + 1, sizeof(uint32_t)))
+			if (!ebm_reserve((void **) &ctx->ids, &ctx->idcap, ctx->nids + 1, sizeof(uint32_t)))
 				return EBM_ERR_NOMEM;
 			ctx->ids[ctx->nids++] = rs->sub_rule[s];
 		}

@@ -86,6 +86,7 @@ add_literal(ebm_parse *ps, ebm_cond *c, const ebm_token *t, bool fold)
 			goto nomem;
 		lit->len = t->len;
 	}
+	lit->digest = ebm_value_digest(lit->vtype, lit->str, lit->len, lit->finite, lit->num);
 	c->nlits++;
 	return true;
 nomem:
