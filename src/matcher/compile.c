@@ -35,7 +35,7 @@ ebm_ruleset_free(ebm_ruleset *rs)
 	if (rs == NULL)
 		return;
 	for (i = 0; i < rs->nsubs; i++)
-		ebm_subrule_free_contents(&rs->subs[i]);
+		ebm_free(rs->subs[i].fields);	/* packed: one block each */
 	ebm_free(rs->subs);
 	ebm_free(rs->sub_rule);
 	ebm_pathtrie_free(rs->paths);
@@ -72,25 +72,17 @@ ebm_ruleset_add(ebm_ruleset *rs, uint32_t rule_id, const ebm_pattern *p)
 	}
 	for (i = 0; i < p->nsub; i++)
 	{
-		const ebm_subrule *src = &p->subs[i];
 		ebm_subrule *dst = &rs->subs[rs->nsubs];
 
-		dst->fields = ebm_calloc(src->nfields ? src->nfields : 1, sizeof(ebm_field));
-		dst->nfields = 0;
-		if (dst->fields == NULL)
+		if (!ebm_subrule_pack(dst, &p->subs[i]))
 			return EBM_ERR_NOMEM;
-		for (k = 0; k < src->nfields; k++)
-		{
-			if (!ebm_field_copy(&dst->fields[k], &src->fields[k]) ||
-				!ebm_pathtrie_add(rs->paths, dst->fields[k].path, dst->fields[k].pathlen,
+		for (k = 0; k < dst->nfields; k++)
+			if (!ebm_pathtrie_add(rs->paths, dst->fields[k].path, dst->fields[k].pathlen,
 								  &dst->fields[k].path_id))
 			{
-				dst->nfields = k + 1;
-				ebm_subrule_free_contents(dst);
+				ebm_free(dst->fields);
 				return EBM_ERR_NOMEM;
 			}
-			dst->nfields = k + 1;
-		}
 		rs->sub_rule[rs->nsubs] = rule_id;
 		rs->nsubs++;
 	}

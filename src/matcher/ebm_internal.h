@@ -210,6 +210,7 @@ extern bool ebm_cond_copy(ebm_cond *dst, const ebm_cond *src);
 extern void ebm_subrule_free_contents(ebm_subrule *s);
 extern bool ebm_field_copy(ebm_field *dst, const ebm_field *src);
 extern void ebm_field_free_contents(ebm_field *f);
+extern bool ebm_subrule_pack(ebm_subrule *dst, const ebm_subrule *src);
 
 /* State of one pattern parse (pattern_parse.c, operators.c). */
 typedef struct ebm_parse

@@ -131,3 +131,84 @@ ebm_field_free_contents(ebm_field *f)
 {
 	field_free_contents(f);
 }
+
+/* Round n up to a multiple of 8, for the packed layout below. */
+static size_t
+align8(size_t n)
+{
+	return (n + 7) & ~(size_t) 7;
+}
+
+/*
+ * Copy a sub-rule into ONE allocation: fields, then conditions, then
+ * literals, then the bytes of paths and strings, all adjacent.  A rule set
+ * keeps its sub-rules this way so that deciding a candidate touches a few
+ * neighbouring cache lines instead of chasing five levels of pointers.
+ * Free with ebm_free(dst->fields).
+ */
+bool
+ebm_subrule_pack(ebm_subrule *dst, const ebm_subrule *src)
+{
+	size_t		nconds = 0,
+				nlits = 0,
+				nbytes = 0;
+	size_t		size;
+	char	   *block;
+	ebm_field  *fields;
+	ebm_cond   *conds;
+	ebm_literal *lits;
+	char	   *bytes;
+	uint32_t	i,
+				k,
+				j;
+
+	for (i = 0; i < src->nfields; i++)
+	{
+		const ebm_field *f = &src->fields[i];
+
+		nconds += f->ncond;
+		nbytes += f->pathlen + 1;
+		for (k = 0; k < f->ncond; k++)
+		{
+			nlits += f->conds[k].nlits;
+			for (j = 0; j < f->conds[k].nlits; j++)
+				nbytes += f->conds[k].lits[j].len + 1;
+		}
+	}
+	size = align8(src->nfields * sizeof(ebm_field)) + align8(nconds * sizeof(ebm_cond)) +
+		align8(nlits * sizeof(ebm_literal)) + nbytes;
+	block = ebm_malloc(size);
+	if (block == NULL)
+		return false;
+	fields = (ebm_field *) block;
+	conds = (ebm_cond *) (block + align8(src->nfields * sizeof(ebm_field)));
+	lits = (ebm_literal *) ((char *) conds + align8(nconds * sizeof(ebm_cond)));
+	bytes = (char *) lits + align8(nlits * sizeof(ebm_literal));
+	for (i = 0; i < src->nfields; i++)
+	{
+		const ebm_field *f = &src->fields[i];
+
+		fields[i] = *f;
+		fields[i].path = bytes;
+		memcpy(bytes, f->path, f->pathlen + 1);
+		bytes += f->pathlen + 1;
+		fields[i].conds = conds;
+		for (k = 0; k < f->ncond; k++)
+		{
+			*conds = f->conds[k];
+			conds->lits = lits;
+			for (j = 0; j < f->conds[k].nlits; j++)
+			{
+				*lits = f->conds[k].lits[j];
+				lits->str = bytes;
+				memcpy(bytes, f->conds[k].lits[j].str, lits->len + 1);
+				bytes += lits->len + 1;
+				lits++;
+			}
+			conds++;
+		}
+	}
+	dst->fields = fields;
+	dst->nfields = src->nfields;
+	return true;
+}
