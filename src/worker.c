@@ -51,6 +51,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -76,6 +77,7 @@ static int	eventbus_retry_base_delay = 1000;	/* ms */
 static int	eventbus_retry_max_delay = 300000;	/* ms */
 static int	eventbus_batch_size = 100;
 static int	eventbus_max_concurrent_requests = 256;
+static int	eventbus_max_concurrent_per_target = 64;
 static int	eventbus_poll_interval = 1000;	/* ms */
 
 /* Shared state: who to wake, and the crash reconciliation. */
@@ -118,8 +120,17 @@ typedef struct Delivery
 	bool		has_event;
 	TimestampTz published_at;
 	char	   *endpoint;
+	char	   *target_key;		/* key of target_load, or NULL */
 	struct Delivery *next;		/* in local_done */
 } Delivery;
+
+/* Requests in flight per target (bus, rule, target_id). */
+#define TARGET_KEY_LEN 400
+typedef struct TargetLoad
+{
+	char		key[TARGET_KEY_LEN];
+	int			in_flight;
+} TargetLoad;
 
 /* The worker's own state, in long-lived memory. */
 static int	my_index = -1;
@@ -127,24 +138,31 @@ static MemoryContext batch_ctx = NULL;	/* reset after each transaction */
 static MemoryContext request_ctx = NULL;	/* deliveries, freed one by one */
 static WaitEventSet *wait_set = NULL;
 static Delivery *local_done = NULL;	/* finished without a request */
+static HTAB *target_load = NULL;
 static bool extension_logged = false;
 
 /* Prepared statements, kept across transactions. */
 static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr release_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
 static SPIPlanPtr done_plan = NULL;
 static SPIPlanPtr retry_plan = NULL;
 static SPIPlanPtr dead_plan = NULL;
 
 /*
- * Claims up to $1 due deliveries.  Rows whose target no longer exists go
- * straight to the dead-letter table (TargetDeleted); the others are leased
- * and returned with everything needed to send them.
+ * Claims up to $1 due deliveries, skipping targets that already have as
+ * many requests in flight as allowed ($2, $3, $4: their bus, rule and
+ * target_id).  Rows whose target no longer exists go straight to the
+ * dead-letter table (TargetDeleted); the others are leased and returned
+ * with everything needed to send them.
  */
 static const char *const claim_sql =
 "WITH due AS ("
 "  SELECT d.id FROM eventbus.deliveries d"
 "  WHERE d.next_attempt_at <= now()"
+"    AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[], $4::text[])"
+"      AS f(bus, rule, target_id) WHERE f.bus = d.bus AND f.rule = d.rule"
+"      AND f.target_id = d.target_id)"
 "  ORDER BY d.next_attempt_at"
 "  LIMIT $1"
 "  FOR UPDATE SKIP LOCKED"
@@ -188,8 +206,21 @@ static const char *const claim_sql =
 "  e.published_at,"
 "  eventbus.envelope(e)::text,"
 "  'msg_' || left(encode(sha256(convert_to(l.event_id::text || '/' || l.bus"
-"    || '/' || l.rule || '/' || l.target_id, 'UTF8')), 'hex'), 32)"
+"    || '/' || l.rule || '/' || l.target_id, 'UTF8')), 'hex'), 32),"
+"  l.bus, l.rule, l.target_id"
 " FROM leased l LEFT JOIN eventbus.events e ON e.id = l.event_id";
+
+/*
+ * Claimed rows of a target that reached its limit in the same claim: back
+ * to the queue untouched, as if never claimed.
+ */
+static const char *const release_sql =
+"UPDATE eventbus.deliveries d"
+" SET attempts = d.attempts - 1, leased_until = NULL, next_attempt_at = now(),"
+"   first_attempt_at = CASE WHEN d.attempts = 1 THEN NULL"
+"                      ELSE d.first_attempt_at END"
+" FROM unnest($1::bigint[]) AS s(id)"
+" WHERE d.id = s.id";
 
 /* When the next row becomes due (rows leased by anyone included). */
 static const char *const next_due_sql =
@@ -333,6 +364,13 @@ eventbus_worker_init(void)
 							"Also bounds the connections it keeps open.",
 							&eventbus_max_concurrent_requests,
 							256, 1, 10000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.max_concurrent_per_target",
+							"Most HTTP requests a worker has in flight to one target.",
+							"Keeps a slow or dead target from taking every slot.",
+							&eventbus_max_concurrent_per_target,
+							64, 1, 10000,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("eventbus.poll_interval",
@@ -656,9 +694,9 @@ add_default_header(Delivery *d, const char *line, const char *target_headers)
 	eb_http_add_header(&d->http, line);
 }
 
-/* Builds the request of a claimed row (SPI result row `row`) and sends it. */
+/* Builds the request of a claimed row and sends it. */
 static void
-start_delivery(HeapTuple tuple, TupleDesc desc)
+start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key)
 {
 	MemoryContext old = MemoryContextSwitchTo(request_ctx);
 	Delivery   *d = palloc0(sizeof(Delivery));
@@ -669,6 +707,7 @@ start_delivery(HeapTuple tuple, TupleDesc desc)
 	char		line[128];
 
 	d->http.owner = d;
+	d->target_key = pstrdup(target_key);
 	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
 	d->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
 	d->lease = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 3, &isnull));
@@ -719,17 +758,80 @@ start_delivery(HeapTuple tuple, TupleDesc desc)
 	eb_http_submit(&d->http);
 }
 
+/* The target_load key of a claimed row (columns bus, rule, target_id). */
+static void
+target_key_of(HeapTuple tuple, TupleDesc desc, char *key)
+{
+	bool		isnull;
+
+	snprintf(key, TARGET_KEY_LEN, "%s\x1f%s\x1f%s",
+			 TextDatumGetCString(SPI_getbinval(tuple, desc, 13, &isnull)),
+			 TextDatumGetCString(SPI_getbinval(tuple, desc, 14, &isnull)),
+			 TextDatumGetCString(SPI_getbinval(tuple, desc, 15, &isnull)));
+}
+
+/* One fewer request in flight to a target. */
+static void
+target_load_release(const char *target_key)
+{
+	char		key[TARGET_KEY_LEN];
+	TargetLoad *tl;
+
+	strlcpy(key, target_key, sizeof(key));
+	tl = hash_search(target_load, key, HASH_FIND, NULL);
+	if (tl != NULL && --tl->in_flight <= 0)
+		hash_search(target_load, key, HASH_REMOVE, NULL);
+}
+
+/*
+ * The targets at their limit of requests in flight, as three text arrays
+ * (bus, rule, target_id) for the claim to skip.
+ */
+static void
+saturated_targets(Datum *buses, Datum *rules, Datum *target_ids)
+{
+	HASH_SEQ_STATUS seq;
+	TargetLoad *tl;
+	int			n = 0;
+	int			cap = hash_get_num_entries(target_load) + 1;
+	Datum	   *b = palloc(sizeof(Datum) * cap);
+	Datum	   *r = palloc(sizeof(Datum) * cap);
+	Datum	   *t = palloc(sizeof(Datum) * cap);
+
+	hash_seq_init(&seq, target_load);
+	while ((tl = hash_seq_search(&seq)) != NULL)
+	{
+		char	   *copy;
+		char	   *save;
+
+		if (tl->in_flight < eventbus_max_concurrent_per_target)
+			continue;
+		copy = pstrdup(tl->key);
+		b[n] = CStringGetTextDatum(strtok_r(copy, "\x1f", &save));
+		r[n] = CStringGetTextDatum(strtok_r(NULL, "\x1f", &save));
+		t[n] = CStringGetTextDatum(strtok_r(NULL, "\x1f", &save));
+		n++;
+	}
+	*buses = make_array(b, NULL, n, TEXTOID);
+	*rules = make_array(r, NULL, n, TEXTOID);
+	*target_ids = make_array(t, NULL, n, TEXTOID);
+}
+
 /*
  * Claims up to `room` due deliveries in one transaction and starts their
- * requests.  Returns when the queue should be looked at again: now when the
- * claim was full, otherwise the earliest next_attempt_at (0 if none).
+ * requests, at most eventbus.max_concurrent_per_target per target (rows
+ * over that limit go straight back to the queue).  Returns when the queue
+ * should be looked at again: now when the claim was full, otherwise the
+ * earliest next_attempt_at (0 if none).
  */
 static TimestampTz
 claim_and_send(int room)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		args[1];
+	Oid			types[4] = {INT4OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[4];
 	uint64		n;
+	int			nrelease = 0;
+	Datum	   *release;
 	TimestampTz next_due = 0;
 
 	begin_xact("pg_eventbus: claiming deliveries");
@@ -742,12 +844,43 @@ claim_and_send(int room)
 	}
 
 	args[0] = Int32GetDatum(room);
-	if (SPI_execute_plan(prepare(&claim_plan, claim_sql, 1, types),
+	saturated_targets(&args[1], &args[2], &args[3]);
+	if (SPI_execute_plan(prepare(&claim_plan, claim_sql, 4, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
 	n = SPI_processed;
+	release = palloc(sizeof(Datum) * (n + 1));
 	for (uint64 i = 0; i < n; i++)
-		start_delivery(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char		key[TARGET_KEY_LEN];
+		TargetLoad *tl;
+		bool		found;
+		bool		isnull;
+
+		target_key_of(tuple, desc, key);
+		tl = hash_search(target_load, key, HASH_ENTER, &found);
+		if (!found)
+			tl->in_flight = 0;
+		if (tl->in_flight >= eventbus_max_concurrent_per_target)
+		{
+			release[nrelease++] = SPI_getbinval(tuple, desc, 1, &isnull);
+			continue;
+		}
+		tl->in_flight++;
+		start_delivery(tuple, desc, key);
+	}
+	if (nrelease > 0)
+	{
+		Oid			rtypes[1] = {INT8ARRAYOID};
+		Datum		rargs[1];
+
+		rargs[0] = make_array(release, NULL, nrelease, INT8OID);
+		if (SPI_execute_plan(prepare(&release_plan, release_sql, 1, rtypes),
+							 rargs, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "pg_eventbus: could not release deliveries");
+	}
 
 	if (n >= (uint64) room)
 		next_due = GetCurrentTimestamp();
@@ -925,6 +1058,8 @@ free_delivery(Delivery *d)
 	eb_http_release(&d->http);
 	if (d->endpoint)
 		pfree(d->endpoint);
+	if (d->target_key)
+		pfree(d->target_key);
 	if (d->http.method)
 		pfree((char *) d->http.method);
 	if (d->http.body)
@@ -1017,7 +1152,13 @@ settle_finished(void)
 	}
 
 	foreach(lc, finished)
-		free_delivery((Delivery *) lfirst(lc));
+	{
+		Delivery   *d = (Delivery *) lfirst(lc);
+
+		if (d->target_key)
+			target_load_release(d->target_key);
+		free_delivery(d);
+	}
 	commit_xact();				/* also resets batch_ctx */
 	return earliest;
 }
@@ -1036,9 +1177,10 @@ reload_settings(void)
 	eb_http_set_limits(eventbus_max_concurrent_requests);
 	ereport(LOG,
 			(errmsg("pg_eventbus delivery worker reloaded its settings"),
-			 errdetail("retry_base_delay=%dms retry_max_delay=%dms batch_size=%d max_concurrent_requests=%d poll_interval=%dms",
+			 errdetail("retry_base_delay=%dms retry_max_delay=%dms batch_size=%d max_concurrent_requests=%d max_concurrent_per_target=%d poll_interval=%dms",
 					   eventbus_retry_base_delay, eventbus_retry_max_delay,
 					   eventbus_batch_size, eventbus_max_concurrent_requests,
+					   eventbus_max_concurrent_per_target,
 					   eventbus_poll_interval)));
 }
 
@@ -1080,6 +1222,14 @@ eventbus_worker_main(Datum main_arg)
 	request_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus requests",
 										ALLOCSET_DEFAULT_SIZES);
 	eb_http_init(eventbus_max_concurrent_requests);
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = TARGET_KEY_LEN;
+		ctl.entrysize = sizeof(TargetLoad);
+		target_load = hash_create("pg_eventbus target load", 64, &ctl,
+								  HASH_ELEM | HASH_STRINGS);
+	}
 	wait_set = CreateWaitEventSet(TopMemoryContext, 3);
 	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);

@@ -192,6 +192,7 @@ sub stop
 {
 	my ($self) = @_;
 	return unless $self->{pid};
+	local $?;	# keep the test's exit status
 	kill 'TERM', $self->{pid};
 	waitpid($self->{pid}, 0);
 	delete $self->{pid};
