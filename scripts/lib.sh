@@ -2,7 +2,7 @@
 # Postgres refuses to run as root, so clusters run as the "postgres" user
 # (created by the postgresql-15 package) in throwaway directories.
 
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 export PATH="$PG_BIN:$PATH"
 PG_USER=${PG_USER:-postgres}
 

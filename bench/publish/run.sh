@@ -23,8 +23,8 @@ conformance=${EVENTBUS_CONFORMANCE_DIR:-$repo/../shared/conformance}
 if [ "$(id -u)" -eq 0 ]; then
 	"$repo/scripts/setup.sh"
 fi
-make -C "$repo" -s >/dev/null
-if [ "$(id -u)" -eq 0 ]; then make -C "$repo" -s install >/dev/null; fi
+make -C "$repo" -s PG_CONFIG="$PG_BIN/pg_config" >/dev/null
+if [ "$(id -u)" -eq 0 ]; then make -C "$repo" -s install PG_CONFIG="$PG_BIN/pg_config" >/dev/null; fi
 
 dir=$(make_scratch bench-publish)
 trap 'stop_cluster "$dir"; rm -rf "$dir"' EXIT
@@ -36,7 +36,7 @@ start_cluster "$dir" "$port" "shared_preload_libraries = ''" "fsync = on" \
 export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 export PGOPTIONS='-c client_min_messages=error'
 
-psql() { as_pg env PGOPTIONS="$PGOPTIONS" /usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql() { as_pg env PGOPTIONS="$PGOPTIONS" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 # a realistic ~1 KB detail
 detail=$(python3 -c '
@@ -63,7 +63,7 @@ chmod 644 "$dir"/*.sql
 
 # tps of one pgbench run
 run_pgbench() {
-	as_pg env PGOPTIONS="$PGOPTIONS" /usr/lib/postgresql/15/bin/pgbench -n -c "$clients" -j 2 -T "$seconds" -f "$1" 2>/dev/null |
+	as_pg env PGOPTIONS="$PGOPTIONS" "$PG_BIN/pgbench" -n -c "$clients" -j 2 -T "$seconds" -f "$1" 2>/dev/null |
 		awk '/^tps = / {print $3}'
 }
 
