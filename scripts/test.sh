@@ -74,7 +74,7 @@ step() {
 }
 
 step "build (-Werror)"
-if as_pg make -C "$work" -s -j2 EXTRA_CFLAGS=-Werror >"$scratch/build.log" 2>&1; then
+if as_pg make -C "$work" -s -j2 EXTRA_CFLAGS=-Werror PG_CONFIG="$PG_BIN/pg_config" >"$scratch/build.log" 2>&1; then
 	record build 1 0
 else
 	cat "$scratch/build.log"
@@ -82,7 +82,7 @@ else
 	echo "0 passed, 1 failed"
 	exit 1
 fi
-make -C "$work" -s install >"$scratch/install.log" 2>&1 || { cat "$scratch/install.log"; exit 1; }
+make -C "$work" -s install PG_CONFIG="$PG_BIN/pg_config" >"$scratch/install.log" 2>&1 || { cat "$scratch/install.log"; exit 1; }
 
 step "matcher: unit and conformance tests, under valgrind"
 as_pg make -C "$work/test/matcher" -s check valgrind CONFORMANCE_DIR="$conformance" 2>&1 | tee "$scratch/matcher.log"
@@ -103,7 +103,7 @@ fi
 step "pg_regress and isolation tests"
 port=$(free_port)
 start_cluster "$pgdir" "$port" "eventbus.database = 'postgres'"
-as_pg make -C "$work" -s installcheck PGHOST="$pgdir" PGPORT="$port" PGUSER=postgres >"$scratch/regress.log" 2>&1
+as_pg make -C "$work" -s installcheck PG_CONFIG="$PG_BIN/pg_config" PGHOST="$pgdir" PGPORT="$port" PGUSER=postgres >"$scratch/regress.log" 2>&1
 rc=$?
 cat "$scratch/regress.log"
 ok=$(grep -cE '\.\.\. +ok' "$scratch/regress.log")
@@ -118,7 +118,7 @@ fi
 stop_cluster "$pgdir"
 
 step "TAP tests"
-as_pg make -C "$work" -s prove_installcheck 2>&1 | tee "$scratch/tap.log"
+as_pg env EVENTBUS_CONFORMANCE_DIR="$conformance" make -C "$work" -s prove_installcheck PG_CONFIG="$PG_BIN/pg_config" 2>&1 | tee "$scratch/tap.log"
 rc=${PIPESTATUS[0]}
 # prove's summary: "Files=N, Tests=M, ..." and, for each failed file,
 # "test/t/x.pl (Wstat: ... Tests: ... Failed: ...)"
