@@ -1,0 +1,97 @@
+# The worker's life: waiting for CREATE EXTENSION, several workers sharing
+# the queue, a slow target not holding back a fast one, settings reloaded
+# on SIGHUP.
+use strict;
+use warnings;
+
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use EventbusTest;
+
+my $sink = start_sink();
+my $node = new_node(
+	'worker',
+	no_extension => 1,
+	conf => qq{
+eventbus.workers = 2
+eventbus.retry_base_delay = '1h'
+eventbus.retry_max_delay = '2h'
+eventbus.max_concurrent_requests = 16
+eventbus.max_concurrent_per_target = 4
+});
+
+# waits quietly for the extension, saying so once per worker
+ok(wait_for_value($node,
+	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_eventbus delivery worker'", '2'),
+	'two workers running');
+sleep 3;
+my $log = slurp_file($node->logfile);
+my $waiting = () = $log =~ /waiting for CREATE EXTENSION pg_eventbus in database "postgres"/g;
+is($waiting, 2, 'each worker says once that it waits for the extension');
+unlike($log, qr/ERROR/, 'no errors while waiting');
+
+$node->safe_psql('postgres', 'CREATE EXTENSION pg_eventbus');
+add_target($node, 'first', 'test.first', 'first', $sink->url('/first'));
+publish($node, 'test.first', 1);
+is($sink->wait_count('/first', 1, 15), 1, 'delivered once the extension exists');
+
+# two workers share the queue: 500 events, each delivered once
+add_target($node, 'shared', 'test.shared', 'shared', $sink->url('/shared'));
+$node->safe_psql('postgres', "SELECT eventbus.put_target('shared', 'shared', '"
+	  . $sink->url('/shared') . "')");
+my $ids = publish($node, 'test.shared', 500);
+ok(wait_for_value($node, "SELECT count(*) FROM eventbus.deliveries WHERE rule = 'shared'", '0'),
+	'shared: all settled');
+my %seen;
+$seen{ decode_json($_->{body})->{id} }++ for @{ $sink->received('/shared') };
+is(scalar(grep { ($seen{$_} // 0) != 1 } @$ids), 0, 'shared: each event delivered exactly once');
+
+# a slow target does not hold back a fast one
+add_target($node, 'slow', 'test.slow', 'slow', $sink->url('/delay/3000'),
+	timeout => '10s');
+add_target($node, 'fast', 'test.fast', 'fast', $sink->url('/fast'));
+publish($node, 'test.slow', 40);
+$sink->wait_count('/delay/3000', 4);
+my $t0 = time();
+publish($node, 'test.fast', 20);
+is($sink->wait_count('/fast', 20, 30), 20, 'fast target: all delivered');
+my $last = 0;
+$last < $_->{time} and $last = $_->{time} for @{ $sink->received('/fast') };
+my $took = $last - $t0;
+ok($took < 2.5, "fast target served while the slow one is busy ($took s)");
+cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM eventbus.deliveries WHERE rule = 'slow'"),
+	'>', 0, 'slow target still has work queued');
+$node->safe_psql('postgres', "SELECT eventbus.delete_rule('slow')");
+
+# SIGHUP: retry delays reloaded
+add_target($node, 'hup', 'test.hup', 'hup', $sink->url('/status/500-then-200'));
+publish($node, 'test.hup', 1);
+$sink->wait_count('/status/500-then-200', 1);
+ok(wait_for_value($node,
+	"SELECT next_attempt_at > now() + interval '30 minutes' AND leased_until IS NULL"
+	  . " FROM eventbus.deliveries WHERE rule = 'hup'", 't'),
+	'retry scheduled an hour ahead (retry_base_delay = 1h)');
+$node->append_conf('postgresql.conf',
+	"eventbus.retry_base_delay = '20ms'\neventbus.retry_max_delay = '200ms'\n");
+$node->reload;
+my $deadline = time() + 10;
+usleep(100_000) until $node->log_contains('reloaded its settings') || time() > $deadline;
+ok($node->log_contains('retry_base_delay=20ms'), 'workers reloaded their settings');
+publish($node, 'test.hup', 1);
+is($sink->wait_count('/status/500-then-200', 3, 15), 3,
+	'new event retried after the reloaded delay');
+ok(wait_for_value($node,
+	"SELECT count(*) FROM eventbus.deliveries WHERE rule = 'hup' AND next_attempt_at < now() + interval '1 minute'", '0'),
+	'second event delivered, first still waits its hour');
+is($node->safe_psql('postgres', "SELECT count(*) FROM eventbus.deliveries WHERE rule = 'hup'"),
+	'1', 'first event still queued');
+
+is($node->safe_psql('postgres', "SELECT count(*) FROM eventbus.dead_letters WHERE target_id <> 'slow'"),
+	'0', 'no dead letters but those of the deleted slow target')
+  or diag($node->safe_psql('postgres', 'SELECT target_id, error_code, exhausted_condition FROM eventbus.dead_letters'));
+
+$node->stop;
+done_testing();
