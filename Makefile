@@ -17,7 +17,6 @@ REGRESS_OPTS = --load-extension=pg_eventbus --inputdir=.
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --load-extension=pg_eventbus --inputdir=test --outputdir=test/output_iso
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
-PROVE_FLAGS = -I test/perl
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/matcher
 PG_CFLAGS = -std=gnu99 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(EXTRA_CFLAGS)
@@ -28,6 +27,9 @@ EXTRA_CLEAN = test/output_iso
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# after PGXS, which resets it
+PROVE_FLAGS = -I test/perl
 
 .PHONY: prove_installcheck check-matcher fuzz-matcher bench-match bench-publish bench-dispatch
 
