@@ -89,7 +89,10 @@ main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "../../../shared/conformance/bench";
 
-	/* BENCH_ONLY=N in the environment runs one size only (for profiling) */
+	/*
+	 * For profiling: BENCH_ONLY=N runs one size only, BENCH_FIXED=1 runs
+	 * each pass over the events once (no calibration).
+	 */
 	char		path[4096];
 	char	   *text;
 	size_t		len;
@@ -248,7 +251,7 @@ main(int argc, char **argv)
 			if (pass < 0)
 			{
 				/* warm-up, and calibrate the repetitions */
-				while (el * reps < MIN_PASS_NS)
+				while (el * reps < MIN_PASS_NS && getenv("BENCH_FIXED") == NULL)
 					reps *= 2;
 				continue;
 			}

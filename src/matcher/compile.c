@@ -85,6 +85,8 @@ ebm_ruleset_add(ebm_ruleset *rs, uint32_t rule_id, const ebm_pattern *p)
 			}
 		rs->sub_rule[rs->nsubs] = rule_id;
 		rs->nsubs++;
+		if (dst->nfields > rs->maxfields)
+			rs->maxfields = dst->nfields;
 	}
 	rs->nrules++;
 	rs->compiled = false;

@@ -188,6 +188,7 @@ typedef struct ebm_field
 	char	   *path;			/* dotted path */
 	uint32_t	pathlen;
 	uint32_t	path_id;		/* set by the rule set */
+	bool		absent_ok;		/* has exists:false: may hold by absence */
 	uint32_t	ncond;
 	ebm_cond   *conds;
 } ebm_field;
@@ -221,6 +222,7 @@ typedef struct ebm_parse
 	size_t		pathlen;
 	size_t		pathcap;
 	bool		nomem;
+	bool		absent_ok;		/* the match list has exists:false */
 } ebm_parse;
 
 extern bool ebm_parse_fail(ebm_parse *ps, const char *op, const char *fmt,...)
@@ -302,6 +304,7 @@ struct ebm_match_ctx
 extern bool ebm_cond_holds(const ebm_cond *c, const ebm_leaf *v,
 						   ebm_match_ctx *ctx);
 extern bool ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx);
+extern bool ebm_ctx_reserve_eval(ebm_match_ctx *ctx, size_t maxfields);
 extern bool ebm_ctx_reserve_fold(ebm_match_ctx *ctx, size_t need);
 
 /* event.c */

@@ -187,18 +187,6 @@ compatible(const ebm_match_ctx *ctx, const ebm_leaf *a, const ebm_leaf *b)
 	return true;
 }
 
-/* Does the field ask for exists:false (so it may hold by absence)? */
-static bool
-wants_absence(const ebm_field *f)
-{
-	uint32_t	k;
-
-	for (k = 0; k < f->ncond; k++)
-		if (f->conds[k].kind == EBM_C_EXISTS && !f->conds[k].exists)
-			return true;
-	return false;
-}
-
 /* Is leaf l compatible with the leaves chosen for fields 0..nf-1? */
 static bool
 fits_choice(const ebm_match_ctx *ctx, const ebm_leaf *l, uint32_t nf)
@@ -232,7 +220,7 @@ absences_hold(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t nf)
 		uint32_t	j,
 					k;
 
-		if (!wants_absence(f))
+		if (!f->absent_ok)
 			continue;
 		n = (p < ctx->npathcap && ctx->pgen[p] == ctx->gen) ? ctx->pcount[p] : 0;
 		leaves = ctx->byp + (n ? ctx->pfirst[p] : 0);
@@ -296,6 +284,21 @@ consistent_choice(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t nf)
 	}
 }
 
+/*
+ * Make the backtracking scratch fit sub-rules of up to maxfields fields
+ * (match.c calls this once per event, so deciding allocates nothing).
+ */
+bool
+ebm_ctx_reserve_eval(ebm_match_ctx *ctx, size_t maxfields)
+{
+	return ebm_reserve((void **) &ctx->pickoff, &ctx->pickoffcap, 2 * maxfields + 2,
+					   sizeof(uint32_t)) &&
+		ebm_reserve((void **) &ctx->choice, &ctx->choicecap, maxfields + 1,
+					sizeof(uint32_t)) &&
+		ebm_reserve((void **) &ctx->pick, &ctx->pickcap, ctx->nleaves + 1,
+					sizeof(ebm_leaf *));
+}
+
 /* Does the sub-rule hold for the event flattened in ctx? */
 bool
 ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
@@ -306,10 +309,7 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 	bool		absences = false;
 	uint32_t	i;
 
-	if (!ebm_reserve((void **) &ctx->pickoff, &ctx->pickoffcap, 2 * (size_t) s->nfields + 2,
-				  sizeof(uint32_t)) ||
-		!ebm_reserve((void **) &ctx->choice, &ctx->choicecap, (size_t) s->nfields + 1,
-				  sizeof(uint32_t)))
+	if (2 * (size_t) s->nfields + 2 > ctx->pickoffcap && !ebm_ctx_reserve_eval(ctx, s->nfields))
 		return false;
 	for (i = 0; i < s->nfields; i++)
 	{
@@ -321,7 +321,7 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 		uint32_t	j,
 					k;
 
-		if (wants_absence(f))
+		if (f->absent_ok)
 		{
 			/* decided after the positive fields, see absences_hold */
 			absences = true;
@@ -332,7 +332,8 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 		}
 		if (n == 0)
 			return false;
-		if (!ebm_reserve((void **) &ctx->pick, &ctx->pickcap, npick + n, sizeof(ebm_leaf *)))
+		if (npick + n > ctx->pickcap &&
+			!ebm_grow((void **) &ctx->pick, &ctx->pickcap, npick + n, sizeof(ebm_leaf *)))
 			return false;
 		for (j = 0; j < n; j++)
 			for (k = 0; k < f->ncond; k++)

@@ -102,12 +102,10 @@ htab_build(ebm_htab *t, entry *e, size_t n)
 	t->cap = 16;
 	while (t->cap < distinct * 2)
 		t->cap *= 2;
-	t->keys = ebm_calloc(t->cap, sizeof(uint64_t));
-	t->start = ebm_calloc(t->cap, sizeof(uint32_t));
-	t->count = ebm_calloc(t->cap, sizeof(uint32_t));
+	t->slots = ebm_calloc(t->cap, sizeof(ebm_hslot));
 	t->subs = ebm_calloc(n ? n : 1, sizeof(uint32_t));
 	t->filt = ebm_calloc(n ? n : 1, sizeof(uint32_t));
-	if (!t->keys || !t->start || !t->count || !t->subs || !t->filt)
+	if (!t->slots || !t->subs || !t->filt)
 		return false;
 	for (i = 0; i < n; i++)
 	{
@@ -121,14 +119,14 @@ htab_build(ebm_htab *t, entry *e, size_t n)
 				continue;		/* the same sub-rule twice under one key */
 		}
 		slot = (size_t) e[i].key & (t->cap - 1);
-		while (t->keys[slot] != 0 && t->keys[slot] != e[i].key)
+		while (t->slots[slot].key != 0 && t->slots[slot].key != e[i].key)
 			slot = (slot + 1) & (t->cap - 1);
-		if (t->keys[slot] == 0)
+		if (t->slots[slot].key == 0)
 		{
-			t->keys[slot] = e[i].key;
-			t->start[slot] = (uint32_t) i;
+			t->slots[slot].key = e[i].key;
+			t->slots[slot].start = (uint32_t) i;
 		}
-		t->count[slot] = (uint32_t) (i + 1 - t->start[slot]);
+		t->slots[slot].count = (uint32_t) (i + 1 - t->slots[slot].start);
 	}
 	t->nsubs = n;
 	return true;
@@ -147,13 +145,13 @@ ebm_htab_find(const ebm_htab *t, uint64_t key, uint32_t *n,
 		return NULL;
 	}
 	slot = (size_t) key & (t->cap - 1);
-	while (t->keys[slot] != 0)
+	while (t->slots[slot].key != 0)
 	{
-		if (t->keys[slot] == key)
+		if (t->slots[slot].key == key)
 		{
-			*n = t->count[slot];
-			*filt = t->filt + t->start[slot];
-			return t->subs + t->start[slot];
+			*n = t->slots[slot].count;
+			*filt = t->filt + t->slots[slot].start;
+			return t->subs + t->slots[slot].start;
 		}
 		slot = (slot + 1) & (t->cap - 1);
 	}
@@ -165,9 +163,7 @@ ebm_htab_find(const ebm_htab *t, uint64_t key, uint32_t *n,
 static void
 htab_free(ebm_htab *t)
 {
-	ebm_free(t->keys);
-	ebm_free(t->start);
-	ebm_free(t->count);
+	ebm_free(t->slots);
 	ebm_free(t->subs);
 	ebm_free(t->filt);
 	memset(t, 0, sizeof(*t));

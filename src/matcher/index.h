@@ -48,11 +48,16 @@ typedef enum ebm_skind
 } ebm_skind;
 
 /* Digest -> run of sub-rule ids, as an open-addressing table. */
+typedef struct ebm_hslot
+{
+	uint64_t	key;			/* 0 marks an empty slot */
+	uint32_t	start;
+	uint32_t	count;
+} ebm_hslot;
+
 typedef struct ebm_htab
 {
-	uint64_t   *keys;			/* 0 marks an empty slot */
-	uint32_t   *start;
-	uint32_t   *count;
+	ebm_hslot  *slots;
 	size_t		cap;			/* power of two */
 	uint32_t   *subs;			/* runs, concatenated */
 	uint32_t   *filt;			/* per run entry: pre-filter field, or

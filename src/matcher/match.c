@@ -16,6 +16,12 @@
 
 #include "ruleset.h"
 
+#if defined(__GNUC__)
+#define EBM_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define EBM_PREFETCH(p) ((void) (p))
+#endif
+
 /* A fresh, empty matching context. */
 ebm_match_ctx *
 ebm_match_ctx_new(void)
@@ -378,11 +384,24 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 	st = ebm_event_flatten(rs->paths, ebm_pathtrie_npaths(rs->paths), event, ctx);
 	if (st != EBM_OK)
 		return st;
+	if (!ebm_ctx_reserve_eval(ctx, rs->maxfields))
+		return EBM_ERR_NOMEM;
 	collect_candidates(rs, ctx);
 	ctx->nids = 0;
 	for (c = 0; c < ctx->ncands; c++)
 	{
 		uint32_t	s = ctx->cands[c];
+
+		/* the next candidates' rules are likely out of cache: ask early */
+		if (c + 4 < ctx->ncands)
+		{
+			const char *next = (const char *) rs->subs[ctx->cands[c + 4]].fields;
+
+			EBM_PREFETCH(next);
+			EBM_PREFETCH(next + 64);
+			EBM_PREFETCH(next + 128);
+			EBM_PREFETCH(next + 192);
+		}
 
 		if (ebm_subrule_holds(&rs->subs[s], ctx))
 		{

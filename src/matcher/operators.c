@@ -435,6 +435,8 @@ parse_operator(ebm_parse *ps, uint32_t oi, ebm_cond *c)
 		if (v->type != EBM_T_TRUE && v->type != EBM_T_FALSE)
 			return ebm_parse_fail(ps, "exists", "exists match pattern must be either true or false.");
 		c->exists = (v->type == EBM_T_TRUE);
+		if (!c->exists)
+			ps->absent_ok = true;
 		return true;
 	}
 	if (tok_is(ps, k, "cidr"))
@@ -464,6 +466,7 @@ ebm_parse_match_list(ebm_parse *ps, uint32_t arr, ebm_field *f)
 
 	if (a->len == 0)
 		return ebm_parse_fail(ps, "", "Empty arrays are not allowed");
+	ps->absent_ok = false;
 	f->conds = ebm_calloc(a->len, sizeof(ebm_cond));
 	if (f->conds == NULL)
 	{
@@ -496,5 +499,6 @@ ebm_parse_match_list(ebm_parse *ps, uint32_t arr, ebm_field *f)
 				break;
 		}
 	}
+	f->absent_ok = ps->absent_ok;
 	return true;
 }

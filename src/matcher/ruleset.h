@@ -19,6 +19,7 @@ struct ebm_ruleset
 	uint32_t   *sub_rule;		/* rule id of each sub-rule */
 	uint32_t	nsubs;
 	size_t		subcap;
+	uint32_t	maxfields;		/* most fields in one sub-rule */
 	size_t		nrules;			/* ebm_ruleset_add calls */
 	ebm_pathtrie *paths;
 	bool		compiled;
