@@ -156,10 +156,10 @@ typedef enum ebm_abkind
 typedef struct ebm_literal
 {
 	uint8_t		vtype;			/* ebm_vtype */
+	bool		finite;			/* number value is usable */
 	uint32_t	len;
 	char	   *str;			/* string text, or number text */
 	double		num;			/* number value */
-	bool		finite;			/* number value is usable */
 	uint64_t	digest;			/* ebm_value_digest() of the literal */
 } ebm_literal;
 

@@ -299,13 +299,69 @@ ebm_ctx_reserve_eval(ebm_match_ctx *ctx, size_t maxfields)
 					sizeof(ebm_leaf *));
 }
 
-/* Does the sub-rule hold for the event flattened in ctx? */
+/*
+ * Does the value satisfy one of the field's conditions?  The common kinds
+ * are decided inline; the string kinds go through ebm_cond_holds.
+ */
+static inline bool
+field_holds(const ebm_field *f, const ebm_leaf *v, ebm_match_ctx *ctx)
+{
+	uint32_t	k,
+				i;
+
+	for (k = 0; k < f->ncond; k++)
+	{
+		const ebm_cond *c = &f->conds[k];
+
+		switch (c->kind)
+		{
+			case EBM_C_EXACT:
+				for (i = 0; i < c->nlits; i++)
+					if (literal_equals(&c->lits[i], v))
+						return true;
+				break;
+			case EBM_C_NUMERIC:
+				if (v->vtype == EBM_V_NUMBER && v->finite && in_range(c, v->num))
+					return true;
+				break;
+			case EBM_C_EXISTS:
+				if (c->exists)
+					return true;
+				break;
+			case EBM_C_ANYTHING_BUT:
+				if (c->abkind == EBM_AB_VALUES)
+				{
+					for (i = 0; i < c->nlits; i++)
+						if (literal_equals(&c->lits[i], v))
+							break;
+					if (i == c->nlits)
+						return true;
+					break;
+				}
+				/* FALLTHROUGH */
+			default:
+				if (ebm_cond_holds(c, v, ctx))
+					return true;
+				break;
+		}
+	}
+	return false;
+}
+
+/*
+ * Does the sub-rule hold for the event flattened in ctx?
+ *
+ * A value outside every array fits with any choice of the other fields, so
+ * a field with such a satisfying value is settled at once; only fields whose
+ * satisfying values all sit in arrays take part in the search for one
+ * consistent choice (consistent_choice), as do fields that may hold by
+ * absence.
+ */
 bool
 ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 {
 	uint32_t	nf = 0;
 	size_t		npick = 0;
-	bool		trails = false;
 	bool		absences = false;
 	uint32_t	i;
 
@@ -318,16 +374,12 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 		uint32_t	n = (p < ctx->npathcap && ctx->pgen[p] == ctx->gen) ? ctx->pcount[p] : 0;
 		const ebm_leaf *leaves = ctx->byp + (n ? ctx->pfirst[p] : 0);
 		size_t		first = npick;
-		uint32_t	j,
-					k;
+		uint32_t	j;
 
 		if (f->absent_ok)
 		{
-			/* decided after the positive fields, see absences_hold */
+			/* decided after the others, see absences_hold */
 			absences = true;
-			for (j = 0; j < n; j++)
-				if (leaves[j].ntrail)
-					trails = true;
 			continue;
 		}
 		if (n == 0)
@@ -336,30 +388,25 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 			!ebm_grow((void **) &ctx->pick, &ctx->pickcap, npick + n, sizeof(ebm_leaf *)))
 			return false;
 		for (j = 0; j < n; j++)
-			for (k = 0; k < f->ncond; k++)
-				if (ebm_cond_holds(&f->conds[k], &leaves[j], ctx))
-				{
-					ctx->pick[npick++] = &leaves[j];
-					if (leaves[j].ntrail)
-						trails = true;
-					break;
-				}
+		{
+			if (!field_holds(f, &leaves[j], ctx))
+				continue;
+			if (leaves[j].ntrail == 0)
+				break;			/* fits any choice: field settled */
+			ctx->pick[npick++] = &leaves[j];
+		}
+		if (j < n)
+		{
+			npick = first;
+			continue;
+		}
 		if (npick == first)
 			return false;
 		ctx->pickoff[2 * nf] = (uint32_t) first;
 		ctx->pickoff[2 * nf + 1] = (uint32_t) (npick - first);
 		nf++;
 	}
-	if (!trails)
-	{
-		/* no arrays involved: any choice fits any other */
-		if (absences)
-		{
-			for (i = 0; i < nf; i++)
-				ctx->choice[i] = 0;
-			return absences_hold(s, ctx, 0);
-		}
-		return true;
-	}
+	if (!absences && nf < 2)
+		return true;			/* nothing to keep consistent */
 	return consistent_choice(s, ctx, nf);
 }

@@ -71,25 +71,42 @@ reserve_subs(ebm_match_ctx *ctx, size_t nsubs)
 	return ebm_reserve((void **) &ctx->cands, &ctx->candcap, cap, sizeof(uint32_t));
 }
 
+/*
+ * Ask for a candidate's rule data now: with thousands of rules it is out of
+ * cache, and by the time candidates are decided it will have arrived.
+ */
+static inline void
+prefetch_subrule(const ebm_ruleset *rs, uint32_t s)
+{
+	const char *p = (const char *) rs->subs[s].fields;
+
+	EBM_PREFETCH(p);
+	EBM_PREFETCH(p + 64);
+	EBM_PREFETCH(p + 128);
+	EBM_PREFETCH(p + 192);
+}
+
 /* Note sub-rule s as a candidate, once per event. */
 static inline void
-add_cand(ebm_match_ctx *ctx, uint32_t s)
+add_cand(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t s)
 {
 	if (ctx->sgen[s] != ctx->gen)
 	{
 		ctx->sgen[s] = ctx->gen;
 		ctx->cands[ctx->ncands++] = s;
+		prefetch_subrule(rs, s);
 	}
 }
 
 /* Note every sub-rule of a run as a candidate. */
 static inline void
-add_cands(ebm_match_ctx *ctx, const uint32_t *subs, uint32_t n)
+add_cands(const ebm_ruleset *rs, ebm_match_ctx *ctx, const uint32_t *subs,
+		  uint32_t n)
 {
 	uint32_t	i;
 
 	for (i = 0; i < n; i++)
-		add_cand(ctx, subs[i]);
+		add_cand(rs, ctx, subs[i]);
 }
 
 static inline const ebm_leaf *leaves_at(const ebm_match_ctx *ctx, uint32_t p,
@@ -128,6 +145,7 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const uint32_t *subs,
 			continue;
 		ctx->sgen[s] = ctx->gen;
 		ctx->cands[ctx->ncands++] = s;
+		prefetch_subrule(rs, s);
 	}
 }
 
@@ -165,7 +183,7 @@ probe_group(const ebm_ruleset *rs, const ebm_group *g, ebm_match_ctx *ctx)
 	if (combos > EBM_GROUP_MAX_COMBOS)
 	{
 		/* too many value combinations: let the exact check sort it out */
-		add_cands(ctx, g->all, g->nall);
+		add_cands(rs, ctx, g->all, g->nall);
 		return;
 	}
 	while (true)
@@ -256,7 +274,8 @@ probe_strings(const ebm_ruleset *rs, const ebm_pathinfo *pi, uint32_t p,
 
 /* Numeric-range probes of one number at path p. */
 static void
-probe_ranges(const ebm_pathinfo *pi, double x, ebm_match_ctx *ctx)
+probe_ranges(const ebm_ruleset *rs, const ebm_pathinfo *pi, double x,
+			 ebm_match_ctx *ctx)
 {
 	uint32_t	lo = 0;
 	uint32_t	hi = pi->nranges;
@@ -278,7 +297,7 @@ probe_ranges(const ebm_pathinfo *pi, double x, ebm_match_ctx *ctx)
 
 		if ((r->lo_incl ? x >= r->lo : x > r->lo) &&
 			(r->hi_incl ? x <= r->hi : x < r->hi))
-			add_cand(ctx, r->sub);
+			add_cand(rs, ctx, r->sub);
 	}
 }
 
@@ -300,17 +319,17 @@ collect_candidates(const ebm_ruleset *rs, ebm_match_ctx *ctx)
 
 		for (i = 0; i < pi->ngroups; i++)
 			probe_group(rs, &ix->groups[pi->groups[i]], ctx);
-		add_cands(ctx, pi->presence, pi->npresence);
+		add_cands(rs, ctx, pi->presence, pi->npresence);
 		if (pi->has_exact || pi->has_eic || pi->nlens[0] || pi->nlens[1] ||
 			pi->nlens[2] || pi->nlens[3] || pi->nranges)
 			for (i = 0; i < n; i++)
 			{
 				probe_strings(rs, pi, p, &lv[i], ctx);
 				if (pi->nranges && lv[i].vtype == EBM_V_NUMBER && lv[i].finite)
-					probe_ranges(pi, lv[i].num, ctx);
+					probe_ranges(rs, pi, lv[i].num, ctx);
 			}
 	}
-	add_cands(ctx, ix->always, ix->nalways);
+	add_cands(rs, ctx, ix->always, ix->nalways);
 }
 
 /* Sort the collected ids ascending and drop duplicates. */
@@ -391,17 +410,6 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 	for (c = 0; c < ctx->ncands; c++)
 	{
 		uint32_t	s = ctx->cands[c];
-
-		/* the next candidates' rules are likely out of cache: ask early */
-		if (c + 4 < ctx->ncands)
-		{
-			const char *next = (const char *) rs->subs[ctx->cands[c + 4]].fields;
-
-			EBM_PREFETCH(next);
-			EBM_PREFETCH(next + 64);
-			EBM_PREFETCH(next + 128);
-			EBM_PREFETCH(next + 192);
-		}
 
 		if (ebm_subrule_holds(&rs->subs[s], ctx))
 		{

@@ -142,8 +142,8 @@ align8(size_t n)
 
 /*
  * Copy a sub-rule into ONE allocation: the fields array, then for each
- * field in turn its conditions, their literals and the bytes of its path
- * and strings.  A rule set keeps its sub-rules this way so that deciding a
+ * field in turn its conditions, their literals and their strings; the
+ * paths come last.  A rule set keeps its sub-rules this way so that deciding a
  * candidate reads a few consecutive cache lines, in the order eval.c walks
  * them, instead of chasing five levels of pointers.  Free with
  * ebm_free(dst->fields).
@@ -162,7 +162,7 @@ ebm_subrule_pack(ebm_subrule *dst, const ebm_subrule *src)
 	for (i = 0; i < src->nfields; i++)
 	{
 		const ebm_field *f = &src->fields[i];
-		size_t		nbytes = f->pathlen + 1;
+		size_t		nbytes = 0;
 
 		size += align8(f->ncond * sizeof(ebm_cond));
 		for (k = 0; k < f->ncond; k++)
@@ -171,7 +171,7 @@ ebm_subrule_pack(ebm_subrule *dst, const ebm_subrule *src)
 			for (j = 0; j < f->conds[k].nlits; j++)
 				nbytes += f->conds[k].lits[j].len + 1;
 		}
-		size += align8(nbytes);
+		size += align8(nbytes) + f->pathlen + 1;
 	}
 	block = ebm_malloc(size);
 	if (block == NULL)
@@ -204,10 +204,14 @@ ebm_subrule_pack(ebm_subrule *dst, const ebm_subrule *src)
 				memcpy(bytes, f->conds[k].lits[j].str, l->len + 1);
 				bytes += l->len + 1;
 			}
-		fields[i].path = bytes;
-		memcpy(bytes, f->path, f->pathlen + 1);
-		bytes += f->pathlen + 1;
 		at += align8((size_t) (bytes - at));
+	}
+	/* paths last: deciding never reads them */
+	for (i = 0; i < src->nfields; i++)
+	{
+		fields[i].path = at;
+		memcpy(at, src->fields[i].path, src->fields[i].pathlen + 1);
+		at += src->fields[i].pathlen + 1;
 	}
 	dst->fields = fields;
 	dst->nfields = src->nfields;
