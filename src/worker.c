@@ -167,8 +167,8 @@ static const char *const claim_sql =
 "  LIMIT $1"
 "  FOR UPDATE SKIP LOCKED"
 "), orphans AS ("
-"  DELETE FROM eventbus.deliveries d USING due"
-"  WHERE d.id = due.id AND NOT EXISTS (SELECT 1 FROM eventbus.targets t"
+"  DELETE FROM eventbus.deliveries d"
+"  WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND NOT EXISTS (SELECT 1 FROM eventbus.targets t"
 "    WHERE t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id)"
 "  RETURNING d.*"
 "), orphans_dead AS ("
@@ -189,8 +189,8 @@ static const char *const claim_sql =
 "    first_attempt_at = coalesce(d.first_attempt_at, now()),"
 "    leased_until = now() + t.timeout + interval '" EB_LEASE_MARGIN "',"
 "    next_attempt_at = now() + t.timeout + interval '" EB_LEASE_MARGIN "'"
-"  FROM due, eventbus.targets t"
-"  WHERE d.id = due.id"
+"  FROM eventbus.targets t"
+"  WHERE d.id = ANY (ARRAY(SELECT id FROM due))"
 "    AND t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id"
 "  RETURNING d.id, d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
 "    d.leased_until, t.endpoint, t.http_method, t.headers,"
@@ -1216,6 +1216,8 @@ eventbus_worker_main(Datum main_arg)
 
 	/* a lost settle only means a resend: no need to wait for the WAL flush */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* the statements are written for their generic plans: skip replanning */
+	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus batch",
 									  ALLOCSET_DEFAULT_SIZES);

@@ -1,0 +1,200 @@
+#!/bin/bash
+# bench/dispatch: sustained delivery rate of the worker to a local HTTP
+# server answering 204 at once, next to the raw request rate of that server
+# measured with wrk at the same concurrency, plus commit-to-delivery
+# latency at a moderate load and the worker's memory over a long run.
+#
+# Runs as root (make bench-dispatch): installs nginx if missing, builds and
+# installs the extension, and runs a throwaway cluster and nginx as the
+# postgres user in a temporary directory on 127.0.0.1.
+#
+# Settings (environment): EVENTS (100000) events for the throughput run,
+# CONCURRENCY (64), LATENCY_RATE (1000 events/s) for LATENCY_SECONDS (10),
+# LONG_RUN (1000000; 0 skips) deliveries for the memory check.
+# Prints:
+#   deliveries=N seconds=S deliveries_per_sec=D raw_http_per_sec=R ratio=D/R p50_ms=X p99_ms=Y
+set -euo pipefail
+
+EVENTS=${EVENTS:-100000}
+CONCURRENCY=${CONCURRENCY:-64}
+LATENCY_RATE=${LATENCY_RATE:-1000}
+LATENCY_SECONDS=${LATENCY_SECONDS:-10}
+LONG_RUN=${LONG_RUN:-1000000}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+RUNAS=postgres
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+
+log() { echo "# $*" >&2; }
+
+# nginx from Debian, without letting the package start a system service
+if ! command -v nginx >/dev/null 2>&1; then
+	log "installing nginx"
+	made_policy=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light >/dev/null 2>&1 ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx >/dev/null
+	[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+fi
+command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
+
+log "building and installing pg_eventbus"
+make -C "$TOP" -s -j2 >/dev/null
+make -C "$TOP" -s install >/dev/null
+
+DIR=$(mktemp -d /tmp/bench-dispatch.XXXXXX)
+chown "$RUNAS" "$DIR"
+PGPORT=$((20000 + RANDOM % 10000))
+HTTP_PORT=$((PGPORT + 1))
+LOG_PORT=$((PGPORT + 2))
+as() { runuser -u "$RUNAS" -- "$@"; }
+psql_() { as "$PGBIN/psql" -h "$DIR" -p "$PGPORT" -d postgres -XAtq -v ON_ERROR_STOP=1 "$@"; }
+
+cleanup() {
+	[ -f "$DIR/nginx.pid" ] && kill "$(cat "$DIR/nginx.pid")" 2>/dev/null || true
+	[ -d "$DIR/data" ] && as "$PGBIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1 || true
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# nginx: one port without logging (throughput), one logging arrival times
+cat >"$DIR/nginx.conf" <<CONF
+worker_processes 1;
+daemon on;
+pid $DIR/nginx.pid;
+error_log $DIR/nginx-error.log;
+events { worker_connections 4096; }
+http {
+	client_body_temp_path $DIR/nginx-body;
+	proxy_temp_path $DIR/nginx-proxy;
+	fastcgi_temp_path $DIR/nginx-fastcgi;
+	uwsgi_temp_path $DIR/nginx-uwsgi;
+	scgi_temp_path $DIR/nginx-scgi;
+	keepalive_requests 10000000;
+	keepalive_timeout 300s;
+	log_format arrival '\$msec \$http_webhook_id';
+	server {
+		listen 127.0.0.1:$HTTP_PORT;
+		access_log off;
+		location / { return 204; }
+	}
+	server {
+		listen 127.0.0.1:$LOG_PORT;
+		access_log $DIR/arrivals.log arrival;
+		location / { return 204; }
+	}
+}
+CONF
+chown "$RUNAS" "$DIR/nginx.conf"
+as nginx -c "$DIR/nginx.conf" -e "$DIR/nginx-error.log" 2>/dev/null
+sleep 0.5
+
+# the raw request rate of that server, same concurrency, 1 KB POST bodies
+head -c 1000 /dev/zero | tr '\0' 'x' >"$DIR/body"
+cat >"$DIR/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$DIR/body", "r"); wrk.body = f:read("*a"); f:close()
+LUA
+RAW=$(wrk -t2 -c"$CONCURRENCY" -d5s -s "$DIR/post.lua" "http://127.0.0.1:$HTTP_PORT/" |
+	awk '/Requests\/sec/ {printf "%d", $2}')
+log "raw http: $RAW requests/s (wrk, $CONCURRENCY connections)"
+
+# a throwaway cluster with the worker
+as "$PGBIN/initdb" -D "$DIR/data" -A trust >/dev/null
+cat >>"$DIR/data/postgresql.conf" <<CONF
+port = $PGPORT
+listen_addresses = ''
+unix_socket_directories = '$DIR'
+shared_preload_libraries = 'pg_eventbus'
+eventbus.database = 'postgres'
+eventbus.max_concurrent_requests = $CONCURRENCY
+eventbus.max_concurrent_per_target = $CONCURRENCY
+eventbus.batch_size = 200
+shared_buffers = 512MB
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+CONF
+as "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/pg.log" -w start >/dev/null
+psql_ -c "CREATE EXTENSION pg_eventbus" >/dev/null
+psql_ >/dev/null <<SQL
+SELECT eventbus.put_rule('bench', '{"source": ["bench"]}');
+SELECT eventbus.put_target('bench', 'nginx', 'http://127.0.0.1:$HTTP_PORT/');
+SELECT eventbus.put_rule('latency', '{"source": ["latency"]}');
+SELECT eventbus.put_target('latency', 'nginx', 'http://127.0.0.1:$LOG_PORT/');
+SQL
+WORKER_PID=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%'")
+rss() { awk '/VmRSS/ {print $2}' "/proc/$WORKER_PID/status"; }
+
+# events of about 1 KB (the envelope a target receives)
+PAD=850
+echo "SELECT eventbus.put_event('bench', 'Bench Event', jsonb_build_object('pad', repeat('x', $PAD), 'n', g)) FROM generate_series(1, 100) g;" >"$DIR/publish.sql"
+echo "SELECT eventbus.put_event('latency', 'Latency Event', jsonb_build_object('pad', repeat('x', $PAD)));" >"$DIR/latency.sql"
+chown "$RUNAS" "$DIR"/*.sql
+SIZE=$(psql_ -c "SELECT octet_length(eventbus.envelope(e)::text) FROM eventbus.events e LIMIT 1" || true)
+
+# wait until no delivery of $1 is left; prints nothing
+drain() {
+	while [ "$(psql_ -c "SELECT count(*) FROM eventbus.deliveries WHERE rule = '$1'")" != 0 ]; do
+		sleep 0.05
+	done
+}
+
+# publishes $1 events in transactions of 100 from 2 clients, while the
+# worker delivers; returns the seconds from start to the last settle
+throughput_run() {
+	local n=$1 t0 t1
+	t0=$(date +%s.%N)
+	as "$PGBIN/pgbench" -h "$DIR" -p "$PGPORT" -n -c 2 -j 2 -t $((n / 200)) -f "$DIR/publish.sql" postgres >/dev/null
+	drain bench
+	t1=$(date +%s.%N)
+	echo "$t1 - $t0" | bc -l
+}
+
+log "warm-up"
+throughput_run 10000 >/dev/null
+RSS_START=$(rss)
+
+log "throughput: $EVENTS events"
+SECS=$(throughput_run "$EVENTS")
+DPS=$(echo "$EVENTS / $SECS" | bc -l)
+UNDELIVERED=$(psql_ -c "SELECT count(*) FROM eventbus.dead_letters")
+[ "$UNDELIVERED" = 0 ] || { echo "dead letters during the benchmark: $UNDELIVERED" >&2; exit 1; }
+
+log "latency: $LATENCY_RATE events/s for $LATENCY_SECONDS s"
+as "$PGBIN/pgbench" -h "$DIR" -p "$PGPORT" -n -c 4 -j 2 -R "$LATENCY_RATE" -T "$LATENCY_SECONDS" -f "$DIR/latency.sql" postgres >/dev/null
+drain latency
+cp "$DIR/arrivals.log" "$DIR/arrivals.copy" && chown "$RUNAS" "$DIR/arrivals.copy"
+read -r P50 P99 LAT_N < <(psql_ -F ' ' <<SQL
+CREATE TEMP TABLE arrivals (at numeric, webhook_id text);
+\copy arrivals FROM '$DIR/arrivals.copy' WITH (FORMAT text, DELIMITER ' ')
+WITH lat AS (
+	SELECT (min(a.at) - extract(epoch FROM e.published_at)) * 1000 AS ms
+	FROM eventbus.events e
+	JOIN arrivals a ON a.webhook_id = 'msg_' || left(encode(sha256(convert_to(
+		e.id::text || '/' || e.bus || '/latency/nginx', 'UTF8')), 'hex'), 32)
+	WHERE e.source = 'latency'
+	GROUP BY e.id, e.published_at
+)
+SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+	   round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+	   count(*)
+FROM lat;
+SQL
+)
+log "latency measured on $LAT_N deliveries"
+
+if [ "$LONG_RUN" -gt 0 ]; then
+	log "memory: $LONG_RUN deliveries"
+	LONG_SECS=$(throughput_run "$LONG_RUN")
+	RSS_END=$(rss)
+	log "long run: $LONG_RUN deliveries in $(printf %.1f "$LONG_SECS") s ($(echo "$LONG_RUN / $LONG_SECS" | bc -l | xargs printf %.0f)/s); worker RSS ${RSS_START} kB before, ${RSS_END} kB after"
+fi
+log "envelope size: ${SIZE:-?} bytes; concurrency $CONCURRENCY"
+
+printf 'deliveries=%d seconds=%.2f deliveries_per_sec=%.0f raw_http_per_sec=%d ratio=%.3f p50_ms=%s p99_ms=%s\n' \
+	"$EVENTS" "$SECS" "$DPS" "$RAW" "$(echo "$DPS / $RAW" | bc -l)" "$P50" "$P99"
