@@ -14,6 +14,7 @@
 
 #include "ebm.h"
 #include "jsonfeed.h"
+#include "ruleset.h"			/* for the oracle test: the sub-rules */
 
 static int passed;
 static int failed;
@@ -587,8 +588,117 @@ test_builder(void)
 	passed++;
 }
 
+/* Read a whole file, or NULL. */
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	char	   *buf;
+	long		n;
+
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t) n + 1);
+	if (fread(buf, 1, (size_t) n, f) != (size_t) n)
+		n = 0;
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t) n;
+	return buf;
+}
+
+/*
+ * The compiled index must find exactly what deciding every sub-rule one by
+ * one finds: all 10,000 benchmark rules against all benchmark events.
+ */
+static void
+test_index_oracle(const char *dir)
+{
+	char		path[4096];
+	size_t		len;
+	char	   *text;
+	json_t	   *rules;
+	json_error_t jerr;
+	ebm_ruleset *rs = ebm_ruleset_new();
+	ebm_builder *b = ebm_builder_new();
+	ebm_match_ctx *ctx = ebm_match_ctx_new();
+	uint32_t   *expect = malloc(10001 * sizeof(uint32_t));
+	size_t		i,
+				nev = 0,
+				bad = 0;
+	char	   *line,
+			   *save = NULL;
+
+	snprintf(path, sizeof(path), "%s/rules.json", dir);
+	text = slurp(path, &len);
+	if (text == NULL)
+	{
+		printf("(skipping the index oracle test: no %s)\n", path);
+		free(expect);
+		ebm_ruleset_free(rs);
+		ebm_builder_free(b);
+		ebm_match_ctx_free(ctx);
+		return;
+	}
+	rules = jf_decode(text, len, &jerr);
+	free(text);
+	for (i = 0; i < json_array_size(rules); i++)
+	{
+		ebm_pattern *p;
+		ebm_error	err;
+
+		ebm_builder_reset(b);
+		jf_feed(b, json_object_get(json_array_get(rules, i), "pattern"));
+		if (ebm_pattern_parse(b, &p, &err) != EBM_OK)
+		{
+			FAIL("bench rule %zu rejected: %s", i, err.message);
+			continue;
+		}
+		ebm_ruleset_add(rs, (uint32_t) i, p);
+		ebm_pattern_free(p);
+	}
+	ebm_ruleset_compile(rs);
+	json_decref(rules);
+	snprintf(path, sizeof(path), "%s/events.jsonl", dir);
+	text = slurp(path, &len);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+	{
+		const uint32_t *ids;
+		size_t		n,
+					ne = 0;
+		uint32_t	s;
+
+		jf_feed_text(b, line, strlen(line));
+		if (ebm_match(rs, b, ctx, &ids, &n) != EBM_OK)
+		{
+			bad++;
+			continue;
+		}
+		/* ctx still holds the flattened event: decide every sub-rule */
+		for (s = 0; s < rs->nsubs; s++)
+			if (ebm_subrule_holds(&rs->subs[s], ctx) &&
+				(ne == 0 || expect[ne - 1] != rs->sub_rule[s]))
+				expect[ne++] = rs->sub_rule[s];
+		if (ne != n || memcmp(expect, ids, n * sizeof(uint32_t)) != 0)
+			bad++;
+		nev++;
+	}
+	free(text);
+	if (bad || nev == 0)
+		FAIL("index disagrees with rule-by-rule evaluation on %zu of %zu events", bad, nev);
+	else
+		passed++;
+	free(expect);
+	ebm_match_ctx_free(ctx);
+	ebm_builder_free(b);
+	ebm_ruleset_free(rs);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	test_exact();
 	test_numbers();
@@ -603,6 +713,8 @@ main(void)
 	test_or();
 	test_ruleset();
 	test_builder();
+	if (argc > 1)
+		test_index_oracle(argv[1]);
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
