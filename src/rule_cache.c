@@ -4,7 +4,7 @@
  *	  Binds the rules table to the matcher: a per-backend cache of each
  *	  bus's compiled rule set, rebuilt only after rules or targets change.
  *
- * A statement trigger on eventbus.rules and eventbus.targets sends a
+ * A statement trigger on eventbus.buses, eventbus.rules and eventbus.targets sends a
  * relcache invalidation for eventbus.rules.  PostgreSQL delivers it
  * transactionally: to this backend at the next command of the same
  * transaction (and again on rollback, to undo), to other backends when the
@@ -99,7 +99,7 @@ bus_rule_set_release(BusRuleSet *set)
 
 /*
  * Reads the bus's enabled rules that have targets and compiles them into one
- * matcher rule set.  A rule without targets is left out: it would match and
+ * matcher rule set, and notes whether the bus exists at all.  A rule without targets is left out: it would match and
  * record nothing.  A stored pattern that no longer parses (it can only get
  * there by writing the table directly) is skipped with a WARNING rather than
  * stopping every publish on the bus.
@@ -182,6 +182,13 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
 		MemoryContextSwitchTo(oldcxt);
 	}
 
+	ret = SPI_execute_with_args("SELECT 1 FROM eventbus.buses WHERE name = $1",
+								1, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not look up event bus \"%s\": %s",
+			 bus, SPI_result_code_string(ret));
+	set->bus_exists = SPI_processed > 0;
+
 	SPI_finish();
 	eventbus_check_ebm(ebm_ruleset_compile(set->ruleset));
 }
@@ -237,7 +244,7 @@ eventbus_bus_rules(const char *bus)
 }
 
 /*
- * Trigger on eventbus.rules and eventbus.targets: asks every backend to
+ * Trigger on eventbus.buses, eventbus.rules and eventbus.targets: asks every backend to
  * rebuild its compiled rule sets once this transaction commits, and this
  * backend to do so at its next command.
  */

@@ -22,6 +22,7 @@ typedef struct CachedRule
 typedef struct BusRuleSet
 {
 	MemoryContext cxt;			/* holds rules and their names */
+	bool		bus_exists;		/* is there such a row in eventbus.buses? */
 	ebm_ruleset *ruleset;		/* malloc'd by the matcher */
 	int			nrules;
 	CachedRule *rules;
