@@ -588,6 +588,58 @@ test_builder(void)
 	passed++;
 }
 
+/* The numbers fast path must agree with strtod on every input. */
+static void
+test_number_values(void)
+{
+	unsigned	seed = 12345;
+	int			i,
+				bad = 0;
+
+	for (i = 0; i < 200000; i++)
+	{
+		char		buf[64];
+		int			n = 0;
+		int			k,
+					nd;
+		bool		ok;
+		double		v;
+
+		seed = seed * 1103515245 + 12345;
+		if (seed & 1)
+			buf[n++] = '-';
+		nd = 1 + (int) ((seed >> 8) % 17);
+		buf[n++] = (char) ('1' + (seed >> 3) % 9);
+		for (k = 1; k < nd; k++)
+		{
+			seed = seed * 1103515245 + 12345;
+			buf[n++] = (char) ('0' + (seed >> 16) % 10);
+		}
+		if ((seed >> 20) & 1)
+		{
+			buf[n++] = '.';
+			for (k = 0; k < 1 + (int) ((seed >> 21) % 8); k++)
+			{
+				seed = seed * 1103515245 + 12345;
+				buf[n++] = (char) ('0' + (seed >> 16) % 10);
+			}
+		}
+		if ((seed >> 25) & 1)
+			n += sprintf(buf + n, "e%d", (int) ((seed >> 26) % 50) - 25);
+		buf[n] = '\0';
+		v = ebm_number_value(buf, (size_t) n, &ok);
+		if (!ok || v != strtod(buf, NULL))
+		{
+			if (bad++ < 5)
+				printf("number %s: %.17g vs strtod %.17g\n", buf, v, strtod(buf, NULL));
+		}
+	}
+	if (bad)
+		FAIL("%d numbers differ from strtod", bad);
+	else
+		passed++;
+}
+
 /* Read a whole file, or NULL. */
 static char *
 slurp(const char *path, size_t *len)
@@ -703,6 +755,7 @@ main(int argc, char **argv)
 	test_exact();
 	test_numbers();
 	test_numeric();
+	test_number_values();
 	test_prefix_suffix();
 	test_equals_ignore_case();
 	test_wildcard();
