@@ -20,7 +20,15 @@
 ebm_builder *
 ebm_builder_new(void)
 {
-	return ebm_calloc(1, sizeof(ebm_builder));
+	ebm_builder *b = ebm_calloc(1, sizeof(ebm_builder));
+
+	/* the arena always exists, so even "" has a valid text pointer */
+	if (b && !ebm_grow((void **) &b->text, &b->textcap, 256, 1))
+	{
+		ebm_free(b);
+		return NULL;
+	}
+	return b;
 }
 
 /* Free a builder and its buffers. */
@@ -47,58 +55,55 @@ ebm_builder_reset(ebm_builder *b)
 	b->failed = false;
 }
 
-/*
- * Check that a value may come now (not where a key is expected, not after
- * the root is complete), then append its token.
- */
+/* Mark the builder unusable and return st. */
 static ebm_status
+fail(ebm_builder *b, ebm_status st)
+{
+	b->failed = true;
+	return st;
+}
+
+/*
+ * Check that a value (or key) may come now -- keys only where an object
+ * waits for one, values everywhere else, nothing after the root -- then
+ * append its token, copying the text, if any, into the arena.
+ */
+static inline ebm_status
 push_token(ebm_builder *b, ebm_toktype type, const char *s, size_t len)
 {
 	ebm_token  *t;
 
 	if (b->failed || b->done)
 		return EBM_ERR_STATE;
-	if (type == EBM_T_KEY ? !b->expect_key : b->expect_key)
-	{
-		b->failed = true;
-		return EBM_ERR_STATE;
-	}
+	if ((type == EBM_T_KEY) != b->expect_key)
+		return fail(b, EBM_ERR_STATE);
 	if (b->ntoks >= UINT32_MAX - 1 || len > UINT32_MAX)
-	{
-		b->failed = true;
-		return EBM_ERR_NOMEM;
-	}
-	if (!ebm_reserve((void **) &b->toks, &b->tokcap, b->ntoks + 1,
-				  sizeof(ebm_token)))
-	{
-		b->failed = true;
-		return EBM_ERR_NOMEM;
-	}
+		return fail(b, EBM_ERR_NOMEM);
+	if (!ebm_reserve((void **) &b->toks, &b->tokcap, b->ntoks + 1, sizeof(ebm_token)))
+		return fail(b, EBM_ERR_NOMEM);
 	t = &b->toks[b->ntoks++];
 	t->type = (uint8_t) type;
 	t->len = (uint32_t) len;
 	t->off = b->textlen;
 	t->end = 0;
-	if (s != NULL)
+	if (len)
 	{
-		if (!ebm_reserve((void **) &b->text, &b->textcap, b->textlen + len + 1, 1))
-		{
-			b->failed = true;
-			return EBM_ERR_NOMEM;
-		}
-		if (len)
-			memcpy(b->text + b->textlen, s, len);
+		if (!ebm_reserve((void **) &b->text, &b->textcap, b->textlen + len, 1))
+			return fail(b, EBM_ERR_NOMEM);
+		memcpy(b->text + b->textlen, s, len);
 		b->textlen += len;
-		b->text[b->textlen++] = '\0';	/* handy for strtod */
 	}
 	if (type == EBM_T_KEY)
 		b->expect_key = false;
 	else if (b->depth == 0)
 		b->done = (type != EBM_T_OBJECT && type != EBM_T_ARRAY);
-	else if (b->toks[b->stack[b->depth - 1]].type == EBM_T_OBJECT)
-		b->expect_key = true;
-	if (type != EBM_T_KEY && b->depth > 0)
-		b->toks[b->stack[b->depth - 1]].len++;
+	else
+	{
+		ebm_token  *parent = &b->toks[b->stack[b->depth - 1]];
+
+		parent->len++;			/* one more member */
+		b->expect_key = (parent->type == EBM_T_OBJECT);
+	}
 	return EBM_OK;
 }
 
@@ -111,11 +116,8 @@ begin_container(ebm_builder *b, ebm_toktype type)
 	if (st != EBM_OK)
 		return st;
 	if (!ebm_reserve((void **) &b->stack, &b->stackcap, b->depth + 1,
-				  sizeof(uint32_t)))
-	{
-		b->failed = true;
-		return EBM_ERR_NOMEM;
-	}
+					 sizeof(uint32_t)))
+		return fail(b, EBM_ERR_NOMEM);
 	b->stack[b->depth++] = (uint32_t) (b->ntoks - 1);
 	b->expect_key = (type == EBM_T_OBJECT);
 	return EBM_OK;

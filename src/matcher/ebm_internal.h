@@ -17,6 +17,8 @@
 #ifndef EBM_INTERNAL_H
 #define EBM_INTERNAL_H
 
+#include <string.h>
+
 #include "ebm.h"
 
 /* Limits (see the README: AWS documents a pattern size limit, not these). */
@@ -323,16 +325,34 @@ extern uint32_t ebm_pathtrie_child(const ebm_pathtrie *t, uint32_t node,
 extern uint32_t ebm_pathtrie_path_id(const ebm_pathtrie *t, uint32_t node);
 extern uint32_t ebm_pathtrie_npaths(const ebm_pathtrie *t);
 
-/* hashing */
+/*
+ * Hash of a byte string, eight bytes at a time (callers mix the result
+ * further where they need well-spread bits).  Used for path segments and
+ * values, on the pattern and the event side alike.
+ */
 static inline uint64_t
 ebm_hash_bytes(const char *s, size_t len, uint64_t h)
 {
+	const unsigned char *u = (const unsigned char *) s;
+	uint64_t	w;
 	size_t		i;
 
-	for (i = 0; i < len; i++)
+	h ^= (uint64_t) len * UINT64_C(0x9e3779b97f4a7c15);
+	while (len >= 8)
 	{
-		h ^= (unsigned char) s[i];
-		h *= UINT64_C(0x100000001b3);
+		memcpy(&w, u, 8);
+		h = (h ^ w) * UINT64_C(0xbf58476d1ce4e5b9);
+		h ^= h >> 31;
+		u += 8;
+		len -= 8;
+	}
+	if (len)
+	{
+		w = 0;
+		for (i = 0; i < len; i++)
+			w |= (uint64_t) u[i] << (8 * i);
+		h = (h ^ w) * UINT64_C(0xbf58476d1ce4e5b9);
+		h ^= h >> 31;
 	}
 	return h;
 }
