@@ -71,22 +71,28 @@ reset_tables() {
 	psql -c "TRUNCATE eventbus.deliveries, eventbus.events, plain_events" -c "CHECKPOINT"
 }
 
-# bench_pair N EXTRA: alternates put_event and plain INSERT runs of the
-# current scripts and prints the result line
+# bench_pair N EXTRA WANT: alternates put_event and plain INSERT runs of the
+# current scripts, prints the result line, then checks that the benchmark
+# event matches WANT rules (any number when WANT is empty)
 bench_pair() {
-	local n=$1 extra=$2 a=0 b=0 r t matched
+	local n=$1 extra=$2 want=$3 a=0 b=0 r t matched
 	for r in $(seq "$rounds"); do
 		reset_tables
 		t=$(run_pgbench "$dir/put_event.sql"); a=$(echo "$a + $t" | bc -l)
 		reset_tables
 		t=$(run_pgbench "$dir/plain.sql"); b=$(echo "$b + $t" | bc -l)
 	done
+	printf 'rules=%s put_event_tps=%.0f plain_insert_tps=%.0f ratio=%.3f%s\n' \
+		"$n" "$(echo "$a / $rounds" | bc -l)" "$(echo "$b / $rounds" | bc -l)" \
+		"$(echo "$a / $b" | bc -l)" "$extra"
 	# how many rules the benchmark event matches (publishes it once more)
 	matched=$(printf '%s \\gset p_\nSELECT count(DISTINCT rule) FROM eventbus.deliveries WHERE event_id = :%s;\n' \
 		"$(sed 's/;$//' "$dir/put_event.sql")" "'p_put_event'" | psql -tA)
-	printf 'rules=%s put_event_tps=%.0f plain_insert_tps=%.0f ratio=%.3f%s\n' \
-		"$n" "$(echo "$a / $rounds" | bc -l)" "$(echo "$b / $rounds" | bc -l)" \
-		"$(echo "$a / $b" | bc -l)" "$extra matched_rules=$matched"
+	echo "# rules=$n: the benchmark event matched $matched rule(s)"
+	if [ -n "$want" ] && [ "$matched" != "$want" ]; then
+		echo "bench-publish: expected the event to match $want rule(s), it matched $matched" >&2
+		exit 1
+	fi
 }
 
 # load_mixed_rules N: N rules mixing exact, prefix, numeric, anything-but and
@@ -112,7 +118,7 @@ load_mixed_rules() {
 
 for n in 0 100 10000; do
 	load_mixed_rules "$n"
-	bench_pair "$n" ""
+	bench_pair "$n" "" "$([ "$n" -gt 0 ] && echo 1 || echo 0)"
 done
 
 if [ -r "$conformance/bench/rules.json" ]; then
@@ -139,5 +145,5 @@ open(sys.argv[2], "w").write(
     "INSERT INTO plain_events (id, bus, source, detail_type, detail, resources, \"time\", account, region)\n"
     "VALUES (gen_random_uuid(), '"'"'default'"'"', %s, clock_timestamp(), '"'"'000000000000'"'"', '"'"'local'"'"');\n" % args)
 ' "$dir/put_event.sql" "$dir/plain.sql"
-	bench_pair "$(psql -tA -c "SELECT count(*) FROM eventbus.rules")" " dense=1"
+	bench_pair "$(psql -tA -c "SELECT count(*) FROM eventbus.rules")" " dense=1" ""
 fi
