@@ -35,7 +35,10 @@ ebm_ruleset_free(ebm_ruleset *rs)
 	if (rs == NULL)
 		return;
 	for (i = 0; i < rs->nsubs; i++)
-		ebm_free(rs->subs[i].fields);	/* packed: one block each */
+		if (!(rs->in_arena && rs->in_arena[i]))
+			ebm_free(rs->subs[i].fields);	/* packed: one block each */
+	ebm_free(rs->arena);
+	ebm_free(rs->in_arena);
 	ebm_free(rs->subs);
 	ebm_free(rs->sub_rule);
 	ebm_pathtrie_free(rs->paths);
@@ -66,9 +69,17 @@ ebm_ruleset_add(ebm_ruleset *rs, uint32_t rule_id, const ebm_pattern *p)
 		return EBM_ERR_NOMEM;
 	if (cap2 != rs->subcap)
 	{
-		cap2 = rs->subcap;		/* keep both arrays the same capacity */
+		cap2 = rs->subcap;		/* keep the arrays the same capacity */
 		if (!ebm_grow((void **) &rs->sub_rule, &cap2, rs->subcap, sizeof(uint32_t)))
 			return EBM_ERR_NOMEM;
+	}
+	if (rs->in_arena)
+	{
+		cap2 = rs->arenacap;
+		if (!ebm_grow((void **) &rs->in_arena, &cap2, rs->subcap, sizeof(bool)))
+			return EBM_ERR_NOMEM;
+		memset(rs->in_arena + rs->arenacap, 0, (cap2 - rs->arenacap) * sizeof(bool));
+		rs->arenacap = cap2;
 	}
 	for (i = 0; i < p->nsub; i++)
 	{
@@ -84,6 +95,8 @@ ebm_ruleset_add(ebm_ruleset *rs, uint32_t rule_id, const ebm_pattern *p)
 				return EBM_ERR_NOMEM;
 			}
 		rs->sub_rule[rs->nsubs] = rule_id;
+		if (rs->in_arena)
+			rs->in_arena[rs->nsubs] = false;
 		rs->nsubs++;
 		if (dst->nfields > rs->maxfields)
 			rs->maxfields = dst->nfields;
@@ -93,7 +106,77 @@ ebm_ruleset_add(ebm_ruleset *rs, uint32_t rule_id, const ebm_pattern *p)
 	return EBM_OK;
 }
 
-/* Build the index over all sub-rules (index.c). */
+/* Note sub-rule s in the layout order, once. */
+static void
+order_add(uint32_t *order, uint32_t *n, bool *seen, uint32_t s)
+{
+	if (!seen[s])
+	{
+		seen[s] = true;
+		order[(*n)++] = s;
+	}
+}
+
+/*
+ * Re-pack every sub-rule into one arena, in the order the index lists
+ * them: the sub-rules one probe finds then lie side by side in memory, so
+ * deciding a run of candidates streams through consecutive cache lines.
+ */
+static ebm_status
+relayout(ebm_ruleset *rs)
+{
+	const ebm_index *ix = &rs->index;
+	uint32_t   *order = ebm_calloc(rs->nsubs + 1, sizeof(uint32_t));
+	bool	   *seen = ebm_calloc(rs->nsubs + 1, sizeof(bool));
+	bool	   *in_arena = ebm_calloc(rs->subcap + 1, sizeof(bool));
+	uint32_t	n = 0;
+	size_t		total = 0,
+				at = 0,
+				i;
+	char	   *arena;
+
+	if (!order || !seen || !in_arena)
+		goto nomem;
+	for (i = 0; i < ix->exact.nsubs; i++)
+		order_add(order, &n, seen, ix->exact.subs[i]);
+	for (i = 0; i < ix->strings.nsubs; i++)
+		order_add(order, &n, seen, ix->strings.subs[i]);
+	for (i = 0; i < rs->nsubs; i++)
+		order_add(order, &n, seen, (uint32_t) i);
+	for (i = 0; i < rs->nsubs; i++)
+		total += ebm_subrule_packed_size(&rs->subs[i]);
+	arena = ebm_malloc(total);
+	if (arena == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++)
+	{
+		ebm_subrule *s = &rs->subs[order[i]];
+		ebm_subrule packed;
+		size_t		size = ebm_subrule_packed_size(s);
+
+		ebm_subrule_pack_into(&packed, s, arena + at);
+		at += size;
+		if (!(rs->in_arena && rs->in_arena[order[i]]))
+			ebm_free(s->fields);
+		*s = packed;
+		in_arena[order[i]] = true;
+	}
+	ebm_free(rs->arena);
+	ebm_free(rs->in_arena);
+	rs->arena = arena;
+	rs->in_arena = in_arena;
+	rs->arenacap = rs->subcap + 1;
+	ebm_free(order);
+	ebm_free(seen);
+	return EBM_OK;
+nomem:
+	ebm_free(order);
+	ebm_free(seen);
+	ebm_free(in_arena);
+	return EBM_ERR_NOMEM;
+}
+
+/* Build the index over all sub-rules (index.c), then lay them out. */
 ebm_status
 ebm_ruleset_compile(ebm_ruleset *rs)
 {
@@ -102,6 +185,8 @@ ebm_ruleset_compile(ebm_ruleset *rs)
 	if (rs == NULL)
 		return EBM_ERR_STATE;
 	st = ebm_index_build(rs);
+	if (st == EBM_OK)
+		st = relayout(rs);
 	rs->compiled = (st == EBM_OK);
 	return st;
 }

@@ -214,6 +214,9 @@ extern void ebm_subrule_free_contents(ebm_subrule *s);
 extern bool ebm_field_copy(ebm_field *dst, const ebm_field *src);
 extern void ebm_field_free_contents(ebm_field *f);
 extern bool ebm_subrule_pack(ebm_subrule *dst, const ebm_subrule *src);
+extern size_t ebm_subrule_packed_size(const ebm_subrule *src);
+extern void ebm_subrule_pack_into(ebm_subrule *dst, const ebm_subrule *src,
+								  char *block);
 
 /* State of one pattern parse (pattern_parse.c, operators.c). */
 typedef struct ebm_parse

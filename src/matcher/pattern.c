@@ -141,20 +141,18 @@ align8(size_t n)
 }
 
 /*
- * Copy a sub-rule into ONE allocation: the fields array, then for each
+ * Bytes needed to pack a sub-rule (see ebm_subrule_pack_into).
+ *
+ * A packed sub-rule is ONE block: the fields array, then for each
  * field in turn its conditions, their literals and their strings; the
  * paths come last.  A rule set keeps its sub-rules this way so that deciding a
  * candidate reads a few consecutive cache lines, in the order eval.c walks
- * them, instead of chasing five levels of pointers.  Free with
- * ebm_free(dst->fields).
+ * them, instead of chasing five levels of pointers.
  */
-bool
-ebm_subrule_pack(ebm_subrule *dst, const ebm_subrule *src)
+size_t
+ebm_subrule_packed_size(const ebm_subrule *src)
 {
 	size_t		size = align8(src->nfields * sizeof(ebm_field));
-	char	   *block;
-	char	   *at;
-	ebm_field  *fields;
 	uint32_t	i,
 				k,
 				j;
@@ -173,9 +171,19 @@ ebm_subrule_pack(ebm_subrule *dst, const ebm_subrule *src)
 		}
 		size += align8(nbytes) + f->pathlen + 1;
 	}
-	block = ebm_malloc(size);
-	if (block == NULL)
-		return false;
+	return align8(size);
+}
+
+/* Pack src into dst at block, which has ebm_subrule_packed_size() bytes. */
+void
+ebm_subrule_pack_into(ebm_subrule *dst, const ebm_subrule *src, char *block)
+{
+	char	   *at;
+	ebm_field  *fields;
+	uint32_t	i,
+				k,
+				j;
+
 	fields = (ebm_field *) block;
 	at = block + align8(src->nfields * sizeof(ebm_field));
 	for (i = 0; i < src->nfields; i++)
@@ -215,5 +223,16 @@ ebm_subrule_pack(ebm_subrule *dst, const ebm_subrule *src)
 	}
 	dst->fields = fields;
 	dst->nfields = src->nfields;
+}
+
+/* Pack a sub-rule into a block of its own; free with ebm_free(dst->fields). */
+bool
+ebm_subrule_pack(ebm_subrule *dst, const ebm_subrule *src)
+{
+	char	   *block = ebm_malloc(ebm_subrule_packed_size(src));
+
+	if (block == NULL)
+		return false;
+	ebm_subrule_pack_into(dst, src, block);
 	return true;
 }

@@ -20,6 +20,10 @@ struct ebm_ruleset
 	uint32_t	nsubs;
 	size_t		subcap;
 	uint32_t	maxfields;		/* most fields in one sub-rule */
+	char	   *arena;			/* packed sub-rules, in index order */
+	bool	   *in_arena;		/* per sub-rule: packed in the arena (else
+								 * in a block of its own) */
+	size_t		arenacap;
 	size_t		nrules;			/* ebm_ruleset_add calls */
 	ebm_pathtrie *paths;
 	bool		compiled;
