@@ -9,14 +9,14 @@
 # postgres user in a temporary directory on 127.0.0.1.
 #
 # Settings (environment): EVENTS (100000) events for the throughput run,
-# CONCURRENCY (64), LATENCY_RATE (1000 events/s) for LATENCY_SECONDS (10),
+# CONCURRENCY (256), LATENCY_RATE (1000 events/s) for LATENCY_SECONDS (10),
 # LONG_RUN (1000000; 0 skips) deliveries for the memory check.
 # Prints:
 #   deliveries=N seconds=S deliveries_per_sec=D raw_http_per_sec=R ratio=D/R p50_ms=X p99_ms=Y
 set -euo pipefail
 
 EVENTS=${EVENTS:-100000}
-CONCURRENCY=${CONCURRENCY:-64}
+CONCURRENCY=${CONCURRENCY:-256}
 LATENCY_RATE=${LATENCY_RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 LONG_RUN=${LONG_RUN:-1000000}
@@ -135,7 +135,6 @@ PAD=850
 echo "SELECT eventbus.put_event('bench', 'Bench Event', jsonb_build_object('pad', repeat('x', $PAD), 'n', g)) FROM generate_series(1, 100) g;" >"$DIR/publish.sql"
 echo "SELECT eventbus.put_event('latency', 'Latency Event', jsonb_build_object('pad', repeat('x', $PAD)));" >"$DIR/latency.sql"
 chown "$RUNAS" "$DIR"/*.sql
-SIZE=$(psql_ -c "SELECT octet_length(eventbus.envelope(e)::text) FROM eventbus.events e LIMIT 1" || true)
 
 # wait until no delivery of $1 is left; prints nothing
 drain() {
@@ -158,6 +157,7 @@ throughput_run() {
 log "warm-up"
 throughput_run 10000 >/dev/null
 RSS_START=$(rss)
+SIZE=$(psql_ -c "SELECT octet_length(eventbus.envelope(e)::text) FROM eventbus.events e LIMIT 1")
 
 log "throughput: $EVENTS events"
 SECS=$(throughput_run "$EVENTS")
