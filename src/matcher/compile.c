@@ -5,6 +5,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ruleset.h"
@@ -39,6 +40,7 @@ ebm_ruleset_free(ebm_ruleset *rs)
 			ebm_free(rs->subs[i].fields);	/* packed: one block each */
 	ebm_free(rs->arena);
 	ebm_free(rs->in_arena);
+	ebm_free(rs->rank_rule);
 	ebm_free(rs->subs);
 	ebm_free(rs->sub_rule);
 	ebm_pathtrie_free(rs->paths);
@@ -158,6 +160,7 @@ relayout(ebm_ruleset *rs)
 		at += size;
 		if (!(rs->in_arena && rs->in_arena[order[i]]))
 			ebm_free(s->fields);
+		packed.rank = s->rank;
 		*s = packed;
 		in_arena[order[i]] = true;
 	}
@@ -176,6 +179,58 @@ nomem:
 	return EBM_ERR_NOMEM;
 }
 
+/* Ascending order of uint32 values, for qsort. */
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t	x = *(const uint32_t *) a;
+	uint32_t	y = *(const uint32_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Number the distinct rule ids in ascending order.  A match marks the
+ * ranks of the rules it finds in a bitmap, and reading the bitmap back
+ * yields the ids sorted and without duplicates, at no sorting cost.
+ */
+static ebm_status
+rank_rules(ebm_ruleset *rs)
+{
+	uint32_t   *ids = ebm_calloc(rs->nsubs + 1, sizeof(uint32_t));
+	uint32_t	n = 0;
+	uint32_t	i;
+
+	ebm_free(rs->rank_rule);
+	rs->rank_rule = ids;
+	if (ids == NULL)
+		return EBM_ERR_NOMEM;
+	memcpy(ids, rs->sub_rule, rs->nsubs * sizeof(uint32_t));
+	qsort(ids, rs->nsubs, sizeof(uint32_t), cmp_u32);
+	for (i = 0; i < rs->nsubs; i++)
+		if (n == 0 || ids[n - 1] != ids[i])
+			ids[n++] = ids[i];
+	rs->nranks = n;
+	for (i = 0; i < rs->nsubs; i++)
+	{
+		/* binary search: the rank of this sub-rule's rule id */
+		uint32_t	lo = 0,
+					hi = n;
+
+		while (lo < hi)
+		{
+			uint32_t	mid = (lo + hi) / 2;
+
+			if (ids[mid] < rs->sub_rule[i])
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		rs->subs[i].rank = lo;
+	}
+	return EBM_OK;
+}
+
 /* Build the index over all sub-rules (index.c), then lay them out. */
 ebm_status
 ebm_ruleset_compile(ebm_ruleset *rs)
@@ -187,6 +242,8 @@ ebm_ruleset_compile(ebm_ruleset *rs)
 	st = ebm_index_build(rs);
 	if (st == EBM_OK)
 		st = relayout(rs);
+	if (st == EBM_OK)
+		st = rank_rules(rs);
 	rs->compiled = (st == EBM_OK);
 	return st;
 }

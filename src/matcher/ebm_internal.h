@@ -43,6 +43,29 @@ ebm_reserve(void **p, size_t *cap, size_t need, size_t elsize)
 	return need <= *cap || ebm_grow(p, cap, need, elsize);
 }
 
+/* Byte equality of two strings of length len, inline for short ones. */
+static inline bool
+ebm_bytes_equal(const char *a, const char *b, size_t len)
+{
+	uint64_t	x,
+				y;
+
+	while (len >= 8)
+	{
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return false;
+		a += 8;
+		b += 8;
+		len -= 8;
+	}
+	while (len--)
+		if (*a++ != *b++)
+			return false;
+	return true;
+}
+
 /* ---- builder (builder.c) ---- */
 typedef enum ebm_toktype
 {
@@ -199,6 +222,7 @@ typedef struct ebm_field
 typedef struct ebm_subrule
 {
 	uint32_t	nfields;
+	uint32_t	rank;			/* in a rule set: rank of its rule id */
 	ebm_field  *fields;
 } ebm_subrule;
 
@@ -290,8 +314,8 @@ struct ebm_match_ctx
 	uint32_t   *ids;
 	size_t		nids;
 	size_t		idcap;
-	uint32_t   *idtmp;			/* radix sort scratch */
-	size_t		idtmpcap;
+	uint64_t   *rankbits;		/* matched rule ranks, a bitmap */
+	size_t		rankcap;		/* in 64-bit words */
 	/* scratch for case folding and verification */
 	char	   *fold;
 	size_t		foldcap;

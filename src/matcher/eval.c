@@ -45,11 +45,11 @@ literal_equals(const ebm_literal *lit, const ebm_leaf *v)
 	switch (v->vtype)
 	{
 		case EBM_V_STRING:
-			return lit->len == v->len && memcmp(lit->str, v->str, v->len) == 0;
+			return lit->len == v->len && ebm_bytes_equal(lit->str, v->str, v->len);
 		case EBM_V_NUMBER:
 			if (lit->finite && v->finite)
 				return lit->num == v->num;
-			return lit->len == v->len && memcmp(lit->str, v->str, v->len) == 0;
+			return lit->len == v->len && ebm_bytes_equal(lit->str, v->str, v->len);
 		default:
 			return true;
 	}
@@ -62,8 +62,8 @@ affix(const ebm_literal *lit, const char *s, size_t n, bool suffix)
 	if (lit->len > n)
 		return false;
 	if (suffix)
-		return memcmp(s + n - lit->len, lit->str, lit->len) == 0;
-	return memcmp(s, lit->str, lit->len) == 0;
+		return ebm_bytes_equal(s + n - lit->len, lit->str, lit->len);
+	return ebm_bytes_equal(s, lit->str, lit->len);
 }
 
 /* Does any literal of c stand in the string relation of kind to v? */
@@ -99,7 +99,7 @@ any_string_literal(const ebm_cond *c, int kind, const ebm_leaf *v,
 					return true;
 				break;
 			case EBM_C_EQUALS_IC:
-				if (lit->len == n && memcmp(lit->str, s, n) == 0)
+				if (lit->len == n && ebm_bytes_equal(lit->str, s, n))
 					return true;
 				break;
 			case EBM_C_WILDCARD:
@@ -361,19 +361,32 @@ bool
 ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 {
 	uint32_t	nf = 0;
-	size_t		npick = 0;
+	uint32_t	npick = 0;
 	bool		absences = false;
 	uint32_t	i;
+	/* locals: the compiler cannot keep ctx's fields in registers itself */
+	const uint32_t *pgen = ctx->pgen;
+	const uint32_t *pcount = ctx->pcount;
+	const uint32_t *pfirst = ctx->pfirst;
+	const ebm_leaf *byp = ctx->byp;
+	const ebm_leaf **pick = ctx->pick;
+	uint32_t	gen = ctx->gen;
+	size_t		npaths = ctx->npathcap;
 
-	if (2 * (size_t) s->nfields + 2 > ctx->pickoffcap && !ebm_ctx_reserve_eval(ctx, s->nfields))
-		return false;
+	if (2 * (size_t) s->nfields + 2 > ctx->pickoffcap || ctx->nleaves + 1 > ctx->pickcap)
+	{
+		/* usually match.c has reserved this already */
+		if (!ebm_ctx_reserve_eval(ctx, s->nfields))
+			return false;
+		pick = ctx->pick;
+	}
 	for (i = 0; i < s->nfields; i++)
 	{
 		const ebm_field *f = &s->fields[i];
 		uint32_t	p = f->path_id;
-		uint32_t	n = (p < ctx->npathcap && ctx->pgen[p] == ctx->gen) ? ctx->pcount[p] : 0;
-		const ebm_leaf *leaves = ctx->byp + (n ? ctx->pfirst[p] : 0);
-		size_t		first = npick;
+		uint32_t	n = (p < npaths && pgen[p] == gen) ? pcount[p] : 0;
+		const ebm_leaf *leaves;
+		uint32_t	first = npick;
 		uint32_t	j;
 
 		if (f->absent_ok)
@@ -384,16 +397,14 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 		}
 		if (n == 0)
 			return false;
-		if (npick + n > ctx->pickcap &&
-			!ebm_grow((void **) &ctx->pick, &ctx->pickcap, npick + n, sizeof(ebm_leaf *)))
-			return false;
+		leaves = byp + pfirst[p];
 		for (j = 0; j < n; j++)
 		{
 			if (!field_holds(f, &leaves[j], ctx))
 				continue;
 			if (leaves[j].ntrail == 0)
 				break;			/* fits any choice: field settled */
-			ctx->pick[npick++] = &leaves[j];
+			pick[npick++] = &leaves[j];
 		}
 		if (j < n)
 		{
@@ -402,8 +413,8 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 		}
 		if (npick == first)
 			return false;
-		ctx->pickoff[2 * nf] = (uint32_t) first;
-		ctx->pickoff[2 * nf + 1] = (uint32_t) (npick - first);
+		ctx->pickoff[2 * nf] = first;
+		ctx->pickoff[2 * nf + 1] = npick - first;
 		nf++;
 	}
 	if (!absences && nf < 2)

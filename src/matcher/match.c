@@ -46,7 +46,7 @@ ebm_match_ctx_free(ebm_match_ctx *ctx)
 	ebm_free(ctx->sgen);
 	ebm_free(ctx->cands);
 	ebm_free(ctx->ids);
-	ebm_free(ctx->idtmp);
+	ebm_free(ctx->rankbits);
 	ebm_free(ctx->fold);
 	ebm_free(ctx->pick);
 	ebm_free(ctx->pickoff);
@@ -84,6 +84,23 @@ prefetch_subrule(const ebm_ruleset *rs, uint32_t s)
 	EBM_PREFETCH(p + 64);
 	EBM_PREFETCH(p + 128);
 	EBM_PREFETCH(p + 192);
+}
+
+/* Room for the rank bitmap (kept all zero between events) and the ids. */
+static bool
+reserve_ranks(ebm_match_ctx *ctx, size_t nranks)
+{
+	size_t		words = nranks / 64 + 1;
+	size_t		old = ctx->rankcap;
+
+	if (!ebm_reserve((void **) &ctx->ids, &ctx->idcap, nranks + 1, sizeof(uint32_t)))
+		return false;
+	if (words <= ctx->rankcap)
+		return true;
+	if (!ebm_grow((void **) &ctx->rankbits, &ctx->rankcap, words, sizeof(uint64_t)))
+		return false;
+	memset(ctx->rankbits + old, 0, (ctx->rankcap - old) * sizeof(uint64_t));
+	return true;
 }
 
 /* Note sub-rule s as a candidate, once per event. */
@@ -139,13 +156,16 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const uint32_t *subs,
 	{
 		uint32_t	s = subs[i];
 
+		if (i + 4 < n)
+			prefetch_subrule(rs, subs[i + 4]);
 		if (ctx->sgen[s] == ctx->gen)
 			continue;
 		if (filt[i] != EBM_NO_FILTER && !prefilter(&rs->subs[s].fields[filt[i]], ctx))
 			continue;
 		ctx->sgen[s] = ctx->gen;
 		ctx->cands[ctx->ncands++] = s;
-		prefetch_subrule(rs, s);
+		if (i + 4 >= n)
+			prefetch_subrule(rs, s);
 	}
 }
 
@@ -332,57 +352,29 @@ collect_candidates(const ebm_ruleset *rs, ebm_match_ctx *ctx)
 	add_cands(rs, ctx, ix->always, ix->nalways);
 }
 
-/* Sort the collected ids ascending and drop duplicates. */
+/*
+ * Read the matched ranks back from the bitmap as ascending, distinct rule
+ * ids, clearing the bitmap for the next event.
+ */
 static bool
-sort_unique(ebm_match_ctx *ctx)
+collect_ids(const ebm_ruleset *rs, ebm_match_ctx *ctx, size_t lo, size_t hi)
 {
-	size_t		n = ctx->nids;
-	uint32_t   *a = ctx->ids;
-	size_t		i,
-				j,
-				out = 0;
+	size_t		w;
 
-	if (n > 32)
+	ctx->nids = 0;
+	for (w = lo; w <= hi; w++)
 	{
-		/* LSD radix sort, one pass per significant byte */
-		uint32_t   *tmp;
-		uint32_t	maxv = 0;
-		int			shift;
+		uint64_t	bits = ctx->rankbits[w];
 
-		if (!ebm_reserve((void **) &ctx->idtmp, &ctx->idtmpcap, n, sizeof(uint32_t)))
-			return false;
-		tmp = ctx->idtmp;
-		for (i = 0; i < n; i++)
-			maxv |= a[i];
-		for (shift = 0; shift < 32 && (maxv >> shift) != 0; shift += 8)
+		ctx->rankbits[w] = 0;
+		while (bits)
 		{
-			uint32_t	count[257];
+			int			b = __builtin_ctzll(bits);
 
-			memset(count, 0, sizeof(count));
-			for (i = 0; i < n; i++)
-				count[((a[i] >> shift) & 0xFF) + 1]++;
-			for (i = 1; i <= 256; i++)
-				count[i] += count[i - 1];
-			for (i = 0; i < n; i++)
-				tmp[count[(a[i] >> shift) & 0xFF]++] = a[i];
-			memcpy(a, tmp, n * sizeof(uint32_t));
+			bits &= bits - 1;
+			ctx->ids[ctx->nids++] = rs->rank_rule[w * 64 + (size_t) b];
 		}
 	}
-	else
-	{
-		for (i = 1; i < n; i++)
-		{
-			uint32_t	v = a[i];
-
-			for (j = i; j > 0 && a[j - 1] > v; j--)
-				a[j] = a[j - 1];
-			a[j] = v;
-		}
-	}
-	for (i = 0; i < n; i++)
-		if (out == 0 || a[out - 1] != a[i])
-			a[out++] = a[i];
-	ctx->nids = out;
 	return true;
 }
 
@@ -393,12 +385,16 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 {
 	ebm_status	st;
 	size_t		c;
+	size_t		lo = SIZE_MAX,
+				hi = 0,
+				nmatched = 0;
 
 	*ids = NULL;
 	*nids = 0;
 	if (rs == NULL || ctx == NULL || !rs->compiled)
 		return EBM_ERR_STATE;
-	if (!reserve_subs(ctx, rs->nsubs))
+	if (!reserve_subs(ctx, rs->nsubs) ||
+		!reserve_ranks(ctx, rs->nranks))
 		return EBM_ERR_NOMEM;
 	st = ebm_event_flatten(rs->paths, ebm_pathtrie_npaths(rs->paths), event, ctx);
 	if (st != EBM_OK)
@@ -406,20 +402,26 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 	if (!ebm_ctx_reserve_eval(ctx, rs->maxfields))
 		return EBM_ERR_NOMEM;
 	collect_candidates(rs, ctx);
-	ctx->nids = 0;
 	for (c = 0; c < ctx->ncands; c++)
 	{
 		uint32_t	s = ctx->cands[c];
 
 		if (ebm_subrule_holds(&rs->subs[s], ctx))
 		{
-			if (!ebm_reserve((void **) &ctx->ids, &ctx->idcap, ctx->nids + 1, sizeof(uint32_t)))
-				return EBM_ERR_NOMEM;
-			ctx->ids[ctx->nids++] = rs->sub_rule[s];
+			uint32_t	r = rs->subs[s].rank;
+
+			ctx->rankbits[r / 64] |= UINT64_C(1) << (r % 64);
+			if (r / 64 < lo)
+				lo = r / 64;
+			if (r / 64 > hi)
+				hi = r / 64;
+			nmatched++;
 		}
 	}
-	if (!sort_unique(ctx))
-		return EBM_ERR_NOMEM;
+	if (nmatched)
+		collect_ids(rs, ctx, lo, hi);
+	else
+		ctx->nids = 0;
 	*ids = ctx->ids;
 	*nids = ctx->nids;
 	return EBM_OK;

@@ -223,6 +223,7 @@ ebm_subrule_pack_into(ebm_subrule *dst, const ebm_subrule *src, char *block)
 	}
 	dst->fields = fields;
 	dst->nfields = src->nfields;
+	dst->rank = src->rank;
 }
 
 /* Pack a sub-rule into a block of its own; free with ebm_free(dst->fields). */

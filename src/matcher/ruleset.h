@@ -20,6 +20,8 @@ struct ebm_ruleset
 	uint32_t	nsubs;
 	size_t		subcap;
 	uint32_t	maxfields;		/* most fields in one sub-rule */
+	uint32_t   *rank_rule;		/* rank -> rule id, ascending */
+	uint32_t	nranks;
 	char	   *arena;			/* packed sub-rules, in index order */
 	bool	   *in_arena;		/* per sub-rule: packed in the arena (else
 								 * in a block of its own) */
