@@ -316,6 +316,9 @@ struct ebm_match_ctx
 	size_t		idcap;
 	uint64_t   *rankbits;		/* matched rule ranks, a bitmap */
 	size_t		rankcap;		/* in 64-bit words */
+	size_t		rank_lo;		/* words of rankbits touched this event */
+	size_t		rank_hi;
+	size_t		nmatched;
 	/* scratch for case folding and verification */
 	char	   *fold;
 	size_t		foldcap;
@@ -416,6 +419,25 @@ ebm_value_digest(uint8_t vtype, const char *s, size_t len, bool finite,
 			return UINT64_C(0x66616c7365666c73);
 		default:
 			return UINT64_C(0x6e756c6c6e756c6c);
+	}
+}
+
+/* Is the value equal to the literal (same JSON type, numbers by value)? */
+static inline bool
+ebm_literal_equals(const ebm_literal *lit, const ebm_leaf *v)
+{
+	if (lit->digest != v->digest || lit->vtype != v->vtype)
+		return false;
+	switch (v->vtype)
+	{
+		case EBM_V_STRING:
+			return lit->len == v->len && ebm_bytes_equal(lit->str, v->str, v->len);
+		case EBM_V_NUMBER:
+			if (lit->finite && v->finite)
+				return lit->num == v->num;
+			return lit->len == v->len && ebm_bytes_equal(lit->str, v->str, v->len);
+		default:
+			return true;
 	}
 }
 

@@ -36,25 +36,6 @@ fold_leaf(const ebm_leaf *v, ebm_match_ctx *ctx, size_t *len)
 	return ctx->fold;
 }
 
-/* Is the value equal to the literal (same JSON type, numbers by value)? */
-static bool
-literal_equals(const ebm_literal *lit, const ebm_leaf *v)
-{
-	if (lit->digest != v->digest || lit->vtype != v->vtype)
-		return false;
-	switch (v->vtype)
-	{
-		case EBM_V_STRING:
-			return lit->len == v->len && ebm_bytes_equal(lit->str, v->str, v->len);
-		case EBM_V_NUMBER:
-			if (lit->finite && v->finite)
-				return lit->num == v->num;
-			return lit->len == v->len && ebm_bytes_equal(lit->str, v->str, v->len);
-		default:
-			return true;
-	}
-}
-
 /* Does string s (len n) start, or end, with the literal? */
 static bool
 affix(const ebm_literal *lit, const char *s, size_t n, bool suffix)
@@ -132,7 +113,7 @@ ebm_cond_holds(const ebm_cond *c, const ebm_leaf *v, ebm_match_ctx *ctx)
 	{
 		case EBM_C_EXACT:
 			for (i = 0; i < c->nlits; i++)
-				if (literal_equals(&c->lits[i], v))
+				if (ebm_literal_equals(&c->lits[i], v))
 					return true;
 			return false;
 		case EBM_C_PREFIX:
@@ -151,7 +132,7 @@ ebm_cond_holds(const ebm_cond *c, const ebm_leaf *v, ebm_match_ctx *ctx)
 			{
 				case EBM_AB_VALUES:
 					for (i = 0; i < c->nlits; i++)
-						if (literal_equals(&c->lits[i], v))
+						if (ebm_literal_equals(&c->lits[i], v))
 							return false;
 					return true;
 				case EBM_AB_PREFIX:
@@ -317,7 +298,7 @@ field_holds(const ebm_field *f, const ebm_leaf *v, ebm_match_ctx *ctx)
 		{
 			case EBM_C_EXACT:
 				for (i = 0; i < c->nlits; i++)
-					if (literal_equals(&c->lits[i], v))
+					if (ebm_literal_equals(&c->lits[i], v))
 						return true;
 				break;
 			case EBM_C_NUMERIC:
@@ -332,7 +313,7 @@ field_holds(const ebm_field *f, const ebm_leaf *v, ebm_match_ctx *ctx)
 				if (c->abkind == EBM_AB_VALUES)
 				{
 					for (i = 0; i < c->nlits; i++)
-						if (literal_equals(&c->lits[i], v))
+						if (ebm_literal_equals(&c->lits[i], v))
 							break;
 					if (i == c->nlits)
 						return true;

@@ -16,14 +16,6 @@
 
 #include "ruleset.h"
 
-/* A (digest, sub-rule) pair before the table is built. */
-typedef struct entry
-{
-	uint64_t	key;
-	uint32_t	sub;
-	uint32_t	filt;			/* pre-filter field index, or EBM_NO_FILTER */
-} entry;
-
 /* A (path, value) pair, to be grouped by path. */
 typedef struct pathval
 {
@@ -35,10 +27,10 @@ typedef struct pathval
 /* Growable arrays used while building. */
 typedef struct builder_state
 {
-	entry	   *exact;
+	ebm_hentry *exact;
 	size_t		nexact,
 				capexact;
-	entry	   *strings;
+	ebm_hentry *strings;
 	size_t		nstrings,
 				capstrings;
 	pathval    *pv;				/* kind 0: group by first path, 1: presence,
@@ -60,18 +52,6 @@ typedef struct builder_state
 	size_t		capgroups;
 } builder_state;
 
-/* Order entries by digest, then sub-rule. */
-static int
-cmp_entry(const void *a, const void *b)
-{
-	const entry *x = a;
-	const entry *y = b;
-
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
-	return (x->sub > y->sub) - (x->sub < y->sub);
-}
-
 /* Order path/kind/value triples. */
 static int
 cmp_pathval(const void *a, const void *b)
@@ -86,89 +66,6 @@ cmp_pathval(const void *a, const void *b)
 	return (x->val > y->val) - (x->val < y->val);
 }
 
-/* Build a digest table from n entries (sorted here). */
-static bool
-htab_build(ebm_htab *t, entry *e, size_t n)
-{
-	size_t		distinct = 0;
-	size_t		i;
-
-	memset(t, 0, sizeof(*t));
-	if (n)
-		qsort(e, n, sizeof(entry), cmp_entry);
-	for (i = 0; i < n; i++)
-		if (i == 0 || e[i].key != e[i - 1].key)
-			distinct++;
-	t->cap = 16;
-	while (t->cap < distinct * 2)
-		t->cap *= 2;
-	t->slots = ebm_calloc(t->cap, sizeof(ebm_hslot));
-	t->subs = ebm_calloc(n ? n : 1, sizeof(uint32_t));
-	t->filt = ebm_calloc(n ? n : 1, sizeof(uint32_t));
-	if (!t->slots || !t->subs || !t->filt)
-		return false;
-	for (i = 0; i < n; i++)
-	{
-		size_t		slot;
-
-		t->subs[i] = e[i].sub;
-		t->filt[i] = e[i].filt;
-		if (i > 0 && e[i].key == e[i - 1].key)
-		{
-			if (e[i].sub == e[i - 1].sub)
-				continue;		/* the same sub-rule twice under one key */
-		}
-		slot = (size_t) e[i].key & (t->cap - 1);
-		while (t->slots[slot].key != 0 && t->slots[slot].key != e[i].key)
-			slot = (slot + 1) & (t->cap - 1);
-		if (t->slots[slot].key == 0)
-		{
-			t->slots[slot].key = e[i].key;
-			t->slots[slot].start = (uint32_t) i;
-		}
-		t->slots[slot].count = (uint32_t) (i + 1 - t->slots[slot].start);
-	}
-	t->nsubs = n;
-	return true;
-}
-
-/* The run of sub-rules filed under a digest (NULL, *n = 0 if none). */
-const uint32_t *
-ebm_htab_find(const ebm_htab *t, uint64_t key, uint32_t *n,
-			  const uint32_t **filt)
-{
-	size_t		slot;
-
-	if (t->cap == 0)
-	{
-		*n = 0;
-		return NULL;
-	}
-	slot = (size_t) key & (t->cap - 1);
-	while (t->slots[slot].key != 0)
-	{
-		if (t->slots[slot].key == key)
-		{
-			*n = t->slots[slot].count;
-			*filt = t->filt + t->slots[slot].start;
-			return t->subs + t->slots[slot].start;
-		}
-		slot = (slot + 1) & (t->cap - 1);
-	}
-	*n = 0;
-	return NULL;
-}
-
-/* Free a digest table. */
-static void
-htab_free(ebm_htab *t)
-{
-	ebm_free(t->slots);
-	ebm_free(t->subs);
-	ebm_free(t->filt);
-	memset(t, 0, sizeof(*t));
-}
-
 /* Free everything the index owns. */
 void
 ebm_index_free(ebm_index *ix)
@@ -179,8 +76,8 @@ ebm_index_free(ebm_index *ix)
 	for (i = 0; i < ix->ngroups; i++)
 		ebm_free(ix->groups[i].all);
 	ebm_free(ix->groups);
-	htab_free(&ix->exact);
-	htab_free(&ix->strings);
+	ebm_htab_free(&ix->exact);
+	ebm_htab_free(&ix->strings);
 	for (i = 0; i < ix->npaths; i++)
 	{
 		ebm_free(ix->paths[i].groups);
@@ -194,87 +91,14 @@ ebm_index_free(ebm_index *ix)
 	memset(ix, 0, sizeof(*ix));
 }
 
-/* Append helpers (false when out of memory). */
+/* Append an entry (false when out of memory). */
 static bool
-push_entry(entry **v, size_t *n, size_t *cap, uint64_t key, uint32_t sub,
-		   uint32_t filt)
+push_entry(ebm_hentry **v, size_t *n, size_t *cap, const ebm_hentry *e)
 {
-	if (!ebm_grow((void **) v, cap, *n + 1, sizeof(entry)))
+	if (!ebm_grow((void **) v, cap, *n + 1, sizeof(ebm_hentry)))
 		return false;
-	(*v)[*n].key = key;
-	(*v)[*n].sub = sub;
-	(*v)[*n].filt = filt;
-	(*n)++;
+	(*v)[(*n)++] = *e;
 	return true;
-}
-
-/*
- * How well a field filters, as a pre-filter (lower is better; 0: not a
- * pre-filter).  anything-but and exists pass most events, so they are not
- * worth a second look before the exact check.
- */
-static int
-filter_rank(const ebm_field *f)
-{
-	int			worst = 1;
-	uint32_t	k;
-
-	if (f->ncond == 0)
-		return 0;
-	for (k = 0; k < f->ncond; k++)
-	{
-		int			r;
-
-		switch (f->conds[k].kind)
-		{
-			case EBM_C_EXACT:
-				r = 1;
-				break;
-			case EBM_C_PREFIX:
-			case EBM_C_SUFFIX:
-			case EBM_C_EQUALS_IC:
-				r = 2;
-				break;
-			case EBM_C_NUMERIC:
-				r = 3;
-				break;
-			case EBM_C_CIDR:
-			case EBM_C_WILDCARD:
-				r = 4;
-				break;
-			default:
-				return 0;
-		}
-		if (r > worst)
-			worst = r;
-	}
-	return worst;
-}
-
-/* The best pre-filter field of s other than the anchor fields, if any. */
-static uint32_t
-choose_filter(const ebm_subrule *s, const ebm_field *const *anchors,
-			  uint32_t nanchors)
-{
-	uint32_t	best = EBM_NO_FILTER;
-	int			bestrank = 0;
-	uint32_t	i,
-				j;
-
-	for (i = 0; i < s->nfields; i++)
-	{
-		int			r = filter_rank(&s->fields[i]);
-
-		for (j = 0; j < nanchors; j++)
-			if (anchors[j] == &s->fields[i])
-				r = 0;
-		if (r && (bestrank == 0 || r < bestrank))
-		{
-			best = i;
-			bestrank = r;
-		}
-	}
-	return best;
 }
 
 static bool
@@ -313,21 +137,6 @@ field_nlits(const ebm_field *f)
 	for (k = 0; k < f->ncond; k++)
 		n += f->conds[k].nlits;
 	return n;
-}
-
-/* The literal number i of an exact field, across its conditions. */
-static const ebm_literal *
-field_lit(const ebm_field *f, uint32_t i)
-{
-	uint32_t	k;
-
-	for (k = 0; k < f->ncond; k++)
-	{
-		if (i < f->conds[k].nlits)
-			return &f->conds[k].lits[i];
-		i -= f->conds[k].nlits;
-	}
-	return NULL;
 }
 
 /* Find or create the group of a signature (ascending path ids). */
@@ -409,7 +218,7 @@ anchor_group(ebm_index *ix, builder_state *st, const ebm_subrule *s,
 	uint32_t	i,
 				j;
 	int64_t		gid;
-	uint32_t	filt;
+	ebm_hentry	e;
 
 	/* fields with the shortest OR-lists first, while expansions stay few */
 	while (nchosen < EBM_GROUP_MAX)
@@ -451,7 +260,10 @@ anchor_group(ebm_index *ix, builder_state *st, const ebm_subrule *s,
 	gid = group_for(ix, st, paths, nchosen);
 	if (gid < 0)
 		return false;
-	filt = choose_filter(s, chosen, nchosen);
+	memset(&e, 0, sizeof(e));
+	ebm_filter_choose(&e.filter, s, chosen, nchosen);
+	e.sub = sub;
+	e.group = (uint32_t) gid;
 	/* one digest per combination of the fields' literals */
 	while (true)
 	{
@@ -459,13 +271,20 @@ anchor_group(ebm_index *ix, builder_state *st, const ebm_subrule *s,
 
 		for (i = 0; i < nchosen; i++)
 		{
-			const ebm_literal *l = field_lit(chosen[i], idx[i]);
+			const ebm_literal *l = ebm_field_literal(chosen[i], idx[i]);
 
 			h = ebm_hash_mix(h * 31 + ebm_value_digest(l->vtype, l->str, l->len,
 													   l->finite, l->num));
 		}
-		if (!push_entry(&st->exact, &st->nexact, &st->capexact,
-						ebm_probe_key(0, (uint32_t) gid, h), sub, filt))
+		e.key = ebm_probe_key(0, (uint32_t) gid, h);
+		e.noex = false;
+		for (i = 0; i < nchosen; i++)
+		{
+			e.lit[i] = (uint16_t) idx[i];
+			if (idx[i] > UINT16_MAX)
+				e.noex = true;
+		}
+		if (!push_entry(&st->exact, &st->nexact, &st->capexact, &e))
 			return false;
 		for (i = 0; i < nchosen; i++)
 		{
@@ -529,7 +348,12 @@ anchor_strings(builder_state *st, const ebm_subrule *s, const ebm_field *f,
 {
 	uint32_t	k,
 				i;
-	uint32_t	filt = choose_filter(s, &f, 1);
+	ebm_hentry	e;
+
+	memset(&e, 0, sizeof(e));
+	ebm_filter_choose(&e.filter, s, &f, 1);
+	e.filter.covered = false;	/* string anchors are always decided exactly */
+	e.sub = sub;
 
 	for (k = 0; k < f->ncond; k++)
 	{
@@ -560,8 +384,8 @@ anchor_strings(builder_state *st, const ebm_subrule *s, const ebm_field *f,
 					h = ebm_hash_bytes(l->str, l->len, EBM_HASH_SEED);
 					break;
 			}
-			if (!push_entry(&st->strings, &st->nstrings, &st->capstrings,
-							ebm_probe_key(kind, f->path_id, h), sub, filt) ||
+			e.key = ebm_probe_key(kind, f->path_id, h);
+			if (!push_entry(&st->strings, &st->nstrings, &st->capstrings, &e) ||
 				!push_pv(st, f->path_id, 2 + kind - EBM_S_EXACT, l->len))
 				return false;
 		}
@@ -752,8 +576,8 @@ ebm_index_build(ebm_ruleset *rs)
 	ok = ix->paths != NULL;
 	for (i = 0; ok && i < rs->nsubs; i++)
 		ok = anchor_subrule(ix, &st, &rs->subs[i], i);
-	ok = ok && htab_build(&ix->exact, st.exact, st.nexact);
-	ok = ok && htab_build(&ix->strings, st.strings, st.nstrings);
+	ok = ok && ebm_htab_build(&ix->exact, st.exact, st.nexact, rs, ix->groups);
+	ok = ok && ebm_htab_build(&ix->strings, st.strings, st.nstrings, rs, NULL);
 	ok = ok && fill_paths(ix, &st);
 	if (ok)
 	{

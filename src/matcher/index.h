@@ -31,6 +31,7 @@
 #define EBM_INDEX_H
 
 #include "ebm_internal.h"
+#include "filter.h"
 
 #define EBM_GROUP_MAX 3			/* exact fields in a group key */
 #define EBM_GROUP_MAX_KEYS 64	/* OR-list expansions per sub-rule */
@@ -46,26 +47,6 @@ typedef enum ebm_skind
 	EBM_S_SUFFIX_IC,
 	EBM_S_EQUALS_IC
 } ebm_skind;
-
-/* Digest -> run of sub-rule ids, as an open-addressing table. */
-typedef struct ebm_hslot
-{
-	uint64_t	key;			/* 0 marks an empty slot */
-	uint32_t	start;
-	uint32_t	count;
-} ebm_hslot;
-
-typedef struct ebm_htab
-{
-	ebm_hslot  *slots;
-	size_t		cap;			/* power of two */
-	uint32_t   *subs;			/* runs, concatenated */
-	uint32_t   *filt;			/* per run entry: pre-filter field, or
-								 * EBM_NO_FILTER */
-	size_t		nsubs;
-} ebm_htab;
-
-#define EBM_NO_FILTER UINT32_MAX
 
 /* The exact-field signature of a group of sub-rules. */
 typedef struct ebm_group
@@ -131,8 +112,6 @@ ebm_fnv_step(uint64_t h, unsigned char c)
 	return (h ^ c) * UINT64_C(0x100000001b3);
 }
 
-extern const uint32_t *ebm_htab_find(const ebm_htab *t, uint64_t key,
-									 uint32_t *n, const uint32_t **filt);
 extern void ebm_index_free(ebm_index *ix);
 
 struct ebm_ruleset;

@@ -145,27 +145,68 @@ prefilter(const ebm_field *f, ebm_match_ctx *ctx)
 	return false;
 }
 
-/* Note the sub-rules of a table run whose pre-filters pass. */
+/* Record that sub-rule s holds: set its rule's rank in the bitmap. */
 static inline void
-add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const uint32_t *subs,
-		const uint32_t *filt, uint32_t n)
+mark_matched(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t s)
+{
+	uint32_t	r = rs->subs[s].rank;
+	size_t		w = r / 64;
+
+	ctx->rankbits[w] |= UINT64_C(1) << (r % 64);
+	if (w < ctx->rank_lo)
+		ctx->rank_lo = w;
+	if (w > ctx->rank_hi)
+		ctx->rank_hi = w;
+	ctx->nmatched++;
+}
+
+/*
+ * Go through a run of index entries found by a probe.  Each sub-rule's
+ * pre-filter is tested; then either the probe decides the sub-rule itself
+ * (its anchor values were confirmed byte for byte -- "verified" -- and the
+ * anchor and filter are all its fields, with no two of the values used in
+ * arrays), or the sub-rule becomes a candidate for the exact check.
+ * key_trails counts the anchor values that sit in arrays.
+ */
+static void
+add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
+		const ebm_hslot *h, bool verified, int key_trails)
 {
 	uint32_t	i;
+	const uint32_t *subs = t->subs + h->start;
+	const ebm_filter *filters = t->filters + h->start;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < h->count; i++)
 	{
 		uint32_t	s = subs[i];
+		const ebm_filter *f = &filters[i];
+		const ebm_leaf *used = NULL;
+		int			r;
 
-		if (i + 4 < n)
-			prefetch_subrule(rs, subs[i + 4]);
 		if (ctx->sgen[s] == ctx->gen)
 			continue;
-		if (filt[i] != EBM_NO_FILTER && !prefilter(&rs->subs[s].fields[filt[i]], ctx))
+		if (f->kind == EBM_F_NONE)
+			r = EBM_FILTER_HOLDS;
+		else if (f->kind == EBM_F_FIELD)
+			r = prefilter(&rs->subs[s].fields[f->field], ctx) ? EBM_FILTER_MAYBE : EBM_FILTER_FAILS;
+		else
+		{
+			uint32_t	n;
+			const ebm_leaf *lv = leaves_at(ctx, f->path, &n);
+
+			r = ebm_filter_test(f, lv, n, &used);
+		}
+		if (r == EBM_FILTER_FAILS)
 			continue;
 		ctx->sgen[s] = ctx->gen;
-		ctx->cands[ctx->ncands++] = s;
-		if (i + 4 >= n)
+		if (r == EBM_FILTER_HOLDS && f->covered && verified &&
+			key_trails + (used && used->ntrail ? 1 : 0) <= 1)
+			mark_matched(rs, ctx, s);
+		else
+		{
+			ctx->cands[ctx->ncands++] = s;
 			prefetch_subrule(rs, s);
+		}
 	}
 }
 
@@ -180,6 +221,30 @@ leaves_at(const ebm_match_ctx *ctx, uint32_t p, uint32_t *n)
 	}
 	*n = ctx->pcount[p];
 	return ctx->byp + ctx->pfirst[p];
+}
+
+/*
+ * Are the event values exactly the key values of the run's exemplar?  In a
+ * pure run that confirms the anchor of every entry at once.
+ */
+static bool
+exemplar_matches(const ebm_ruleset *rs, const ebm_group *g, const ebm_hslot *h,
+				 const ebm_leaf *const *keyleaf)
+{
+	const ebm_subrule *ex = &rs->subs[h->ex_sub];
+	uint32_t	i;
+
+	if (!h->pure)
+		return false;
+	for (i = 0; i < g->npaths; i++)
+	{
+		const ebm_field *f = ebm_subrule_field_at(ex, g->paths[i]);
+		const ebm_literal *lit = f ? ebm_field_literal(f, h->ex_lit[i]) : NULL;
+
+		if (lit == NULL || !ebm_literal_equals(lit, keyleaf[i]))
+			return false;
+	}
+	return true;
 }
 
 /* Probe one group with every combination of the event's values. */
@@ -209,14 +274,20 @@ probe_group(const ebm_ruleset *rs, const ebm_group *g, ebm_match_ctx *ctx)
 	while (true)
 	{
 		uint64_t	h = EBM_HASH_SEED;
-		const uint32_t *run;
-		const uint32_t *filt;
-		uint32_t	n;
+		const ebm_hslot *slot;
+		const ebm_leaf *keyleaf[EBM_GROUP_MAX];
+		int			trails = 0;
 
 		for (i = 0; i < g->npaths; i++)
-			h = ebm_hash_mix(h * 31 + lv[i][idx[i]].digest);
-		run = ebm_htab_find(&rs->index.exact, ebm_probe_key(0, g->id, h), &n, &filt);
-		add_run(rs, ctx, run, filt, n);
+		{
+			keyleaf[i] = &lv[i][idx[i]];
+			h = ebm_hash_mix(h * 31 + keyleaf[i]->digest);
+			trails += keyleaf[i]->ntrail ? 1 : 0;
+		}
+		slot = ebm_htab_find(&rs->index.exact, ebm_probe_key(0, g->id, h));
+		if (slot)
+			add_run(rs, ctx, &rs->index.exact, slot,
+					exemplar_matches(rs, g, slot, keyleaf), trails);
 		for (i = 0; i < g->npaths; i++)
 		{
 			if (++idx[i] < cnt[i])
@@ -243,14 +314,13 @@ probe_affixes(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t path,
 
 	for (k = 0; k < nlens && lens[k] <= len; k++)
 	{
-		const uint32_t *run;
-		const uint32_t *filt;
-		uint32_t	n;
+		const ebm_hslot *slot;
 
 		for (; done < lens[k]; done++)
 			h = ebm_fnv_step(h, (unsigned char) s[backward ? len - 1 - done : done]);
-		run = ebm_htab_find(&rs->index.strings, ebm_probe_key(kind, path, h), &n, &filt);
-		add_run(rs, ctx, run, filt, n);
+		slot = ebm_htab_find(&rs->index.strings, ebm_probe_key(kind, path, h));
+		if (slot)
+			add_run(rs, ctx, &rs->index.strings, slot, false, 0);
 	}
 }
 
@@ -259,14 +329,13 @@ static void
 probe_strings(const ebm_ruleset *rs, const ebm_pathinfo *pi, uint32_t p,
 			  const ebm_leaf *l, ebm_match_ctx *ctx)
 {
-	const uint32_t *run;
-	const uint32_t *filt;
-	uint32_t	n;
+	const ebm_hslot *slot;
 
 	if (pi->has_exact)
 	{
-		run = ebm_htab_find(&rs->index.strings, ebm_probe_key(EBM_S_EXACT, p, l->digest), &n, &filt);
-		add_run(rs, ctx, run, filt, n);
+		slot = ebm_htab_find(&rs->index.strings, ebm_probe_key(EBM_S_EXACT, p, l->digest));
+		if (slot)
+			add_run(rs, ctx, &rs->index.strings, slot, false, 0);
 	}
 	if (l->vtype != EBM_V_STRING)
 		return;
@@ -281,11 +350,11 @@ probe_strings(const ebm_ruleset *rs, const ebm_pathinfo *pi, uint32_t p,
 		flen = ebm_casefold(l->str, l->len, ctx->fold);
 		if (pi->has_eic)
 		{
-			run = ebm_htab_find(&rs->index.strings,
-								ebm_probe_key(EBM_S_EQUALS_IC, p,
-											  ebm_hash_bytes(ctx->fold, flen, EBM_HASH_SEED)),
-								&n, &filt);
-			add_run(rs, ctx, run, filt, n);
+			slot = ebm_htab_find(&rs->index.strings,
+								 ebm_probe_key(EBM_S_EQUALS_IC, p,
+											   ebm_hash_bytes(ctx->fold, flen, EBM_HASH_SEED)));
+			if (slot)
+				add_run(rs, ctx, &rs->index.strings, slot, false, 0);
 		}
 		probe_affixes(rs, ctx, p, EBM_S_PREFIX_IC, ctx->fold, flen, pi->lens[2], pi->nlens[2], false);
 		probe_affixes(rs, ctx, p, EBM_S_SUFFIX_IC, ctx->fold, flen, pi->lens[3], pi->nlens[3], true);
@@ -385,9 +454,6 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 {
 	ebm_status	st;
 	size_t		c;
-	size_t		lo = SIZE_MAX,
-				hi = 0,
-				nmatched = 0;
 
 	*ids = NULL;
 	*nids = 0;
@@ -401,25 +467,19 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 		return st;
 	if (!ebm_ctx_reserve_eval(ctx, rs->maxfields))
 		return EBM_ERR_NOMEM;
+	ctx->rank_lo = SIZE_MAX;
+	ctx->rank_hi = 0;
+	ctx->nmatched = 0;
 	collect_candidates(rs, ctx);
 	for (c = 0; c < ctx->ncands; c++)
 	{
 		uint32_t	s = ctx->cands[c];
 
 		if (ebm_subrule_holds(&rs->subs[s], ctx))
-		{
-			uint32_t	r = rs->subs[s].rank;
-
-			ctx->rankbits[r / 64] |= UINT64_C(1) << (r % 64);
-			if (r / 64 < lo)
-				lo = r / 64;
-			if (r / 64 > hi)
-				hi = r / 64;
-			nmatched++;
-		}
+			mark_matched(rs, ctx, s);
 	}
-	if (nmatched)
-		collect_ids(rs, ctx, lo, hi);
+	if (ctx->nmatched)
+		collect_ids(rs, ctx, ctx->rank_lo, ctx->rank_hi);
 	else
 		ctx->nids = 0;
 	*ids = ctx->ids;

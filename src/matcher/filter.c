@@ -1,0 +1,301 @@
+/*-------------------------------------------------------------------------
+ *
+ * filter.c
+ *	  Choosing an index entry's pre-filter, and the digest tables that hold
+ *	  the entries (see filter.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "filter.h"
+#include "ruleset.h"
+
+/* The literal number i of an exact field, across its conditions. */
+const ebm_literal *
+ebm_field_literal(const ebm_field *f, uint32_t i)
+{
+	uint32_t	k;
+
+	for (k = 0; k < f->ncond; k++)
+	{
+		if (i < f->conds[k].nlits)
+			return &f->conds[k].lits[i];
+		i -= f->conds[k].nlits;
+	}
+	return NULL;
+}
+
+/* The field of s at path_id, or NULL. */
+const ebm_field *
+ebm_subrule_field_at(const ebm_subrule *s, uint32_t path_id)
+{
+	uint32_t	i;
+
+	for (i = 0; i < s->nfields; i++)
+		if (s->fields[i].path_id == path_id)
+			return &s->fields[i];
+	return NULL;
+}
+
+/* Are two literals the same JSON value (numbers by value)? */
+bool
+ebm_literal_same(const ebm_literal *a, const ebm_literal *b)
+{
+	if (a->vtype != b->vtype)
+		return false;
+	if (a->vtype == EBM_V_NUMBER && a->finite && b->finite)
+		return a->num == b->num;
+	if (a->vtype == EBM_V_NUMBER && a->finite != b->finite)
+		return false;
+	return a->len == b->len && ebm_bytes_equal(a->str, b->str, a->len);
+}
+
+/*
+ * How much a field is worth as a pre-filter (lower is better, 0: never).
+ * Selective kinds first; anything-but and exists rarely filter much, but
+ * inline they still let a probe decide a whole sub-rule.
+ */
+static int
+filter_rank(const ebm_field *f)
+{
+	int			worst = 1;
+	uint32_t	k;
+
+	if (f->ncond == 0)
+		return 0;
+	for (k = 0; k < f->ncond; k++)
+	{
+		int			r;
+
+		switch (f->conds[k].kind)
+		{
+			case EBM_C_EXACT:
+				r = 1;
+				break;
+			case EBM_C_PREFIX:
+			case EBM_C_SUFFIX:
+			case EBM_C_EQUALS_IC:
+				r = 2;
+				break;
+			case EBM_C_NUMERIC:
+				r = 3;
+				break;
+			case EBM_C_CIDR:
+			case EBM_C_WILDCARD:
+				r = 4;
+				break;
+			default:
+				r = 5;
+				break;
+		}
+		if (r > worst)
+			worst = r;
+	}
+	return worst;
+}
+
+/* Fill the inline form of field f as a filter, if it has one. */
+static void
+make_inline(ebm_filter *flt, const ebm_field *f)
+{
+	const ebm_cond *c = &f->conds[0];
+	uint32_t	i;
+
+	flt->kind = EBM_F_FIELD;
+	if (f->ncond != 1)
+		return;
+	switch (c->kind)
+	{
+		case EBM_C_NUMERIC:
+			flt->kind = EBM_F_RANGE;
+			flt->lo = c->has_lo ? c->lo : -HUGE_VAL;
+			flt->lo_incl = c->has_lo ? c->lo_incl : true;
+			flt->hi = c->has_hi ? c->hi : HUGE_VAL;
+			flt->hi_incl = c->has_hi ? c->hi_incl : true;
+			break;
+		case EBM_C_EXISTS:
+			flt->kind = c->exists ? EBM_F_EXISTS : EBM_F_ABSENT;
+			break;
+		case EBM_C_PREFIX:
+			if (!c->icase && c->nlits == 1 && c->lits[0].len <= 8)
+			{
+				flt->kind = EBM_F_PREFIX;
+				flt->n = (uint8_t) c->lits[0].len;
+				flt->d[0] = 0;
+				memcpy(&flt->d[0], c->lits[0].str, c->lits[0].len);
+			}
+			break;
+		case EBM_C_ANYTHING_BUT:
+			if (c->abkind == EBM_AB_VALUES && c->nlits <= EBM_FILTER_MAX_DIGESTS)
+			{
+				flt->kind = EBM_F_NOTIN;
+				flt->n = (uint8_t) c->nlits;
+				for (i = 0; i < c->nlits; i++)
+					flt->d[i] = c->lits[i].digest;
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Choose the pre-filter of sub-rule s, whose anchor is the given fields:
+ * the best-ranked other field, inline when possible.
+ */
+void
+ebm_filter_choose(ebm_filter *flt, const ebm_subrule *s,
+				  const ebm_field *const *anchors, uint32_t nanchors)
+{
+	uint32_t	best = UINT32_MAX;
+	int			bestrank = 0;
+	uint32_t	i,
+				j;
+
+	memset(flt, 0, sizeof(*flt));
+	flt->kind = EBM_F_NONE;
+	for (i = 0; i < s->nfields; i++)
+	{
+		int			r = filter_rank(&s->fields[i]);
+
+		for (j = 0; j < nanchors; j++)
+			if (anchors[j] == &s->fields[i])
+				r = 0;
+		if (r && (bestrank == 0 || r < bestrank))
+		{
+			best = i;
+			bestrank = r;
+		}
+	}
+	if (best == UINT32_MAX)
+	{
+		flt->covered = (s->nfields == nanchors);
+		return;
+	}
+	flt->field = best;
+	flt->path = s->fields[best].path_id;
+	make_inline(flt, &s->fields[best]);
+	flt->covered = (flt->kind != EBM_F_FIELD && s->nfields == nanchors + 1);
+}
+
+/* Order entries by digest, then sub-rule. */
+static int
+cmp_hentry(const void *a, const void *b)
+{
+	const ebm_hentry *x = a;
+	const ebm_hentry *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return (x->sub > y->sub) - (x->sub < y->sub);
+}
+
+/*
+ * Do two entries of a group table have the same key values?  (Different
+ * values may share a digest; such a run is not "pure" and its entries are
+ * always decided exactly.)
+ */
+static bool
+same_key_values(const ebm_ruleset *rs, const ebm_group *groups,
+				const ebm_hentry *a, const ebm_hentry *b)
+{
+	const ebm_group *g = &groups[a->group];
+	uint32_t	i;
+
+	if (a->group != b->group)
+		return false;
+	for (i = 0; i < g->npaths; i++)
+	{
+		const ebm_field *fa = ebm_subrule_field_at(&rs->subs[a->sub], g->paths[i]);
+		const ebm_field *fb = ebm_subrule_field_at(&rs->subs[b->sub], g->paths[i]);
+
+		if (!fa || !fb ||
+			!ebm_literal_same(ebm_field_literal(fa, a->lit[i]), ebm_field_literal(fb, b->lit[i])))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Build a digest table from n entries (sorted here).  For group tables
+ * (groups != NULL) each run also records an exemplar and whether all its
+ * entries share the exemplar's key values.
+ */
+bool
+ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
+			   const ebm_ruleset *rs, const ebm_group *groups)
+{
+	size_t		distinct = 0;
+	size_t		i;
+
+	memset(t, 0, sizeof(*t));
+	if (n)
+		qsort(e, n, sizeof(ebm_hentry), cmp_hentry);
+	for (i = 0; i < n; i++)
+		if (i == 0 || e[i].key != e[i - 1].key)
+			distinct++;
+	t->cap = 16;
+	while (t->cap < distinct * 2)
+		t->cap *= 2;
+	t->slots = ebm_calloc(t->cap, sizeof(ebm_hslot));
+	t->subs = ebm_calloc(n ? n : 1, sizeof(uint32_t));
+	t->filters = ebm_calloc(n ? n : 1, sizeof(ebm_filter));
+	if (!t->slots || !t->subs || !t->filters)
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		size_t		slot = (size_t) e[i].key & (t->cap - 1);
+		ebm_hslot  *h;
+
+		t->subs[i] = e[i].sub;
+		t->filters[i] = e[i].filter;
+		while (t->slots[slot].key != 0 && t->slots[slot].key != e[i].key)
+			slot = (slot + 1) & (t->cap - 1);
+		h = &t->slots[slot];
+		if (h->key == 0)
+		{
+			h->key = e[i].key;
+			h->start = (uint32_t) i;
+			h->ex_sub = e[i].sub;
+			memcpy(h->ex_lit, e[i].lit, sizeof(h->ex_lit));
+			h->pure = (groups != NULL && !e[i].noex);
+		}
+		else if (h->pure &&
+				 (e[i].noex || !same_key_values(rs, groups, &e[h->start], &e[i])))
+			h->pure = false;
+		h->count = (uint32_t) (i + 1 - h->start);
+	}
+	t->nsubs = n;
+	return true;
+}
+
+/* The slot of a digest, or NULL. */
+const ebm_hslot *
+ebm_htab_find(const ebm_htab *t, uint64_t key)
+{
+	size_t		slot;
+
+	if (t->cap == 0)
+		return NULL;
+	slot = (size_t) key & (t->cap - 1);
+	while (t->slots[slot].key != 0)
+	{
+		if (t->slots[slot].key == key)
+			return &t->slots[slot];
+		slot = (slot + 1) & (t->cap - 1);
+	}
+	return NULL;
+}
+
+/* Free a digest table. */
+void
+ebm_htab_free(ebm_htab *t)
+{
+	ebm_free(t->slots);
+	ebm_free(t->subs);
+	ebm_free(t->filters);
+	memset(t, 0, sizeof(*t));
+}

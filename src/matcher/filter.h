@@ -1,0 +1,170 @@
+/*-------------------------------------------------------------------------
+ *
+ * filter.h
+ *	  Pre-filters of index entries, and the digest tables that hold them.
+ *
+ * An index entry names a sub-rule and may carry one more of its fields as a
+ * pre-filter, stored inline (a numeric range, a short prefix, exists, or
+ * "none of these value digests") so the probe can test it without reading
+ * the sub-rule.  When an entry's anchor and filter are all of its
+ * sub-rule's fields ("covered"), and the probe has confirmed the anchor
+ * values byte for byte, the probe decides the sub-rule by itself; only
+ * the rest become candidates for the exact check in eval.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef EBM_FILTER_H
+#define EBM_FILTER_H
+
+#include "ebm_internal.h"
+
+typedef enum ebm_fkind
+{
+	EBM_F_NONE,					/* no filter */
+	EBM_F_FIELD,				/* a field tested through the sub-rule */
+	EBM_F_RANGE,				/* one numeric range */
+	EBM_F_EXISTS,				/* exists: true */
+	EBM_F_ABSENT,				/* exists: false */
+	EBM_F_PREFIX,				/* one prefix of at most 8 bytes */
+	EBM_F_NOTIN					/* anything-but at most 3 values */
+} ebm_fkind;
+
+#define EBM_FILTER_MAX_DIGESTS 3
+
+typedef struct ebm_filter
+{
+	uint8_t		kind;			/* ebm_fkind */
+	uint8_t		n;				/* prefix length, or digests in d */
+	bool		lo_incl;
+	bool		hi_incl;
+	bool		covered;		/* anchor + this filter = the whole sub-rule */
+	uint32_t	path;			/* path id of the filter field */
+	uint32_t	field;			/* its index in the sub-rule */
+	double		lo;
+	double		hi;
+	uint64_t	d[EBM_FILTER_MAX_DIGESTS];	/* NOTIN digests; PREFIX bytes */
+} ebm_filter;
+
+/* Outcome of testing a filter against the values at its path. */
+#define EBM_FILTER_FAILS 0		/* the sub-rule cannot hold */
+#define EBM_FILTER_HOLDS 1		/* the filter field holds, for sure */
+#define EBM_FILTER_MAYBE 2		/* only the exact check can tell */
+
+/* Digest -> run of (sub-rule, filter) entries, as an open-addressing table. */
+typedef struct ebm_hslot
+{
+	uint64_t	key;			/* 0 marks an empty slot */
+	uint32_t	start;
+	uint32_t	count;
+	uint32_t	ex_sub;			/* group tables: a sub-rule of the run... */
+	uint16_t	ex_lit[4];		/* ...and the literal of each key field */
+	bool		pure;			/* every entry has those same key values */
+} ebm_hslot;
+
+typedef struct ebm_htab
+{
+	ebm_hslot  *slots;
+	size_t		cap;			/* power of two */
+	uint32_t   *subs;			/* runs, concatenated */
+	ebm_filter *filters;		/* parallel to subs */
+	size_t		nsubs;
+} ebm_htab;
+
+/* What the index build hands to the table builder, one per entry. */
+typedef struct ebm_hentry
+{
+	uint64_t	key;
+	uint32_t	sub;
+	uint32_t	group;			/* group tables: group id */
+	uint16_t	lit[4];			/* group tables: literal index per key field */
+	bool		noex;			/* lit could not be recorded: never pure */
+	ebm_filter	filter;
+} ebm_hentry;
+
+struct ebm_ruleset;
+struct ebm_group;
+
+extern bool ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
+						   const struct ebm_ruleset *rs,
+						   const struct ebm_group *groups);
+extern void ebm_htab_free(ebm_htab *t);
+extern const ebm_hslot *ebm_htab_find(const ebm_htab *t, uint64_t key);
+
+extern void ebm_filter_choose(ebm_filter *flt, const ebm_subrule *s,
+							  const ebm_field *const *anchors,
+							  uint32_t nanchors);
+extern const ebm_literal *ebm_field_literal(const ebm_field *f, uint32_t i);
+extern const ebm_field *ebm_subrule_field_at(const ebm_subrule *s,
+											 uint32_t path_id);
+extern bool ebm_literal_same(const ebm_literal *a, const ebm_literal *b);
+
+/*
+ * Test an inline filter against the n values at its path.  *used is set to
+ * the value that satisfied it (NULL when none was needed).
+ */
+static inline int
+ebm_filter_test(const ebm_filter *f, const ebm_leaf *lv, uint32_t n,
+				const ebm_leaf **used)
+{
+	uint32_t	i,
+				k;
+
+	*used = NULL;
+	switch (f->kind)
+	{
+		case EBM_F_RANGE:
+			for (i = 0; i < n; i++)
+			{
+				double		x = lv[i].num;
+
+				if (lv[i].vtype == EBM_V_NUMBER && lv[i].finite &&
+					(f->lo_incl ? x >= f->lo : x > f->lo) &&
+					(f->hi_incl ? x <= f->hi : x < f->hi))
+				{
+					*used = &lv[i];
+					return EBM_FILTER_HOLDS;
+				}
+			}
+			return EBM_FILTER_FAILS;
+		case EBM_F_EXISTS:
+			if (n == 0)
+				return EBM_FILTER_FAILS;
+			*used = &lv[0];
+			return EBM_FILTER_HOLDS;
+		case EBM_F_ABSENT:
+			return n == 0 ? EBM_FILTER_HOLDS : EBM_FILTER_MAYBE;
+		case EBM_F_PREFIX:
+			for (i = 0; i < n; i++)
+			{
+				uint64_t	w = 0;
+
+				if (lv[i].vtype != EBM_V_STRING || lv[i].len < f->n)
+					continue;
+				memcpy(&w, lv[i].str, f->n);
+				if (w == f->d[0])
+				{
+					*used = &lv[i];
+					return EBM_FILTER_HOLDS;
+				}
+			}
+			return EBM_FILTER_FAILS;
+		case EBM_F_NOTIN:
+			/* a value whose digest differs from all is surely not excluded */
+			for (i = 0; i < n; i++)
+			{
+				for (k = 0; k < f->n; k++)
+					if (lv[i].digest == f->d[k])
+						break;
+				if (k == f->n)
+				{
+					*used = &lv[i];
+					return EBM_FILTER_HOLDS;
+				}
+			}
+			return n == 0 ? EBM_FILTER_FAILS : EBM_FILTER_MAYBE;
+		default:
+			return EBM_FILTER_MAYBE;
+	}
+}
+
+#endif							/* EBM_FILTER_H */
