@@ -177,10 +177,11 @@ jf_decode(const char *text, size_t len, json_error_t *err)
 }
 
 /* Is this decoded string one of our number markers? */
-static int
+static inline int
 is_marked(const char *s, size_t len)
 {
-	return len > MARK_DECODED_LEN && memcmp(s, MARK_DECODED, MARK_DECODED_LEN) == 0;
+	return len > MARK_DECODED_LEN && s[0] == '\0' &&
+		memcmp(s, MARK_DECODED, MARK_DECODED_LEN) == 0;
 }
 
 ebm_status
