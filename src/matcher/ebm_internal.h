@@ -26,7 +26,6 @@
 #define EBM_MAX_SUBRULES		1024	/* sub-rules after $or expansion */
 #define EBM_MAX_PATTERN_BYTES	4096	/* pattern size, counted as compact JSON */
 #define EBM_MAX_WILDCARD_COMPLEXITY 10	/* see wildcard.c */
-#define EBM_MAX_EVENT_DEPTH		10000
 
 /* ---- allocation (alloc.c) ---- */
 extern void *ebm_malloc(size_t n);
@@ -126,7 +125,6 @@ typedef enum ebm_vtype
 
 extern bool ebm_number_syntax_ok(const char *s, size_t len);
 extern double ebm_number_value(const char *s, size_t len, bool *ok);
-extern bool ebm_number_is_finite_value(const char *s, size_t len, double *out);
 extern uint64_t ebm_number_key(double v);
 
 /* ---- case folding (casefold.c) ---- */

@@ -19,9 +19,10 @@
  *	always	 sub-rules made only of exists:false fields.
  *
  * An entry of the group and string tables may carry a pre-filter: another
- * field of the sub-rule (numeric, prefix, ...) that some value at its path
- * must satisfy before the sub-rule is worth deciding.  A probe yields
- * candidates; eval.c decides each exactly.  Hash keys are
+ * field of the sub-rule that some value at its path must satisfy before the
+ * sub-rule is worth deciding (filter.h).  A probe yields candidates, which
+ * eval.c decides exactly -- except the sub-rules a group probe can decide
+ * itself, having compared the anchor values byte for byte.  Hash keys are
  * 64-bit digests of (anchor kind, path, value): a digest collision only
  * adds a candidate that the exact check then drops.
  *

@@ -184,16 +184,6 @@ ebm_number_value(const char *s, size_t len, bool *ok)
 	return v;
 }
 
-/* Value of a number if it is usable as a value; see ebm_number_value. */
-bool
-ebm_number_is_finite_value(const char *s, size_t len, double *out)
-{
-	bool		ok;
-
-	*out = ebm_number_value(s, len, &ok);
-	return ok;
-}
-
 /* The bits of a double, for hashing numbers by value (-0 is already 0). */
 uint64_t
 ebm_number_key(double v)
