@@ -175,6 +175,11 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 	uint32_t	i;
 	const uint32_t *subs = t->subs + h->start;
 	const ebm_filter *filters = t->filters + h->start;
+	uint32_t   *sgen = ctx->sgen;
+	uint32_t	gen = ctx->gen;
+	uint32_t	lastpath = UINT32_MAX;	/* leaves of the last filter path */
+	const ebm_leaf *lv = NULL;
+	uint32_t	n = 0;
 
 	for (i = 0; i < h->count; i++)
 	{
@@ -183,7 +188,7 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 		const ebm_leaf *used = NULL;
 		int			r;
 
-		if (ctx->sgen[s] == ctx->gen)
+		if (sgen[s] == gen)
 			continue;
 		if (f->kind == EBM_F_NONE)
 			r = EBM_FILTER_HOLDS;
@@ -191,14 +196,16 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 			r = prefilter(&rs->subs[s].fields[f->field], ctx) ? EBM_FILTER_MAYBE : EBM_FILTER_FAILS;
 		else
 		{
-			uint32_t	n;
-			const ebm_leaf *lv = leaves_at(ctx, f->path, &n);
-
+			if (f->path != lastpath)
+			{
+				lv = leaves_at(ctx, f->path, &n);
+				lastpath = f->path;
+			}
 			r = ebm_filter_test(f, lv, n, &used);
 		}
 		if (r == EBM_FILTER_FAILS)
 			continue;
-		ctx->sgen[s] = ctx->gen;
+		sgen[s] = gen;
 		if (r == EBM_FILTER_HOLDS && f->covered && verified &&
 			key_trails + (used && used->ntrail ? 1 : 0) <= 1)
 			mark_matched(rs, ctx, s);
