@@ -19,6 +19,23 @@
 static int passed;
 static int failed;
 
+/* Allocation counting hooks (installed first thing in main). */
+static size_t nallocs;
+
+static void *
+count_malloc(size_t n)
+{
+	nallocs++;
+	return malloc(n);
+}
+
+static void *
+count_realloc(void *p, size_t n)
+{
+	nallocs++;
+	return realloc(p, n);
+}
+
 #define FAIL(...) do { failed++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } while (0)
 
 /* Parse a pattern from text; NULL (and *err filled) if invalid. */
@@ -757,11 +774,55 @@ test_index_oracle(const char *dir)
 			bad++;
 		nev++;
 	}
-	free(text);
 	if (bad || nev == 0)
 		FAIL("index disagrees with rule-by-rule evaluation on %zu of %zu events", bad, nev);
 	else
 		passed++;
+
+	/* once warm, matching allocates nothing */
+	{
+		size_t		before;
+		json_t	  **evs = NULL;
+		size_t		k,
+					nevs = 0;
+
+		snprintf(path, sizeof(path), "%s/events.jsonl", dir);
+		free(text);
+		text = slurp(path, &len);
+		save = NULL;
+		for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		{
+			evs = realloc(evs, (nevs + 1) * sizeof(json_t *));
+			evs[nevs++] = jf_decode(line, strlen(line), &jerr);
+		}
+		for (k = 0; k < nevs; k++)
+		{
+			const uint32_t *ids;
+			size_t		n;
+
+			ebm_builder_reset(b);
+			jf_feed(b, evs[k]);
+			ebm_match(rs, b, ctx, &ids, &n);
+		}
+		before = nallocs;
+		for (k = 0; k < nevs; k++)
+		{
+			const uint32_t *ids;
+			size_t		n;
+
+			ebm_builder_reset(b);
+			jf_feed(b, evs[k]);
+			ebm_match(rs, b, ctx, &ids, &n);
+		}
+		if (nallocs != before)
+			FAIL("%zu allocations while matching with a warm context", nallocs - before);
+		else
+			passed++;
+		for (k = 0; k < nevs; k++)
+			json_decref(evs[k]);
+		free(evs);
+	}
+	free(text);
 	free(expect);
 	ebm_match_ctx_free(ctx);
 	ebm_builder_free(b);
@@ -771,6 +832,7 @@ test_index_oracle(const char *dir)
 int
 main(int argc, char **argv)
 {
+	ebm_set_allocator(count_malloc, count_realloc, free);
 	test_exact();
 	test_numbers();
 	test_numeric();
