@@ -128,7 +128,9 @@ SELECT eventbus.put_rule('latency', '{"source": ["latency"]}');
 SELECT eventbus.put_target('latency', 'nginx', 'http://127.0.0.1:$LOG_PORT/');
 SQL
 WORKER_PID=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%'")
-rss() { awk '/VmRSS/ {print $2}' "/proc/$WORKER_PID/status"; }
+# resident memory of the worker: all of it, and its private part (RssAnon;
+# the rest is shared buffers it has touched)
+rss() { awk '/VmRSS/ {r=$2} /RssAnon/ {a=$2} END {print r " kB (private " a " kB)"}' "/proc/$WORKER_PID/status"; }
 
 # events of about 1 KB (the envelope a target receives)
 PAD=850
@@ -192,7 +194,7 @@ if [ "$LONG_RUN" -gt 0 ]; then
 	log "memory: $LONG_RUN deliveries"
 	LONG_SECS=$(throughput_run "$LONG_RUN")
 	RSS_END=$(rss)
-	log "long run: $LONG_RUN deliveries in $(printf %.1f "$LONG_SECS") s ($(echo "$LONG_RUN / $LONG_SECS" | bc -l | xargs printf %.0f)/s); worker RSS ${RSS_START} kB before, ${RSS_END} kB after"
+	log "long run: $LONG_RUN deliveries in $(printf %.1f "$LONG_SECS") s ($(echo "$LONG_RUN / $LONG_SECS" | bc -l | xargs printf %.0f)/s); worker RSS ${RSS_START} before, ${RSS_END} after"
 fi
 log "envelope size: ${SIZE:-?} bytes; concurrency $CONCURRENCY"
 
