@@ -318,8 +318,10 @@ struct ebm_match_ctx
 	size_t		rank_hi;
 	size_t		nmatched;
 	/* scratch for case folding and verification */
-	char	   *fold;
+	char	   *fold;			/* case folding while deciding conditions */
 	size_t		foldcap;
+	char	   *probefold;		/* case folding of the value being probed */
+	size_t		probefoldcap;
 	const ebm_leaf **pick;		/* candidate leaves of each field */
 	size_t		pickcap;
 	uint32_t   *pickoff;		/* per field: start in pick, then count */

@@ -219,14 +219,26 @@ same_key_values(const ebm_ruleset *rs, const ebm_group *groups,
 	return true;
 }
 
+/* Do two entries of a string table anchor on the same literal? */
+static bool
+same_anchor(const ebm_ruleset *rs, const ebm_hentry *a, const ebm_hentry *b)
+{
+	const ebm_field *fa = ebm_subrule_field_at(&rs->subs[a->sub], a->group);
+	const ebm_field *fb = ebm_subrule_field_at(&rs->subs[b->sub], b->group);
+
+	return a->skind == b->skind && a->group == b->group && fa && fb &&
+		ebm_literal_same(ebm_field_literal(fa, a->lit[0]), ebm_field_literal(fb, b->lit[0]));
+}
+
 /*
- * Build a digest table from n entries (sorted here).  For group tables
- * (groups != NULL) each run also records an exemplar and whether all its
- * entries share the exemplar's key values.
+ * Build a digest table from n entries (sorted here).  Each run also
+ * records an exemplar entry and whether all its entries share the
+ * exemplar's anchor values (group tables: groups != NULL; string tables:
+ * strings), so that a probe can confirm a whole run with one comparison.
  */
 bool
 ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
-			   const ebm_ruleset *rs, const ebm_group *groups)
+			   const ebm_ruleset *rs, const ebm_group *groups, bool strings)
 {
 	size_t		distinct = 0;
 	size_t		i;
@@ -261,10 +273,13 @@ ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
 			h->start = (uint32_t) i;
 			h->ex_sub = e[i].sub;
 			memcpy(h->ex_lit, e[i].lit, sizeof(h->ex_lit));
-			h->pure = (groups != NULL && !e[i].noex);
+			h->ex_kind = e[i].skind;
+			h->pure = ((groups != NULL || strings) && !e[i].noex);
 		}
 		else if (h->pure &&
-				 (e[i].noex || !same_key_values(rs, groups, &e[h->start], &e[i])))
+				 (e[i].noex ||
+				  (groups ? !same_key_values(rs, groups, &e[h->start], &e[i])
+				   : !same_anchor(rs, &e[h->start], &e[i]))))
 			h->pure = false;
 		h->count = (uint32_t) (i + 1 - h->start);
 	}

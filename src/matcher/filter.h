@@ -58,6 +58,7 @@ typedef struct ebm_hslot
 	uint32_t	count;
 	uint32_t	ex_sub;			/* group tables: a sub-rule of the run... */
 	uint16_t	ex_lit[4];		/* ...and the literal of each key field */
+	uint8_t		ex_kind;		/* string tables: the exemplar's probe kind */
 	bool		pure;			/* every entry has those same key values */
 } ebm_hslot;
 
@@ -75,8 +76,10 @@ typedef struct ebm_hentry
 {
 	uint64_t	key;
 	uint32_t	sub;
-	uint32_t	group;			/* group tables: group id */
-	uint16_t	lit[4];			/* group tables: literal index per key field */
+	uint32_t	group;			/* group tables: group id; string tables: path */
+	uint16_t	lit[4];			/* literal index per key field (string
+								 * tables: lit[0], across the field) */
+	uint8_t		skind;			/* string tables: probe kind */
 	bool		noex;			/* lit could not be recorded: never pure */
 	ebm_filter	filter;
 } ebm_hentry;
@@ -86,7 +89,7 @@ struct ebm_group;
 
 extern bool ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
 						   const struct ebm_ruleset *rs,
-						   const struct ebm_group *groups);
+						   const struct ebm_group *groups, bool strings);
 extern void ebm_htab_free(ebm_htab *t);
 extern const ebm_hslot *ebm_htab_find(const ebm_htab *t, uint64_t key);
 

@@ -350,10 +350,12 @@ anchor_strings(builder_state *st, const ebm_subrule *s, const ebm_field *f,
 				i;
 	ebm_hentry	e;
 
+	uint32_t	litno = 0;
+
 	memset(&e, 0, sizeof(e));
 	ebm_filter_choose(&e.filter, s, &f, 1);
-	e.filter.covered = false;	/* string anchors are always decided exactly */
 	e.sub = sub;
+	e.group = f->path_id;
 
 	for (k = 0; k < f->ncond; k++)
 	{
@@ -385,6 +387,10 @@ anchor_strings(builder_state *st, const ebm_subrule *s, const ebm_field *f,
 					break;
 			}
 			e.key = ebm_probe_key(kind, f->path_id, h);
+			e.skind = (uint8_t) kind;
+			e.lit[0] = (uint16_t) litno;
+			e.noex = (litno > UINT16_MAX);
+			litno++;
 			if (!push_entry(&st->strings, &st->nstrings, &st->capstrings, &e) ||
 				!push_pv(st, f->path_id, 2 + kind - EBM_S_EXACT, l->len))
 				return false;
@@ -576,8 +582,8 @@ ebm_index_build(ebm_ruleset *rs)
 	ok = ix->paths != NULL;
 	for (i = 0; ok && i < rs->nsubs; i++)
 		ok = anchor_subrule(ix, &st, &rs->subs[i], i);
-	ok = ok && ebm_htab_build(&ix->exact, st.exact, st.nexact, rs, ix->groups);
-	ok = ok && ebm_htab_build(&ix->strings, st.strings, st.nstrings, rs, NULL);
+	ok = ok && ebm_htab_build(&ix->exact, st.exact, st.nexact, rs, ix->groups, false);
+	ok = ok && ebm_htab_build(&ix->strings, st.strings, st.nstrings, rs, NULL, true);
 	ok = ok && fill_paths(ix, &st);
 	if (ok)
 	{

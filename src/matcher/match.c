@@ -48,6 +48,7 @@ ebm_match_ctx_free(ebm_match_ctx *ctx)
 	ebm_free(ctx->ids);
 	ebm_free(ctx->rankbits);
 	ebm_free(ctx->fold);
+	ebm_free(ctx->probefold);
 	ebm_free(ctx->pick);
 	ebm_free(ctx->pickoff);
 	ebm_free(ctx->choice);
@@ -307,13 +308,46 @@ probe_group(const ebm_ruleset *rs, const ebm_group *g, ebm_match_ctx *ctx)
 }
 
 /*
+ * Does the probed string s (the value, folded for the -ic kinds) really
+ * stand in the run's relation to its exemplar literal?  In a pure run that
+ * confirms the anchor of every entry at once.
+ */
+static bool
+string_exemplar_matches(const ebm_ruleset *rs, const ebm_hslot *h, uint32_t path,
+						uint32_t kind, const ebm_leaf *l, const char *s, size_t len)
+{
+	const ebm_field *f;
+	const ebm_literal *lit;
+
+	if (!h->pure || h->ex_kind != kind)
+		return false;
+	f = ebm_subrule_field_at(&rs->subs[h->ex_sub], path);
+	lit = f ? ebm_field_literal(f, h->ex_lit[0]) : NULL;
+	if (lit == NULL)
+		return false;
+	switch (kind)
+	{
+		case EBM_S_EXACT:
+			return ebm_literal_equals(lit, l);
+		case EBM_S_PREFIX:
+		case EBM_S_PREFIX_IC:
+			return lit->len <= len && ebm_bytes_equal(s, lit->str, lit->len);
+		case EBM_S_SUFFIX:
+		case EBM_S_SUFFIX_IC:
+			return lit->len <= len && ebm_bytes_equal(s + len - lit->len, lit->str, lit->len);
+		default:
+			return lit->len == len && ebm_bytes_equal(s, lit->str, len);
+	}
+}
+
+/*
  * Probe the prefixes (or, backward, the suffixes) of s whose lengths are in
  * lens[0..nlens), under the given kind.
  */
 static void
 probe_affixes(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t path,
-			  uint32_t kind, const char *s, size_t len, const uint32_t *lens,
-			  uint32_t nlens, bool backward)
+			  uint32_t kind, const ebm_leaf *l, const char *s, size_t len,
+			  const uint32_t *lens, uint32_t nlens, bool backward)
 {
 	uint64_t	h = EBM_HASH_SEED;
 	size_t		done = 0;
@@ -327,7 +361,9 @@ probe_affixes(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t path,
 			h = ebm_fnv_step(h, (unsigned char) s[backward ? len - 1 - done : done]);
 		slot = ebm_htab_find(&rs->index.strings, ebm_probe_key(kind, path, h));
 		if (slot)
-			add_run(rs, ctx, &rs->index.strings, slot, false, 0);
+			add_run(rs, ctx, &rs->index.strings, slot,
+					string_exemplar_matches(rs, slot, path, kind, l, s, len),
+					l->ntrail ? 1 : 0);
 	}
 }
 
@@ -342,29 +378,35 @@ probe_strings(const ebm_ruleset *rs, const ebm_pathinfo *pi, uint32_t p,
 	{
 		slot = ebm_htab_find(&rs->index.strings, ebm_probe_key(EBM_S_EXACT, p, l->digest));
 		if (slot)
-			add_run(rs, ctx, &rs->index.strings, slot, false, 0);
+			add_run(rs, ctx, &rs->index.strings, slot,
+					string_exemplar_matches(rs, slot, p, EBM_S_EXACT, l, l->str, l->len),
+					l->ntrail ? 1 : 0);
 	}
 	if (l->vtype != EBM_V_STRING)
 		return;
-	probe_affixes(rs, ctx, p, EBM_S_PREFIX, l->str, l->len, pi->lens[0], pi->nlens[0], false);
-	probe_affixes(rs, ctx, p, EBM_S_SUFFIX, l->str, l->len, pi->lens[1], pi->nlens[1], true);
+	probe_affixes(rs, ctx, p, EBM_S_PREFIX, l, l->str, l->len, pi->lens[0], pi->nlens[0], false);
+	probe_affixes(rs, ctx, p, EBM_S_SUFFIX, l, l->str, l->len, pi->lens[1], pi->nlens[1], true);
 	if (pi->has_eic || pi->nlens[2] || pi->nlens[3])
 	{
 		size_t		flen;
 
-		if (!ebm_ctx_reserve_fold(ctx, (size_t) l->len * EBM_CASEFOLD_MAX_GROWTH + 1))
+		/* its own buffer: deciding pre-filters may fold into ctx->fold */
+		if (!ebm_reserve((void **) &ctx->probefold, &ctx->probefoldcap,
+						 (size_t) l->len * EBM_CASEFOLD_MAX_GROWTH + 1, 1))
 			return;
-		flen = ebm_casefold(l->str, l->len, ctx->fold);
+		flen = ebm_casefold(l->str, l->len, ctx->probefold);
 		if (pi->has_eic)
 		{
 			slot = ebm_htab_find(&rs->index.strings,
 								 ebm_probe_key(EBM_S_EQUALS_IC, p,
-											   ebm_hash_bytes(ctx->fold, flen, EBM_HASH_SEED)));
+											   ebm_hash_bytes(ctx->probefold, flen, EBM_HASH_SEED)));
 			if (slot)
-				add_run(rs, ctx, &rs->index.strings, slot, false, 0);
+				add_run(rs, ctx, &rs->index.strings, slot,
+						string_exemplar_matches(rs, slot, p, EBM_S_EQUALS_IC, l, ctx->probefold, flen),
+						l->ntrail ? 1 : 0);
 		}
-		probe_affixes(rs, ctx, p, EBM_S_PREFIX_IC, ctx->fold, flen, pi->lens[2], pi->nlens[2], false);
-		probe_affixes(rs, ctx, p, EBM_S_SUFFIX_IC, ctx->fold, flen, pi->lens[3], pi->nlens[3], true);
+		probe_affixes(rs, ctx, p, EBM_S_PREFIX_IC, l, ctx->probefold, flen, pi->lens[2], pi->nlens[2], false);
+		probe_affixes(rs, ctx, p, EBM_S_SUFFIX_IC, l, ctx->probefold, flen, pi->lens[3], pi->nlens[3], true);
 	}
 }
 

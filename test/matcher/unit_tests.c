@@ -440,6 +440,17 @@ test_structure(void)
 		  "{\"a\": \"y\", \"b\": 2.0, \"c\": -1}");
 	NOMATCH("{\"a\": [\"x\", \"y\"], \"b\": [1, 2], \"c\": [{\"numeric\": [\"<\", 0]}]}",
 			"{\"a\": \"y\", \"b\": 3, \"c\": -1}");
+	/* string anchors decided by the index, case-folded ones too */
+	MATCH("{\"a\": [{\"prefix\": {\"equals-ignore-case\": \"AB\"}}], \"b\": [{\"suffix\": {\"equals-ignore-case\": \"XY\"}}]}",
+		  "{\"a\": \"abc\", \"b\": \"wxy\"}");
+	NOMATCH("{\"a\": [{\"prefix\": {\"equals-ignore-case\": \"AB\"}}], \"b\": [{\"suffix\": {\"equals-ignore-case\": \"XY\"}}]}",
+			"{\"a\": \"abc\", \"b\": \"wxz\"}");
+	MATCH("{\"a\": [{\"equals-ignore-case\": \"ÉCOLE\"}], \"b\": [{\"prefix\": \"p\"}]}",
+		  "{\"a\": \"école\", \"b\": \"pq\"}");
+	NOMATCH("{\"a\": [{\"prefix\": \"ab\"}], \"b\": [{\"prefix\": \"cd\"}]}",
+			"{\"a\": \"abc\", \"b\": \"c\"}");
+	MATCH("{\"a\": [{\"prefix\": {\"equals-ignore-case\": \"A\"}}, {\"prefix\": {\"equals-ignore-case\": \"ABC\"}}], \"b\": [{\"equals-ignore-case\": \"QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\"}]}",
+		  "{\"a\": \"abcd\", \"b\": \"qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq\"}");
 	/* unknown event fields and big events are fine */
 	MATCH("{\"a\": [\"x\"]}", "{\"z\": {\"deep\": [[[{\"q\": 1}]]]}, \"a\": \"x\"}");
 	/* validation of the structure */
