@@ -9,14 +9,17 @@
 # postgres user in a temporary directory on 127.0.0.1.
 #
 # Settings (environment): EVENTS (100000) events for the throughput run,
-# CONCURRENCY (256), LATENCY_RATE (1000 events/s) for LATENCY_SECONDS (10),
-# LONG_RUN (1000000; 0 skips) deliveries for the memory check.
+# CONCURRENCY (256), WORKERS (1, eventbus.workers), LATENCY_RATE (1000
+# events/s) for LATENCY_SECONDS (10), LONG_RUN (1000000; 0 skips)
+# deliveries for the memory check.  Also logged (lines starting with #):
+# the dispatch-only rate, draining a queue filled in one transaction.
 # Prints:
 #   deliveries=N seconds=S deliveries_per_sec=D raw_http_per_sec=R ratio=D/R p50_ms=X p99_ms=Y
 set -euo pipefail
 
 EVENTS=${EVENTS:-100000}
 CONCURRENCY=${CONCURRENCY:-256}
+WORKERS=${WORKERS:-1}
 LATENCY_RATE=${LATENCY_RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 LONG_RUN=${LONG_RUN:-1000000}
@@ -112,6 +115,7 @@ listen_addresses = ''
 unix_socket_directories = '$DIR'
 shared_preload_libraries = 'pg_eventbus'
 eventbus.database = 'postgres'
+eventbus.workers = $WORKERS
 eventbus.max_concurrent_requests = $CONCURRENCY
 eventbus.max_concurrent_per_target = $CONCURRENCY
 eventbus.batch_size = 200
@@ -167,6 +171,13 @@ DPS=$(echo "$EVENTS / $SECS" | bc -l)
 UNDELIVERED=$(psql_ -c "SELECT count(*) FROM eventbus.dead_letters")
 [ "$UNDELIVERED" = 0 ] || { echo "dead letters during the benchmark: $UNDELIVERED" >&2; exit 1; }
 
+log "dispatch only: $((EVENTS / 2)) deliveries queued in one transaction"
+psql_ -c "SELECT count(*) FROM (SELECT eventbus.put_event('bench', 'Bench Event', jsonb_build_object('pad', repeat('x', $PAD), 'n', g)) FROM generate_series(1, $((EVENTS / 2))) g) x" >/dev/null
+t0=$(date +%s.%N)
+drain bench
+DRAIN_SECS=$(echo "$(date +%s.%N) - $t0" | bc -l)
+log "dispatch only: $((EVENTS / 2)) in $(printf %.2f "$DRAIN_SECS") s = $(echo "$EVENTS / 2 / $DRAIN_SECS" | bc -l | xargs printf %.0f) deliveries/s"
+
 log "latency: $LATENCY_RATE events/s for $LATENCY_SECONDS s"
 as "$PGBIN/pgbench" -h "$DIR" -p "$PGPORT" -n -c 4 -j 2 -R "$LATENCY_RATE" -T "$LATENCY_SECONDS" -f "$DIR/latency.sql" postgres >/dev/null
 drain latency
@@ -196,7 +207,7 @@ if [ "$LONG_RUN" -gt 0 ]; then
 	RSS_END=$(rss)
 	log "long run: $LONG_RUN deliveries in $(printf %.1f "$LONG_SECS") s ($(echo "$LONG_RUN / $LONG_SECS" | bc -l | xargs printf %.0f)/s); worker RSS ${RSS_START} before, ${RSS_END} after"
 fi
-log "envelope size: ${SIZE:-?} bytes; concurrency $CONCURRENCY"
+log "envelope size: ${SIZE:-?} bytes; concurrency $CONCURRENCY; workers $WORKERS"
 
 printf 'deliveries=%d seconds=%.2f deliveries_per_sec=%.0f raw_http_per_sec=%d ratio=%.3f p50_ms=%s p99_ms=%s\n' \
 	"$EVENTS" "$SECS" "$DPS" "$RAW" "$(echo "$DPS / $RAW" | bc -l)" "$P50" "$P99"
