@@ -88,7 +88,8 @@ push_token(ebm_builder *b, ebm_toktype type, const char *s, size_t len)
 	t->end = 0;
 	if (len)
 	{
-		if (!ebm_reserve((void **) &b->text, &b->textcap, b->textlen + len, 1))
+		/* 8 bytes of slack: readers may load a whole word at a string's end */
+		if (!ebm_reserve((void **) &b->text, &b->textcap, b->textlen + len + 8, 1))
 			return fail(b, EBM_ERR_NOMEM);
 		memcpy(b->text + b->textlen, s, len);
 		b->textlen += len;

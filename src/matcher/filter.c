@@ -126,6 +126,8 @@ make_inline(ebm_filter *flt, const ebm_field *f)
 				flt->n = (uint8_t) c->lits[0].len;
 				flt->d[0] = 0;
 				memcpy(&flt->d[0], c->lits[0].str, c->lits[0].len);
+				flt->d[1] = 0;
+				memset(&flt->d[1], 0xFF, c->lits[0].len);
 			}
 			break;
 		case EBM_C_ANYTHING_BUT:

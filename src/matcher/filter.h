@@ -42,7 +42,8 @@ typedef struct ebm_filter
 	uint32_t	field;			/* its index in the sub-rule */
 	double		lo;
 	double		hi;
-	uint64_t	d[EBM_FILTER_MAX_DIGESTS];	/* NOTIN digests; PREFIX bytes */
+	uint64_t	d[EBM_FILTER_MAX_DIGESTS];	/* NOTIN digests; PREFIX bytes,
+											 * then their mask */
 } ebm_filter;
 
 /* Outcome of testing a filter against the values at its path. */
@@ -139,12 +140,13 @@ ebm_filter_test(const ebm_filter *f, const ebm_leaf *lv, uint32_t n,
 		case EBM_F_PREFIX:
 			for (i = 0; i < n; i++)
 			{
-				uint64_t	w = 0;
+				uint64_t	w;
 
 				if (lv[i].vtype != EBM_V_STRING || lv[i].len < f->n)
 					continue;
-				memcpy(&w, lv[i].str, f->n);
-				if (w == f->d[0])
+				/* a whole word: the builder keeps 8 bytes of slack */
+				memcpy(&w, lv[i].str, 8);
+				if ((w & f->d[1]) == f->d[0])
 				{
 					*used = &lv[i];
 					return EBM_FILTER_HOLDS;

@@ -94,7 +94,7 @@ ebm_pathtrie_child(const ebm_pathtrie *t, uint32_t node, const char *seg,
 		const edge *e = &t->edges[i];
 
 		if (e->hash == h && e->parent == node && e->seglen == len &&
-			memcmp(t->segs + e->segoff, seg, len) == 0)
+			ebm_bytes_equal(t->segs + e->segoff, seg, len))
 			return e->child;
 		i = (i + 1) & mask;
 	}
