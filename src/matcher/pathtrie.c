@@ -27,6 +27,9 @@ typedef struct edge
 struct ebm_pathtrie
 {
 	uint32_t   *path_id;		/* per node: path id or EBM_NO_NODE */
+	uint64_t   *firsts;			/* per node: 256-bit set of its children's
+								 * first bytes, to turn most misses away
+								 * without hashing */
 	uint32_t	nnodes;
 	size_t		nodecap;
 	edge	   *edges;
@@ -61,6 +64,12 @@ ebm_pathtrie_new(void)
 		ebm_pathtrie_free(t);
 		return NULL;
 	}
+	t->firsts = ebm_calloc(t->nodecap, 4 * sizeof(uint64_t));
+	if (t->firsts == NULL)
+	{
+		ebm_pathtrie_free(t);
+		return NULL;
+	}
 	for (i = 0; i < t->edgecap; i++)
 		t->edges[i].child = EBM_NO_NODE;
 	t->path_id[0] = EBM_NO_NODE;
@@ -75,6 +84,7 @@ ebm_pathtrie_free(ebm_pathtrie *t)
 	if (t == NULL)
 		return;
 	ebm_free(t->path_id);
+	ebm_free(t->firsts);
 	ebm_free(t->edges);
 	ebm_free(t->segs);
 	ebm_free(t);
@@ -85,10 +95,15 @@ uint32_t
 ebm_pathtrie_child(const ebm_pathtrie *t, uint32_t node, const char *seg,
 				   size_t len)
 {
-	uint64_t	h = edge_hash(node, seg, len);
+	unsigned char c0 = len ? (unsigned char) seg[0] : 0;
+	uint64_t	h;
 	size_t		mask = t->edgecap - 1;
-	size_t		i = (size_t) h & mask;
+	size_t		i;
 
+	if (!(t->firsts[4 * (size_t) node + c0 / 64] & (UINT64_C(1) << (c0 % 64))))
+		return EBM_NO_NODE;
+	h = edge_hash(node, seg, len);
+	i = (size_t) h & mask;
 	while (t->edges[i].child != EBM_NO_NODE)
 	{
 		const edge *e = &t->edges[i];
@@ -142,8 +157,22 @@ child_or_add(ebm_pathtrie *t, uint32_t node, const char *seg, size_t len)
 		return c;
 	if ((t->nedges + 1) * 2 > t->edgecap && !rehash(t))
 		return EBM_NO_NODE;
-	if (!ebm_grow((void **) &t->path_id, &t->nodecap, t->nnodes + 1, sizeof(uint32_t)) ||
-		!ebm_grow((void **) &t->segs, &t->segscap, t->segslen + len + 1, 1))
+	if (t->nnodes + 1 > t->nodecap)
+	{
+		size_t		old = t->nodecap;
+		size_t		cap = t->nodecap;
+		uint64_t   *nf;
+
+		if (!ebm_grow((void **) &t->path_id, &cap, t->nnodes + 1, sizeof(uint32_t)))
+			return EBM_NO_NODE;
+		nf = ebm_realloc(t->firsts, cap * 4 * sizeof(uint64_t));
+		if (nf == NULL)
+			return EBM_NO_NODE;
+		memset(nf + 4 * old, 0, (cap - old) * 4 * sizeof(uint64_t));
+		t->firsts = nf;
+		t->nodecap = cap;
+	}
+	if (!ebm_grow((void **) &t->segs, &t->segscap, t->segslen + len + 1, 1))
 		return EBM_NO_NODE;
 	h = edge_hash(node, seg, len);
 	i = (size_t) h & (t->edgecap - 1);
@@ -157,6 +186,11 @@ child_or_add(ebm_pathtrie *t, uint32_t node, const char *seg, size_t len)
 	t->edges[i].hash = h;
 	t->segslen += len;
 	t->nedges++;
+	{
+		unsigned char c0 = len ? (unsigned char) seg[0] : 0;
+
+		t->firsts[4 * (size_t) node + c0 / 64] |= UINT64_C(1) << (c0 % 64);
+	}
 	t->path_id[t->nnodes] = EBM_NO_NODE;
 	return t->nnodes++;
 }
