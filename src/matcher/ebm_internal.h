@@ -354,6 +354,7 @@ extern uint32_t ebm_pathtrie_child(const ebm_pathtrie *t, uint32_t node,
 								   const char *seg, size_t len);
 extern uint32_t ebm_pathtrie_path_id(const ebm_pathtrie *t, uint32_t node);
 extern uint32_t ebm_pathtrie_npaths(const ebm_pathtrie *t);
+extern const uint64_t *ebm_pathtrie_firsts(const ebm_pathtrie *t);
 
 /*
  * Hash of a byte string, eight bytes at a time (callers mix the result

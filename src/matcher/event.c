@@ -28,12 +28,17 @@ typedef struct frame
 } frame;
 
 /* Descend from node along a key, one dot-separated segment at a time. */
-static uint32_t
-descend(const ebm_pathtrie *t, uint32_t node, const char *key, size_t len)
+static inline uint32_t
+descend(const ebm_pathtrie *t, const uint64_t *firsts, uint32_t node,
+		const char *key, size_t len)
 {
 	size_t		start = 0;
 	size_t		i;
+	unsigned char c0 = len ? (unsigned char) key[0] : 0;
 
+	/* most keys lead nowhere: tell by the first byte */
+	if (!(firsts[4 * (size_t) node + c0 / 64] & (UINT64_C(1) << (c0 % 64))))
+		return EBM_NO_NODE;
 	for (i = 0; i <= len && node != EBM_NO_NODE; i++)
 		if (i == len || key[i] == '.')
 		{
@@ -160,6 +165,7 @@ ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
 	size_t		ntrail = 0;
 	uint32_t	i;
 	uint32_t	narrays = 0;
+	const uint64_t *firsts = ebm_pathtrie_firsts(t);
 
 	if (b == NULL || !b->done || b->failed || b->ntoks == 0)
 		return EBM_ERR_STATE;
@@ -205,7 +211,7 @@ ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
 		{
 			const ebm_token *k = &b->toks[i];
 
-			node = descend(t, f->node, b->text + k->off, k->len);
+			node = descend(t, firsts, f->node, b->text + k->off, k->len);
 			i++;
 			if (node == EBM_NO_NODE)
 			{

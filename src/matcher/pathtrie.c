@@ -226,6 +226,16 @@ ebm_pathtrie_path_id(const ebm_pathtrie *t, uint32_t node)
 	return t->path_id[node];
 }
 
+/*
+ * The per-node sets of first bytes of child segments (4 words per node),
+ * so a caller can turn a key away before even looking for its dots.
+ */
+const uint64_t *
+ebm_pathtrie_firsts(const ebm_pathtrie *t)
+{
+	return t->firsts;
+}
+
 /* Number of distinct paths. */
 uint32_t
 ebm_pathtrie_npaths(const ebm_pathtrie *t)
