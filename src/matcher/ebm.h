@@ -95,6 +95,16 @@ typedef struct ebm_pattern ebm_pattern;
 
 extern ebm_status ebm_pattern_parse(ebm_builder *b, ebm_pattern **out,
 									ebm_error *err);
+
+/*
+ * Added: EventBridge limits a pattern to 2,048 characters (a quota that can
+ * be raised to 4,096).  ebm_pattern_parse() applies the default; this one
+ * takes the limit, in characters of the pattern written as compact JSON
+ * (0: no limit).
+ */
+#define EBM_DEFAULT_MAX_PATTERN_SIZE 2048
+extern ebm_status ebm_pattern_parse_limited(ebm_builder *b, ebm_pattern **out,
+											ebm_error *err, size_t max_size);
 extern void ebm_pattern_free(ebm_pattern *p);
 
 /*

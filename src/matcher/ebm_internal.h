@@ -21,10 +21,13 @@
 
 #include "ebm.h"
 
-/* Limits (see the README: AWS documents a pattern size limit, not these). */
+/*
+ * Limits.  The pattern size is EventBridge's quota (2,048 characters by
+ * default, adjustable to 4,096: see ebm_pattern_parse_limited); the depth
+ * and $or expansion limits are ours, far above any real pattern.
+ */
 #define EBM_MAX_PATTERN_DEPTH	64	/* nested objects in a pattern */
 #define EBM_MAX_SUBRULES		1024	/* sub-rules after $or expansion */
-#define EBM_MAX_PATTERN_BYTES	4096	/* pattern size, counted as compact JSON */
 #define EBM_MAX_WILDCARD_COMPLEXITY 10	/* see wildcard.c */
 
 /* ---- allocation (alloc.c) ---- */

@@ -345,7 +345,33 @@ parse_object(ebm_parse *ps, uint32_t oi, int depth, alts *out)
 	return true;
 }
 
-/* Size of the document as compact JSON (escapes not counted). */
+/* Characters a string takes in JSON text, quotes and escapes included. */
+static size_t
+json_string_chars(const char *s, size_t len)
+{
+	size_t		n = 2;
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if ((c & 0xC0) == 0x80)
+			continue;			/* UTF-8 continuation: same character */
+		if (c == '"' || c == '\\')
+			n += 2;
+		else if (c < 0x20)
+			n += (c == '\n' || c == '\t' || c == '\r' || c == '\b' || c == '\f') ? 2 : 6;
+		else
+			n++;
+	}
+	return n;
+}
+
+/*
+ * Size of the document in characters, written as compact JSON: what
+ * EventBridge's pattern size quota counts, for a pattern without spaces.
+ */
 static size_t
 compact_size(const ebm_builder *b)
 {
@@ -363,10 +389,10 @@ compact_size(const ebm_builder *b)
 				n += 2 + (t->len ? t->len - 1 : 0);
 				break;
 			case EBM_T_KEY:
-				n += t->len + 3;
+				n += json_string_chars(ebm_tok_text(b, t), t->len) + 1;
 				break;
 			case EBM_T_STRING:
-				n += t->len + 2;
+				n += json_string_chars(ebm_tok_text(b, t), t->len);
 				break;
 			case EBM_T_NUMBER:
 				n += t->len;
@@ -383,11 +409,22 @@ compact_size(const ebm_builder *b)
 }
 
 /*
- * Read the finished pattern document held by the builder and validate it.
- * On EBM_ERR_PATTERN *err says why.
+ * Read the finished pattern document held by the builder and validate it,
+ * with EventBridge's default size quota.  On EBM_ERR_PATTERN *err says why.
  */
 ebm_status
 ebm_pattern_parse(ebm_builder *b, ebm_pattern **out, ebm_error *err)
+{
+	return ebm_pattern_parse_limited(b, out, err, EBM_DEFAULT_MAX_PATTERN_SIZE);
+}
+
+/*
+ * ebm_pattern_parse with another size limit (in characters of compact JSON;
+ * 0: none), for a bus whose quota was raised.
+ */
+ebm_status
+ebm_pattern_parse_limited(ebm_builder *b, ebm_pattern **out, ebm_error *err,
+						  size_t max_size)
 {
 	ebm_parse	ps;
 	alts		a = {NULL, 0};
@@ -409,10 +446,10 @@ ebm_pattern_parse(ebm_builder *b, ebm_pattern **out, ebm_error *err)
 		ebm_parse_fail(&ps, "", "Filter is not an object");
 		return EBM_ERR_PATTERN;
 	}
-	if (compact_size(b) > EBM_MAX_PATTERN_BYTES)
+	if (max_size && compact_size(b) > max_size)
 	{
-		ebm_parse_fail(&ps, "", "Event pattern is too long (more than %d bytes as compact JSON)",
-					   EBM_MAX_PATTERN_BYTES);
+		ebm_parse_fail(&ps, "", "Event pattern is too long: %zu characters as compact JSON, the limit is %zu",
+					   compact_size(b), max_size);
 		return EBM_ERR_PATTERN;
 	}
 	ok = parse_object(&ps, 0, 1, &a);

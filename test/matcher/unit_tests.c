@@ -482,6 +482,34 @@ test_structure(void)
 		INVALID(big, "too long", "", "");
 		free(big);
 	}
+	{
+		/* 2,048 characters pass, 2,049 do not; a raised quota lets more in */
+		char	   *text = malloc(5000);
+		ebm_builder *b = ebm_builder_new();
+		ebm_pattern *p = NULL;
+		ebm_error	err;
+		int			pad;
+
+		for (pad = 2038; pad <= 2039; pad++)
+		{
+			/* {"a":["<pad characters, the last an é>"]}: pad + 10 */
+			sprintf(text, "{\"a\":[\"%0*d\u00e9\"]}", pad - 1, 0);
+			jf_feed_text(b, text, strlen(text));
+			if ((ebm_pattern_parse(b, &p, &err) == EBM_OK) != (pad + 10 <= 2048))
+				FAIL("size limit at %d characters: %s", pad + 10, err.message);
+			else
+				passed++;
+			ebm_pattern_free(p);
+			p = NULL;
+		}
+		if (ebm_pattern_parse_limited(b, &p, &err, 4096) != EBM_OK)
+			FAIL("raised size limit");
+		else
+			passed++;
+		ebm_pattern_free(p);
+		ebm_builder_free(b);
+		free(text);
+	}
 }
 
 static void
