@@ -2,8 +2,9 @@
  *
  * eval.c
  *	  Decide one condition against one value, and one sub-rule against a
- *	  flattened event.  This is the reference semantics: the index in
- *	  compile.c only chooses which sub-rules to decide here.
+ *	  flattened event.  This is the reference semantics: the index
+ *	  (index.c, match.c) only chooses which sub-rules to decide here, and
+ *	  decides by itself only sub-rules whose every field it has checked.
  *
  * A sub-rule holds when every field has a value satisfying one of its
  * conditions, with two refinements:
@@ -11,7 +12,10 @@
  *	  event has no value (no leaf) at that path;
  *	- the values chosen for different fields must be able to come from
  *	  the same element of every array they share (arrays of objects are
- *	  matched element by element).
+ *	  matched element by element); an exists:false field holds when no
+ *	  value at its path fits the chosen elements.
+ * An allocation failure while deciding counts as "does not hold" (match.c
+ * reserves the scratch space beforehand, so this does not happen there).
  *
  *-------------------------------------------------------------------------
  */

@@ -101,6 +101,7 @@ push_entry(ebm_hentry **v, size_t *n, size_t *cap, const ebm_hentry *e)
 	return true;
 }
 
+/* Append a per-path fact (false when out of memory). */
 static bool
 push_pv(builder_state *st, uint32_t path, uint32_t kind, uint32_t val)
 {

@@ -4,8 +4,9 @@
  *	  Match one event against a compiled rule set.
  *
  * Flatten the event (event.c), probe the index (index.h) with the values
- * found at the paths the rules use, decide each candidate sub-rule exactly
- * (eval.c), and return the distinct rule ids in ascending order.  The cost
+ * found at the paths the rules use, let the probes decide the sub-rules
+ * they fully checked, decide each remaining candidate exactly (eval.c), and
+ * return the distinct rule ids in ascending order.  The cost
  * follows the event's size and the number of candidates, not the number of
  * rules.  Scratch space lives in the context and is reused.
  *
@@ -18,8 +19,24 @@
 
 #if defined(__GNUC__)
 #define EBM_PREFETCH(p) __builtin_prefetch(p)
+#define EBM_CTZ64(x) __builtin_ctzll(x)
 #else
 #define EBM_PREFETCH(p) ((void) (p))
+#define EBM_CTZ64(x) ebm_ctz64(x)
+
+/* Index of the lowest set bit of a nonzero word (portable fallback). */
+static int
+ebm_ctz64(uint64_t x)
+{
+	int			n = 0;
+
+	while (!(x & 1))
+	{
+		x >>= 1;
+		n++;
+	}
+	return n;
+}
 #endif
 
 /* A fresh, empty matching context. */
@@ -487,7 +504,7 @@ collect_ids(const ebm_ruleset *rs, ebm_match_ctx *ctx, size_t lo, size_t hi)
 		ctx->rankbits[w] = 0;
 		while (bits)
 		{
-			int			b = __builtin_ctzll(bits);
+			int			b = EBM_CTZ64(bits);
 
 			bits &= bits - 1;
 			ctx->ids[ctx->nids++] = rs->rank_rule[w * 64 + (size_t) b];
