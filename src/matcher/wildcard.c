@@ -98,7 +98,15 @@ set_count(const uint64_t *set, int words)
 	int			w;
 
 	for (w = 0; w < words; w++)
-		c += __builtin_popcountll(set[w]);
+	{
+		uint64_t	x = set[w];
+
+		while (x)
+		{
+			x &= x - 1;
+			c++;
+		}
+	}
 	return c;
 }
 
