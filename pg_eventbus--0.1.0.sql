@@ -908,6 +908,22 @@ AS 'MODULE_PATHNAME', 'eventbus_wake_workers'
 LANGUAGE C VOLATILE;
 
 -- BEGIN worker section
+
+/*
+ * The delivery queue churns: every row is inserted, updated when a worker
+ * claims it and deleted when settled.  Vacuum it early and at full speed,
+ * so that the claim's index scan in next_attempt_at order does not wade
+ * through dead entries.
+ */
+ALTER TABLE eventbus.deliveries SET (
+	autovacuum_vacuum_scale_factor = 0.01,
+	autovacuum_vacuum_insert_scale_factor = 0.01,
+	autovacuum_vacuum_cost_delay = 0
+);
+
+-- Delivery workers waiting for this extension start when it commits.
+SELECT eventbus.wake_workers();
+
 -- END worker section
 
 ------------------------------------------------------------------------------
