@@ -93,6 +93,11 @@ as_pg make -C "$work/test/matcher" -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}" CO
 rc=$?
 grep -E '^fuzz|#[0-9]+.*DONE|ERROR' "$scratch/fuzz.log" | tail -20
 count_summary_lines fuzz "$scratch/fuzz.log" "$rc"
+if [ "$rc" -ne 0 ]; then
+	for f in "$work"/test/matcher/build/fuzz_*.log; do
+		[ -f "$f" ] && { echo "--- $f (tail)"; tail -40 "$f"; }
+	done
+fi
 
 if [ -f "$work/test/policy/Makefile" ]; then
 	step "retry policy unit tests"
