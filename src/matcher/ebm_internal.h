@@ -306,7 +306,9 @@ struct ebm_match_ctx
 	size_t		touchedcap;
 	uint32_t	gen;
 	/* per sub-rule: candidate stamp */
-	uint32_t   *sgen;
+	uint8_t    *sgen;			/* per sub-rule: seen in this event if equal
+								 * to sgen_gen */
+	uint8_t		sgen_gen;
 	size_t		nsubcap;
 	uint32_t   *cands;
 	size_t		ncands;

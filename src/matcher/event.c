@@ -177,8 +177,6 @@ ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
 	{
 		if (ctx->pgen)
 			memset(ctx->pgen, 0, ctx->npathcap * sizeof(uint32_t));
-		if (ctx->sgen)
-			memset(ctx->sgen, 0, ctx->nsubcap * sizeof(uint32_t));
 		ctx->gen = 1;
 	}
 	if (!ebm_reserve(&ctx->frames, &ctx->framecap, 8, sizeof(frame)))

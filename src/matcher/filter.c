@@ -111,9 +111,9 @@ make_inline(ebm_filter *flt, const ebm_field *f)
 	{
 		case EBM_C_NUMERIC:
 			flt->kind = EBM_F_RANGE;
-			flt->lo = c->has_lo ? c->lo : -HUGE_VAL;
+			flt->u.r.lo = c->has_lo ? c->lo : -HUGE_VAL;
 			flt->lo_incl = c->has_lo ? c->lo_incl : true;
-			flt->hi = c->has_hi ? c->hi : HUGE_VAL;
+			flt->u.r.hi = c->has_hi ? c->hi : HUGE_VAL;
 			flt->hi_incl = c->has_hi ? c->hi_incl : true;
 			break;
 		case EBM_C_EXISTS:
@@ -124,10 +124,10 @@ make_inline(ebm_filter *flt, const ebm_field *f)
 			{
 				flt->kind = EBM_F_PREFIX;
 				flt->n = (uint8_t) c->lits[0].len;
-				flt->d[0] = 0;
-				memcpy(&flt->d[0], c->lits[0].str, c->lits[0].len);
-				flt->d[1] = 0;
-				memset(&flt->d[1], 0xFF, c->lits[0].len);
+				flt->u.d[0] = 0;
+				memcpy(&flt->u.d[0], c->lits[0].str, c->lits[0].len);
+				flt->u.d[1] = 0;
+				memset(&flt->u.d[1], 0xFF, c->lits[0].len);
 			}
 			break;
 		case EBM_C_ANYTHING_BUT:
@@ -136,7 +136,7 @@ make_inline(ebm_filter *flt, const ebm_field *f)
 				flt->kind = EBM_F_NOTIN;
 				flt->n = (uint8_t) c->nlits;
 				for (i = 0; i < c->nlits; i++)
-					flt->d[i] = c->lits[i].digest;
+					flt->u.d[i] = c->lits[i].digest;
 			}
 			break;
 		default:

@@ -40,10 +40,16 @@ typedef struct ebm_filter
 	bool		covered;		/* anchor + this filter = the whole sub-rule */
 	uint32_t	path;			/* path id of the filter field */
 	uint32_t	field;			/* its index in the sub-rule */
-	double		lo;
-	double		hi;
-	uint64_t	d[EBM_FILTER_MAX_DIGESTS];	/* NOTIN digests; PREFIX bytes,
-											 * then their mask */
+	union
+	{
+		struct
+		{
+			double		lo;
+			double		hi;
+		}			r;			/* RANGE */
+		uint64_t	d[EBM_FILTER_MAX_DIGESTS];	/* NOTIN digests; PREFIX
+												 * bytes, then their mask */
+	}			u;
 } ebm_filter;
 
 /* Outcome of testing a filter against the values at its path. */
@@ -122,8 +128,8 @@ ebm_filter_test(const ebm_filter *f, const ebm_leaf *lv, uint32_t n,
 				double		x = lv[i].num;
 
 				if (lv[i].vtype == EBM_V_NUMBER && lv[i].finite &&
-					(f->lo_incl ? x >= f->lo : x > f->lo) &&
-					(f->hi_incl ? x <= f->hi : x < f->hi))
+					(f->lo_incl ? x >= f->u.r.lo : x > f->u.r.lo) &&
+					(f->hi_incl ? x <= f->u.r.hi : x < f->u.r.hi))
 				{
 					*used = &lv[i];
 					return EBM_FILTER_HOLDS;
@@ -146,7 +152,7 @@ ebm_filter_test(const ebm_filter *f, const ebm_leaf *lv, uint32_t n,
 					continue;
 				/* a whole word: the builder keeps 8 bytes of slack */
 				memcpy(&w, lv[i].str, 8);
-				if ((w & f->d[1]) == f->d[0])
+				if ((w & f->u.d[1]) == f->u.d[0])
 				{
 					*used = &lv[i];
 					return EBM_FILTER_HOLDS;
@@ -158,7 +164,7 @@ ebm_filter_test(const ebm_filter *f, const ebm_leaf *lv, uint32_t n,
 			for (i = 0; i < n; i++)
 			{
 				for (k = 0; k < f->n; k++)
-					if (lv[i].digest == f->d[k])
+					if (lv[i].digest == f->u.d[k])
 						break;
 				if (k == f->n)
 				{

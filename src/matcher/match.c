@@ -82,9 +82,9 @@ reserve_subs(ebm_match_ctx *ctx, size_t nsubs)
 
 	if (nsubs <= ctx->nsubcap)
 		return true;
-	if (!ebm_reserve((void **) &ctx->sgen, &cap, nsubs, sizeof(uint32_t)))
+	if (!ebm_reserve((void **) &ctx->sgen, &cap, nsubs, sizeof(uint8_t)))
 		return false;
-	memset(ctx->sgen + old, 0, (cap - old) * sizeof(uint32_t));
+	memset(ctx->sgen + old, 0, (cap - old) * sizeof(uint8_t));
 	ctx->nsubcap = cap;
 	return ebm_reserve((void **) &ctx->cands, &ctx->candcap, cap, sizeof(uint32_t));
 }
@@ -125,9 +125,9 @@ reserve_ranks(ebm_match_ctx *ctx, size_t nranks)
 static inline void
 add_cand(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t s)
 {
-	if (ctx->sgen[s] != ctx->gen)
+	if (ctx->sgen[s] != ctx->sgen_gen)
 	{
-		ctx->sgen[s] = ctx->gen;
+		ctx->sgen[s] = ctx->sgen_gen;
 		ctx->cands[ctx->ncands++] = s;
 		prefetch_subrule(rs, s);
 	}
@@ -193,8 +193,8 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 	uint32_t	i;
 	const uint32_t *subs = t->subs + h->start;
 	const ebm_filter *filters = t->filters + h->start;
-	uint32_t   *sgen = ctx->sgen;
-	uint32_t	gen = ctx->gen;
+	uint8_t    *sgen = ctx->sgen;
+	uint8_t		gen = ctx->sgen_gen;
 	uint32_t	lastpath = UINT32_MAX;	/* leaves of the last filter path */
 	const ebm_leaf *lv = NULL;
 	uint32_t	n = 0;
@@ -533,6 +533,12 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 		return st;
 	if (!ebm_ctx_reserve_eval(ctx, rs->maxfields))
 		return EBM_ERR_NOMEM;
+	/* a new one-byte generation; clear the stamps when it wraps */
+	if (++ctx->sgen_gen == 0)
+	{
+		memset(ctx->sgen, 0, ctx->nsubcap);
+		ctx->sgen_gen = 1;
+	}
 	ctx->rank_lo = SIZE_MAX;
 	ctx->rank_hi = 0;
 	ctx->nmatched = 0;
