@@ -255,8 +255,14 @@ typedef struct ebm_parse
 	bool		absent_ok;		/* the match list has exists:false */
 } ebm_parse;
 
+#if defined(__GNUC__)
+#define EBM_PRINTF_ATTR(f, a) __attribute__((format(printf, f, a)))
+#else
+#define EBM_PRINTF_ATTR(f, a)
+#endif
+
 extern bool ebm_parse_fail(ebm_parse *ps, const char *op, const char *fmt,...)
-			__attribute__((format(printf, 3, 4)));
+			EBM_PRINTF_ATTR(3, 4);
 extern bool ebm_parse_match_list(ebm_parse *ps, uint32_t arr, ebm_field *f);
 
 /* ---- flattened event (event.c) ---- */
