@@ -139,6 +139,7 @@ static MemoryContext request_ctx = NULL;	/* deliveries, freed one by one */
 static WaitEventSet *wait_set = NULL;
 static Delivery *local_done = NULL;	/* finished without a request */
 static HTAB *target_load = NULL;
+static bool targets_saturated = false;	/* last claim skipped some */
 static bool extension_logged = false;
 
 /* Prepared statements, kept across transactions. */
@@ -783,9 +784,9 @@ target_load_release(const char *target_key)
 		hash_search(target_load, key, HASH_REMOVE, NULL);
 }
 
-/* The keys of the targets at their limit of requests in flight. */
+/* The keys of the targets at their limit of requests in flight, and how many. */
 static Datum
-saturated_targets(void)
+saturated_targets(int *count)
 {
 	HASH_SEQ_STATUS seq;
 	TargetLoad *tl;
@@ -796,6 +797,7 @@ saturated_targets(void)
 	while ((tl = hash_seq_search(&seq)) != NULL)
 		if (tl->in_flight >= eventbus_max_concurrent_per_target)
 			keys[n++] = CStringGetTextDatum(tl->key);
+	*count = n;
 	return make_array(keys, NULL, n, TEXTOID);
 }
 
@@ -813,6 +815,7 @@ claim_and_send(int room)
 	Datum		args[2];
 	uint64		n;
 	int			nrelease = 0;
+	int			nsaturated;
 	Datum	   *release;
 	TimestampTz next_due = 0;
 
@@ -826,7 +829,7 @@ claim_and_send(int room)
 	}
 
 	args[0] = Int32GetDatum(room);
-	args[1] = saturated_targets();
+	args[1] = saturated_targets(&nsaturated);
 	if (SPI_execute_plan(prepare(&claim_plan, claim_sql, 2, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
@@ -863,6 +866,7 @@ claim_and_send(int room)
 							 rargs, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "pg_eventbus: could not release deliveries");
 	}
+	targets_saturated = (nsaturated > 0 || nrelease > 0);
 
 	if (n >= (uint64) room)
 		next_due = GetCurrentTimestamp();
@@ -878,9 +882,15 @@ claim_and_send(int room)
 		if (!isnull)
 			next_due = DatumGetTimestampTz(v);
 
-		/* due rows we could not lock belong to someone else for a moment */
+		/*
+		 * Due rows left behind belong to targets at their limit (claim again
+		 * when one of their requests finishes) or to another worker for a
+		 * moment (look again soon).
+		 */
 		if (next_due != 0 && next_due <= GetCurrentTimestamp())
-			next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 20);
+			next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   targets_saturated ?
+												   eventbus_poll_interval : 20);
 	}
 	commit_xact();
 
@@ -1052,10 +1062,11 @@ free_delivery(Delivery *d)
 /*
  * Records the results of every finished request in one transaction.  Rows
  * that have vanished meanwhile (target deleted) or been leased again are
- * left alone.  Returns the earliest retry time set, or 0.
+ * left alone.  Returns the earliest retry time set, or 0, and how many
+ * were settled in *settled.
  */
 static TimestampTz
-settle_finished(void)
+settle_finished(int *settled)
 {
 	List	   *finished = NIL;
 	EbHttpRequest *req;
@@ -1073,6 +1084,7 @@ settle_finished(void)
 		finished = lappend(finished, local_done);
 		local_done = local_done->next;
 	}
+	*settled = list_length(finished);
 	if (finished == NIL)
 	{
 		MemoryContextSwitchTo(old);
@@ -1245,6 +1257,7 @@ eventbus_worker_main(Datum main_arg)
 		int			threshold;
 		long		timeout;
 		TimestampTz retry_at;
+		int			settled;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -1266,9 +1279,11 @@ eventbus_worker_main(Datum main_arg)
 
 		/* settle what has finished, while the new requests are on their way */
 		eb_http_drive();
-		retry_at = settle_finished();
+		retry_at = settle_finished(&settled);
 		if (retry_at != 0 && (next_due == 0 || retry_at < next_due))
 			next_due = retry_at;
+		if (settled > 0 && targets_saturated)
+			next_due = 0;		/* slots of a busy target are free again */
 		room = Min(eventbus_batch_size,
 				   eventbus_max_concurrent_requests - eb_http_in_flight());
 
