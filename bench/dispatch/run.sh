@@ -131,7 +131,7 @@ SELECT eventbus.put_target('bench', 'nginx', 'http://127.0.0.1:$HTTP_PORT/');
 SELECT eventbus.put_rule('latency', '{"source": ["latency"]}');
 SELECT eventbus.put_target('latency', 'nginx', 'http://127.0.0.1:$LOG_PORT/');
 SQL
-WORKER_PID=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%'")
+WORKER_PID=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%' ORDER BY pid LIMIT 1")
 # resident memory of the worker: all of it, and its private part (RssAnon;
 # the rest is shared buffers it has touched)
 rss() { awk '/VmRSS/ {r=$2} /RssAnon/ {a=$2} END {print r " kB (private " a " kB)"}' "/proc/$WORKER_PID/status"; }
