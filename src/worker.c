@@ -553,14 +553,6 @@ make_array(Datum *elems, bool *nulls, int n, Oid elemtype)
 											  typalign));
 }
 
-/* A text datum or NULL, as an array element. */
-static Datum
-text_or_null(const char *s, bool *isnull)
-{
-	*isnull = (s == NULL);
-	return s ? CStringGetTextDatum(s) : (Datum) 0;
-}
-
 /* Is the extension installed in this database? Needs a transaction. */
 static bool
 extension_installed(void)
@@ -904,63 +896,70 @@ claim_and_send(int room)
  * ------------------------------------------------------------------------
  */
 
-/* The results of finished requests, sorted by what happens to the row. */
-typedef struct Settlement
+/*
+ * Rows for one set-based statement: column i of every row goes into array
+ * parameter $i+1, so a whole batch is one statement.
+ */
+#define ROWSET_MAX_COLUMNS 8
+typedef struct RowSet
 {
-	int			ndone,
-				nretry,
-				ndead;
-	Datum	   *done_id,
-			   *done_lease;
-	Datum	   *retry_id,
-			   *retry_lease,
-			   *retry_next,
-			   *retry_err,
-			   *retry_status;
-	bool	   *retry_status_null;
-	Datum	   *dead_id,
-			   *dead_lease,
-			   *dead_code,
-			   *dead_msg,
-			   *dead_status,
-			   *dead_excerpt,
-			   *dead_cond,
-			   *dead_endpoint;
-	bool	   *dead_status_null,
-			   *dead_excerpt_null,
-			   *dead_endpoint_null,
-			   *no_nulls;
-} Settlement;
+	int			ncols;
+	const Oid  *types;			/* element type of each column */
+	int			nrows;
+	Datum	   *values[ROWSET_MAX_COLUMNS];
+	bool	   *nulls[ROWSET_MAX_COLUMNS];
+} RowSet;
 
-/* Allocates room for `n` results of each kind in the batch context. */
+/* Column types of the settle statements, in parameter order. */
+static const Oid done_types[] = {INT8OID, TIMESTAMPTZOID};
+static const Oid retry_types[] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+TEXTOID, INT4OID};
+static const Oid dead_types[] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+INT4OID, TEXTOID, TEXTOID, TEXTOID};
+
+/* Makes room for up to `capacity` rows, in the current memory context. */
 static void
-settlement_init(Settlement *s, int n)
+rowset_init(RowSet *rs, const Oid *types, int ncols, int capacity)
 {
-	memset(s, 0, sizeof(*s));
-#define ALLOC_D(f) s->f = palloc(sizeof(Datum) * n)
-#define ALLOC_B(f) s->f = palloc0(sizeof(bool) * n)
-	ALLOC_D(done_id);
-	ALLOC_D(done_lease);
-	ALLOC_D(retry_id);
-	ALLOC_D(retry_lease);
-	ALLOC_D(retry_next);
-	ALLOC_D(retry_err);
-	ALLOC_D(retry_status);
-	ALLOC_B(retry_status_null);
-	ALLOC_D(dead_id);
-	ALLOC_D(dead_lease);
-	ALLOC_D(dead_code);
-	ALLOC_D(dead_msg);
-	ALLOC_D(dead_status);
-	ALLOC_D(dead_excerpt);
-	ALLOC_D(dead_cond);
-	ALLOC_D(dead_endpoint);
-	ALLOC_B(dead_status_null);
-	ALLOC_B(dead_excerpt_null);
-	ALLOC_B(dead_endpoint_null);
-	ALLOC_B(no_nulls);
-#undef ALLOC_D
-#undef ALLOC_B
+	rs->ncols = ncols;
+	rs->types = types;
+	rs->nrows = 0;
+	for (int i = 0; i < ncols; i++)
+	{
+		rs->values[i] = palloc(sizeof(Datum) * capacity);
+		rs->nulls[i] = palloc0(sizeof(bool) * capacity);
+	}
+}
+
+/* Appends a row; `nulls` may be NULL when no value is null. */
+static void
+rowset_add(RowSet *rs, const Datum *values, const bool *nulls)
+{
+	for (int i = 0; i < rs->ncols; i++)
+	{
+		rs->values[i][rs->nrows] = values[i];
+		rs->nulls[i][rs->nrows] = nulls ? nulls[i] : false;
+	}
+	rs->nrows++;
+}
+
+/* Runs the statement over the rows, if there are any. */
+static void
+rowset_execute(RowSet *rs, SPIPlanPtr *plan, const char *sql, int expected)
+{
+	Oid			argtypes[ROWSET_MAX_COLUMNS];
+	Datum		args[ROWSET_MAX_COLUMNS];
+
+	if (rs->nrows == 0)
+		return;
+	for (int i = 0; i < rs->ncols; i++)
+	{
+		argtypes[i] = get_array_type(rs->types[i]);
+		args[i] = make_array(rs->values[i], rs->nulls[i], rs->nrows, rs->types[i]);
+	}
+	if (SPI_execute_plan(prepare(plan, sql, rs->ncols, argtypes),
+						 args, NULL, false, 0) != expected)
+		elog(ERROR, "pg_eventbus: could not settle deliveries");
 }
 
 /* The response excerpt as valid text of the database encoding, or NULL. */
@@ -976,25 +975,29 @@ excerpt_text(EbHttpRequest *req)
 	return pnstrdup(req->excerpt, len);
 }
 
-/* Sorts one finished delivery into the settlement; policy decides. */
-static void
-settle_one(Settlement *s, Delivery *d, TimestampTz now)
+/*
+ * Sorts one finished delivery into delivered, to retry (returning when) or
+ * dead; the policy decides.  Returns the retry time, or 0.
+ */
+static TimestampTz
+settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
+		   TimestampTz now)
 {
 	EbHttpRequest *req = &d->http;
 	EbVerdict	verdict = eb_classify(req->transport, req->status);
 	const char *code;
 	const char *cond = NULL;
 	char	   *msg;
-	int64		delay_ms = 0;
-	bool		has_status = (req->transport == EB_TRANSPORT_OK);
-	int			i;
+	char	   *excerpt;
+	TimestampTz next = 0;
+	bool		no_status = (req->transport != EB_TRANSPORT_OK);
 
 	if (verdict == EB_VERDICT_SUCCESS)
 	{
-		i = s->ndone++;
-		s->done_id[i] = Int64GetDatum(d->id);
-		s->done_lease[i] = TimestampTzGetDatum(d->lease);
-		return;
+		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease)};
+
+		rowset_add(done, v, NULL);
+		return 0;
 	}
 
 	code = eb_error_code(req->transport, req->status);
@@ -1009,38 +1012,42 @@ settle_one(Settlement *s, Delivery *d, TimestampTz now)
 		cond = EB_EXHAUSTED_RETRIES;
 	else
 	{
+		int64		delay_ms;
+
 		delay_ms = eb_retry_delay_ms(d->attempts, eventbus_retry_base_delay,
 									 eventbus_retry_max_delay,
 									 pg_prng_double(&pg_global_prng_state),
 									 req->retry_after, time(NULL));
-		if (d->has_event &&
-			now + delay_ms * 1000 > d->published_at + d->max_event_age_ms * 1000)
+		next = now + delay_ms * 1000;
+		if (d->has_event && next > d->published_at + d->max_event_age_ms * 1000)
 			cond = EB_EXHAUSTED_AGE;
 	}
 
 	if (cond == NULL)
 	{
-		i = s->nretry++;
-		s->retry_id[i] = Int64GetDatum(d->id);
-		s->retry_lease[i] = TimestampTzGetDatum(d->lease);
-		s->retry_next[i] = TimestampTzGetDatum(now + delay_ms * 1000);
-		s->retry_err[i] = CStringGetTextDatum(psprintf("%s: %s", code, msg));
-		s->retry_status[i] = Int32GetDatum((int32) req->status);
-		s->retry_status_null[i] = !has_status;
+		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease),
+			TimestampTzGetDatum(next),
+			CStringGetTextDatum(psprintf("%s: %s", code, msg)),
+		Int32GetDatum((int32) req->status)};
+		bool		n[] = {false, false, false, false, no_status};
+
+		rowset_add(retry, v, n);
+		return next;
 	}
-	else
+
+	excerpt = excerpt_text(req);
 	{
-		i = s->ndead++;
-		s->dead_id[i] = Int64GetDatum(d->id);
-		s->dead_lease[i] = TimestampTzGetDatum(d->lease);
-		s->dead_code[i] = CStringGetTextDatum(code);
-		s->dead_msg[i] = CStringGetTextDatum(msg);
-		s->dead_status[i] = Int32GetDatum((int32) req->status);
-		s->dead_status_null[i] = !has_status;
-		s->dead_excerpt[i] = text_or_null(excerpt_text(req), &s->dead_excerpt_null[i]);
-		s->dead_cond[i] = CStringGetTextDatum(cond);
-		s->dead_endpoint[i] = text_or_null(d->endpoint, &s->dead_endpoint_null[i]);
+		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease),
+			CStringGetTextDatum(code), CStringGetTextDatum(msg),
+			Int32GetDatum((int32) req->status),
+			excerpt ? CStringGetTextDatum(excerpt) : (Datum) 0,
+		CStringGetTextDatum(cond), CStringGetTextDatum(d->endpoint)};
+		bool		n[] = {false, false, false, false, no_status, excerpt == NULL,
+		false, false};
+
+		rowset_add(dead, v, n);
 	}
+	return 0;
 }
 
 /* Frees a delivery and what its request holds. */
@@ -1070,7 +1077,9 @@ settle_finished(int *settled)
 {
 	List	   *finished = NIL;
 	EbHttpRequest *req;
-	Settlement	s;
+	RowSet		done,
+				retry,
+				dead;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz earliest = 0;
 	MemoryContext old;
@@ -1091,60 +1100,23 @@ settle_finished(int *settled)
 		return 0;
 	}
 
-	settlement_init(&s, list_length(finished));
+	rowset_init(&done, done_types, lengthof(done_types), *settled);
+	rowset_init(&retry, retry_types, lengthof(retry_types), *settled);
+	rowset_init(&dead, dead_types, lengthof(dead_types), *settled);
 	foreach(lc, finished)
-		settle_one(&s, (Delivery *) lfirst(lc), now);
-	for (int i = 0; i < s.nretry; i++)
-		if (earliest == 0 || DatumGetTimestampTz(s.retry_next[i]) < earliest)
-			earliest = DatumGetTimestampTz(s.retry_next[i]);
+	{
+		TimestampTz next = settle_one(&done, &retry, &dead,
+									  (Delivery *) lfirst(lc), now);
+
+		if (next != 0 && (earliest == 0 || next < earliest))
+			earliest = next;
+	}
 	MemoryContextSwitchTo(old);
 
 	begin_xact("pg_eventbus: settling deliveries");
-	if (s.ndone > 0)
-	{
-		Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
-		Datum		args[2];
-
-		args[0] = make_array(s.done_id, s.no_nulls, s.ndone, INT8OID);
-		args[1] = make_array(s.done_lease, s.no_nulls, s.ndone, TIMESTAMPTZOID);
-		if (SPI_execute_plan(prepare(&done_plan, done_sql, 2, types),
-							 args, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "pg_eventbus: could not settle delivered rows");
-	}
-	if (s.nretry > 0)
-	{
-		Oid			types[5] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-		TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
-		Datum		args[5];
-
-		args[0] = make_array(s.retry_id, s.no_nulls, s.nretry, INT8OID);
-		args[1] = make_array(s.retry_lease, s.no_nulls, s.nretry, TIMESTAMPTZOID);
-		args[2] = make_array(s.retry_next, s.no_nulls, s.nretry, TIMESTAMPTZOID);
-		args[3] = make_array(s.retry_err, s.no_nulls, s.nretry, TEXTOID);
-		args[4] = make_array(s.retry_status, s.retry_status_null, s.nretry, INT4OID);
-		if (SPI_execute_plan(prepare(&retry_plan, retry_sql, 5, types),
-							 args, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "pg_eventbus: could not schedule retries");
-	}
-	if (s.ndead > 0)
-	{
-		Oid			types[8] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
-			TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-		Datum		args[8];
-
-		args[0] = make_array(s.dead_id, s.no_nulls, s.ndead, INT8OID);
-		args[1] = make_array(s.dead_lease, s.no_nulls, s.ndead, TIMESTAMPTZOID);
-		args[2] = make_array(s.dead_code, s.no_nulls, s.ndead, TEXTOID);
-		args[3] = make_array(s.dead_msg, s.no_nulls, s.ndead, TEXTOID);
-		args[4] = make_array(s.dead_status, s.dead_status_null, s.ndead, INT4OID);
-		args[5] = make_array(s.dead_excerpt, s.dead_excerpt_null, s.ndead, TEXTOID);
-		args[6] = make_array(s.dead_cond, s.no_nulls, s.ndead, TEXTOID);
-		args[7] = make_array(s.dead_endpoint, s.dead_endpoint_null, s.ndead, TEXTOID);
-		if (SPI_execute_plan(prepare(&dead_plan, dead_sql, 8, types),
-							 args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "pg_eventbus: could not dead-letter deliveries");
-	}
-
+	rowset_execute(&done, &done_plan, done_sql, SPI_OK_DELETE);
+	rowset_execute(&retry, &retry_plan, retry_sql, SPI_OK_UPDATE);
+	rowset_execute(&dead, &dead_plan, dead_sql, SPI_OK_INSERT);
 	foreach(lc, finished)
 	{
 		Delivery   *d = (Delivery *) lfirst(lc);
