@@ -4,6 +4,7 @@
 # make installcheck  pg_regress + isolation tests against a running server
 # make prove_installcheck  TAP tests (test/t/*.pl), as a non-root user
 # make check-matcher  unit, conformance and valgrind runs of the matcher
+# make check-policy  unit tests of the retry policy
 # make bench-match | bench-publish | bench-dispatch  benchmarks (bench/)
 
 EXTENSION = pg_eventbus
@@ -31,11 +32,14 @@ include $(PGXS)
 # after PGXS, which resets it
 PROVE_FLAGS = -I test/perl
 
-.PHONY: prove_installcheck check-matcher fuzz-matcher bench-match bench-publish bench-dispatch
+.PHONY: prove_installcheck check-policy check-matcher fuzz-matcher bench-match bench-publish bench-dispatch
 
 # TAP tests against the installed extension (PGXS defines the recipe only)
 prove_installcheck:
 	$(prove_installcheck)
+
+check-policy:
+	$(MAKE) -C test/policy check
 
 check-matcher:
 	$(MAKE) -C test/matcher check valgrind

@@ -83,24 +83,25 @@ COMMENT ON TABLE eventbus.events IS 'Every published event (the archive). eventb
 
 /*
  * The EventBridge envelope of an event, exactly as the worker sends it.
+ * No SET clause, so that the planner can inline it into the worker's claim
+ * query; every name in it is schema-qualified instead.
  */
 CREATE FUNCTION eventbus.envelope(e eventbus.events)
 RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT jsonb_build_object(
+	SELECT pg_catalog.jsonb_build_object(
 		'version', '0',
 		'id', e.id,
 		'detail-type', e.detail_type,
 		'source', e.source,
 		'account', e.account,
-		'time', to_char(e."time" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+		'time', pg_catalog.to_char(e."time" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
 		'region', e.region,
-		'resources', to_jsonb(e.resources),
+		'resources', pg_catalog.to_jsonb(e.resources),
 		'detail', e.detail)
-	|| CASE WHEN e.replay_name IS NULL THEN '{}'::jsonb
-			ELSE jsonb_build_object('replay-name', e.replay_name) END
+	OPERATOR(pg_catalog.||) CASE WHEN e.replay_name IS NULL THEN '{}'::pg_catalog.jsonb
+			ELSE pg_catalog.jsonb_build_object('replay-name', e.replay_name) END
 $$;
 
 CREATE VIEW eventbus.event_envelopes AS
