@@ -40,6 +40,7 @@ SELECT pg_temp.error_of($$SELECT eventbus.put_event(repeat('s', 257), 'x', '{}')
 SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', repeat('d', 129), '{}')$$);
 SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', 'x', '{}', ARRAY['a', NULL])$$);
 SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', 'x', '{}', bus => 'no-such-bus')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', 'x', '{}', bus => 'default' || repeat('x', 300))$$) ~ '^42704' AS long_bus_name_unknown;
 -- the size limit counts as PutEvents does: 262144 bytes by default
 SELECT pg_temp.error_of($$SELECT eventbus.put_event('src', 'x', jsonb_build_object('blob', repeat('x', 262144)))$$);
 SELECT eventbus.put_event('s', 'x', jsonb_build_object('b', repeat('x', 262144 - 11))) IS NOT NULL AS at_the_limit;

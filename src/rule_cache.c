@@ -214,6 +214,14 @@ eventbus_bus_rules(const char *bus)
 		rules_relid = get_relname_relid("rules", nsp);
 	}
 
+	/* no bus has a longer name; don't let a truncated key alias one */
+	if (strlen(bus) >= BUS_NAME_MAX)
+	{
+		static BusRuleSet no_such_bus;
+
+		return &no_such_bus;
+	}
+
 	memset(key, 0, sizeof(key));
 	strlcpy(key, bus, sizeof(key));
 	entry = (BusCacheEntry *) hash_search(bus_cache, key, HASH_ENTER, &found);
