@@ -205,6 +205,11 @@ rank_rules(ebm_ruleset *rs)
 	rs->rank_rule = ids;
 	if (ids == NULL)
 		return EBM_ERR_NOMEM;
+	if (rs->nsubs == 0)
+	{
+		rs->nranks = 0;
+		return EBM_OK;
+	}
 	memcpy(ids, rs->sub_rule, rs->nsubs * sizeof(uint32_t));
 	qsort(ids, rs->nsubs, sizeof(uint32_t), cmp_u32);
 	for (i = 0; i < rs->nsubs; i++)

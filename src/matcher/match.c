@@ -536,7 +536,8 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 	/* a new one-byte generation; clear the stamps when it wraps */
 	if (++ctx->sgen_gen == 0)
 	{
-		memset(ctx->sgen, 0, ctx->nsubcap);
+		if (ctx->sgen)
+			memset(ctx->sgen, 0, ctx->nsubcap);
 		ctx->sgen_gen = 1;
 	}
 	ctx->rank_lo = SIZE_MAX;
