@@ -599,6 +599,36 @@ test_ruleset(void)
 	ebm_ruleset_free(rs);
 }
 
+/* An empty rule set matches nothing, event after event (found by fuzzing). */
+static void
+test_empty_ruleset(void)
+{
+	ebm_ruleset *rs = ebm_ruleset_new();
+	ebm_builder *b = ebm_builder_new();
+	ebm_match_ctx *ctx = ebm_match_ctx_new();
+	const uint32_t *ids;
+	size_t		n = 1;
+	int			i,
+				bad = 0;
+
+	if (ebm_ruleset_compile(rs) != EBM_OK)
+		bad++;
+	jf_feed_text(b, "{\"a\": 1}", 8);
+	for (i = 0; i < 600; i++)
+		if (ebm_match(rs, b, ctx, &ids, &n) != EBM_OK || n != 0)
+			bad++;
+	jf_feed_text(b, "[1]", 3);
+	if (ebm_match(rs, b, ctx, &ids, &n) != EBM_ERR_STATE)
+		bad++;					/* events must be objects */
+	if (bad)
+		FAIL("empty rule set: %d failures", bad);
+	else
+		passed++;
+	ebm_match_ctx_free(ctx);
+	ebm_builder_free(b);
+	ebm_ruleset_free(rs);
+}
+
 /* The builder refuses calls out of order. */
 static void
 test_builder(void)
@@ -885,6 +915,7 @@ main(int argc, char **argv)
 	test_structure();
 	test_or();
 	test_ruleset();
+	test_empty_ruleset();
 	test_builder();
 	if (argc > 1)
 		test_index_oracle(argv[1]);
