@@ -4,12 +4,13 @@
  *	  The delivery worker: a background worker that sends queued deliveries
  *	  to their targets over HTTP, with retries and a dead-letter table.
  *
- * The loop, which a reader can follow from eventbus_worker_main():
+ * This file registers the workers, defines their settings, sets up their
+ * shared memory, wakes them, and runs their loop; the queue itself (its
+ * statements and transactions) is in queue.c.  The loop, which a reader
+ * can follow from eventbus_worker_main():
  *
- *	  claim   take due rows of eventbus.deliveries (FOR UPDATE SKIP LOCKED)
- *			  under a lease: leased_until and next_attempt_at move to the
- *			  lease's end, so rows held by a worker that dies go back to the
- *			  queue by themselves;
+ *	  claim   take due rows of eventbus.deliveries under a lease, so rows
+ *			  held by a worker that dies go back to the queue by themselves;
  *	  send    start their requests with libcurl multi; many run at once;
  *	  settle  as requests finish, record the results in one transaction:
  *			  2xx removes the row, a retryable failure schedules the next
@@ -28,17 +29,9 @@
  */
 #include "postgres.h"
 
-#include <time.h>
-
 #include "access/xact.h"
-#include "catalog/pg_type.h"
-#include "commands/extension.h"
-#include "common/pg_prng.h"
-#include "executor/spi.h"
 #include "fmgr.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -48,37 +41,36 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
-#include "utils/array.h"
-#include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "http.h"
-#include "policy.h"
+#include "queue.h"
 #include "worker.h"
+#include "worker_internal.h"
 
 PG_FUNCTION_INFO_V1(eventbus_wake_workers);
 
 #define EB_MAX_WORKERS 32
-#define EB_USER_AGENT "User-Agent: pg_eventbus/0.1.0"
 
-/* A lease lasts the target's timeout plus this margin for settling. */
-#define EB_LEASE_MARGIN "30 seconds"
+/*
+ * Settings (documented in the README).  queue.c reads them through
+ * eb_settings; only the GUC machinery writes them.
+ */
+static EbWorkerSettings settings = {
+	.database = NULL,
+	.workers = 1,
+	.retry_base_delay = 1000,
+	.retry_max_delay = 300000,
+	.batch_size = 100,
+	.max_concurrent_requests = 256,
+	.max_concurrent_per_target = 64,
+	.poll_interval = 1000,
+};
 
-/* Settings (documented in the README) */
-static char *eventbus_database = NULL;
-static int	eventbus_workers = 1;
-static int	eventbus_retry_base_delay = 1000;	/* ms */
-static int	eventbus_retry_max_delay = 300000;	/* ms */
-static int	eventbus_batch_size = 100;
-static int	eventbus_max_concurrent_requests = 256;
-static int	eventbus_max_concurrent_per_target = 64;
-static int	eventbus_poll_interval = 1000;	/* ms */
+const EbWorkerSettings *const eb_settings = &settings;
 
 /* Shared state: who to wake, and the crash reconciliation. */
 typedef enum ReconcileState
@@ -105,168 +97,9 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool wake_callback_registered = false;
 static bool wake_at_commit = false;
 
-/*
- * One delivery in flight.  The HTTP request comes first, so that a finished
- * request leads back to its delivery.
- */
-typedef struct Delivery
-{
-	EbHttpRequest http;
-	int64		id;
-	TimestampTz lease;			/* leased_until: the token settle checks */
-	int			attempts;		/* including the one in flight */
-	int			max_retry_attempts;
-	int64		max_event_age_ms;
-	bool		has_event;
-	TimestampTz published_at;
-	char	   *endpoint;
-	char	   *target_key;		/* key of target_load, or NULL */
-	struct Delivery *next;		/* in local_done */
-} Delivery;
-
-/* Requests in flight per target (bus, rule, target_id). */
-#define TARGET_KEY_LEN 400
-typedef struct TargetLoad
-{
-	char		key[TARGET_KEY_LEN];
-	int			in_flight;
-} TargetLoad;
-
-/* The worker's own state, in long-lived memory. */
+/* The worker's own state: its slot in EbShared and what it sleeps on. */
 static int	my_index = -1;
-static MemoryContext batch_ctx = NULL;	/* reset after each transaction */
-static MemoryContext request_ctx = NULL;	/* deliveries, freed one by one */
 static WaitEventSet *wait_set = NULL;
-static Delivery *local_done = NULL;	/* finished without a request */
-static HTAB *target_load = NULL;
-static bool targets_saturated = false;	/* last claim skipped some */
-static bool extension_logged = false;
-
-/* Prepared statements, kept across transactions. */
-static SPIPlanPtr claim_plan = NULL;
-static SPIPlanPtr release_plan = NULL;
-static SPIPlanPtr next_due_plan = NULL;
-static SPIPlanPtr done_plan = NULL;
-static SPIPlanPtr retry_plan = NULL;
-static SPIPlanPtr dead_plan = NULL;
-
-/*
- * Claims up to $1 due deliveries, skipping targets that already have as
- * many requests in flight as allowed ($2: their keys, bus, rule and
- * target_id separated by \x1f).  A filter rather than a join, so that the
- * scan stays an ordered index scan that stops at the limit.  Rows whose target no longer exists go straight to the
- * dead-letter table (TargetDeleted); the others are leased and returned
- * with everything needed to send them.
- */
-static const char *const claim_sql =
-"WITH due AS ("
-"  SELECT d.id FROM eventbus.deliveries d"
-"  WHERE d.next_attempt_at <= now()"
-"    AND d.bus || E'\\x1f' || d.rule || E'\\x1f' || d.target_id <> ALL ($2::text[])"
-"  ORDER BY d.next_attempt_at"
-"  LIMIT $1"
-"  FOR UPDATE SKIP LOCKED"
-"), orphans AS ("
-"  DELETE FROM eventbus.deliveries d"
-"  WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND NOT EXISTS (SELECT 1 FROM eventbus.targets t"
-"    WHERE t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id)"
-"  RETURNING d.*"
-"), orphans_dead AS ("
-"  INSERT INTO eventbus.dead_letters (event_id, event, bus, rule, target_id,"
-"    error_code, error_message, http_status, attempts, exhausted_condition,"
-"    first_attempt_at)"
-"  SELECT o.event_id,"
-"    coalesce(eventbus.envelope(e), jsonb_build_object('id', o.event_id)),"
-"    o.bus, o.rule, o.target_id, '" EB_ERR_TARGET_DELETED "',"
-"    format('target %s of rule %s on bus %s no longer exists',"
-"      o.target_id, o.rule, o.bus),"
-"    o.last_http_status, o.attempts, '" EB_EXHAUSTED_TARGET_DELETED "',"
-"    o.first_attempt_at"
-"  FROM orphans o LEFT JOIN eventbus.events e ON e.id = o.event_id"
-"), leased AS ("
-"  UPDATE eventbus.deliveries d"
-"  SET attempts = d.attempts + 1,"
-"    first_attempt_at = coalesce(d.first_attempt_at, now()),"
-"    leased_until = now() + t.timeout + interval '" EB_LEASE_MARGIN "',"
-"    next_attempt_at = now() + t.timeout + interval '" EB_LEASE_MARGIN "'"
-"  FROM eventbus.targets t"
-"  WHERE d.id = ANY (ARRAY(SELECT id FROM due))"
-"    AND t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id"
-"  RETURNING d.id, d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
-"    d.leased_until, t.endpoint, t.http_method, t.headers,"
-"    t.max_retry_attempts, t.max_event_age, t.timeout"
-")"
-"SELECT l.id, l.attempts, l.leased_until, l.endpoint, l.http_method,"
-"  CASE WHEN l.headers <> '{}' THEN"
-"    (SELECT string_agg(CASE WHEN h.value = '' THEN h.key || ';'"
-"                       ELSE h.key || ': ' || h.value END, E'\\n')"
-"     FROM jsonb_each_text(l.headers) h) END,"
-"  l.max_retry_attempts,"
-"  (extract(epoch FROM l.max_event_age) * 1000)::bigint,"
-"  (extract(epoch FROM l.timeout) * 1000)::bigint,"
-"  e.published_at,"
-"  eventbus.envelope(e)::text,"
-"  'msg_' || left(encode(sha256(convert_to(l.event_id::text || '/' || l.bus"
-"    || '/' || l.rule || '/' || l.target_id, 'UTF8')), 'hex'), 32),"
-"  l.bus, l.rule, l.target_id"
-" FROM leased l LEFT JOIN eventbus.events e ON e.id = l.event_id";
-
-/*
- * Claimed rows of a target that reached its limit in the same claim: back
- * to the queue untouched, as if never claimed.
- */
-static const char *const release_sql =
-"UPDATE eventbus.deliveries d"
-" SET attempts = d.attempts - 1, leased_until = NULL, next_attempt_at = now(),"
-"   first_attempt_at = CASE WHEN d.attempts = 1 THEN NULL"
-"                      ELSE d.first_attempt_at END"
-" FROM unnest($1::bigint[]) AS s(id)"
-" WHERE d.id = s.id";
-
-/* When the next row becomes due (rows leased by anyone included). */
-static const char *const next_due_sql =
-"SELECT min(next_attempt_at) FROM eventbus.deliveries";
-
-/* Delivered: the row goes away, if it is still ours. */
-static const char *const done_sql =
-"DELETE FROM eventbus.deliveries d"
-" USING unnest($1::bigint[], $2::timestamptz[]) AS s(id, lease)"
-" WHERE d.id = s.id AND d.leased_until = s.lease";
-
-/* Failed, to be retried: back in the queue at the given time. */
-static const char *const retry_sql =
-"UPDATE eventbus.deliveries d"
-" SET next_attempt_at = s.next, leased_until = NULL,"
-"   last_error = s.err, last_http_status = s.status"
-" FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[],"
-"   $5::int[]) AS s(id, lease, next, err, status)"
-" WHERE d.id = s.id AND d.leased_until = s.lease";
-
-/* Failed for good: moved to the dead-letter table. */
-static const char *const dead_sql =
-"WITH s AS ("
-"  SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[],"
-"    $5::int[], $6::text[], $7::text[], $8::text[])"
-"    AS s(id, lease, code, msg, status, excerpt, cond, endpoint)"
-"), gone AS ("
-"  DELETE FROM eventbus.deliveries d USING s"
-"  WHERE d.id = s.id AND d.leased_until = s.lease"
-"  RETURNING d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
-"    d.first_attempt_at, s.code, s.msg, s.status, s.excerpt, s.cond, s.endpoint"
-")"
-"INSERT INTO eventbus.dead_letters (event_id, event, bus, rule, target_id,"
-"  endpoint, error_code, error_message, http_status, response_excerpt,"
-"  attempts, exhausted_condition, first_attempt_at)"
-"SELECT g.event_id,"
-"  coalesce(eventbus.envelope(e), jsonb_build_object('id', g.event_id)),"
-"  g.bus, g.rule, g.target_id, g.endpoint, g.code, g.msg, g.status,"
-"  g.excerpt, g.attempts, g.cond, g.first_attempt_at"
-" FROM gone g LEFT JOIN eventbus.events e ON e.id = g.event_id";
-
-/* Leases left by a crash: back to the queue now. */
-static const char *const reconcile_sql =
-"UPDATE eventbus.deliveries SET leased_until = NULL, next_attempt_at = now()"
-" WHERE leased_until IS NOT NULL";
 
 /* ------------------------------------------------------------------------
  * Registration, shared memory, wake-ups
@@ -328,56 +161,56 @@ eventbus_worker_init(void)
 	DefineCustomStringVariable("eventbus.database",
 							   "Database in which the delivery workers run.",
 							   "The extension must be created in that database.",
-							   &eventbus_database,
+							   &settings.database,
 							   "postgres",
 							   postmaster_context, 0,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("eventbus.workers",
 							"Number of delivery workers.",
 							"They share the queue; each holds its own connections.",
-							&eventbus_workers,
+							&settings.workers,
 							1, 1, EB_MAX_WORKERS,
 							postmaster_context, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("eventbus.retry_base_delay",
 							"Delay before the first retry of a failed delivery.",
 							"Later retries back off exponentially, with jitter.",
-							&eventbus_retry_base_delay,
+							&settings.retry_base_delay,
 							1000, 1, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("eventbus.retry_max_delay",
 							"Longest delay between two attempts of a delivery.",
 							"Also bounds what a target asks for in Retry-After.",
-							&eventbus_retry_max_delay,
+							&settings.retry_max_delay,
 							300 * 1000, 1, 24 * 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("eventbus.batch_size",
 							"Most deliveries a worker claims in one transaction.",
 							NULL,
-							&eventbus_batch_size,
+							&settings.batch_size,
 							100, 1, 10000,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("eventbus.max_concurrent_requests",
 							"Most HTTP requests a worker has in flight at once.",
 							"Also bounds the connections it keeps open.",
-							&eventbus_max_concurrent_requests,
+							&settings.max_concurrent_requests,
 							256, 1, 10000,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("eventbus.max_concurrent_per_target",
 							"Most HTTP requests a worker has in flight to one target.",
 							"Keeps a slow or dead target from taking every slot.",
-							&eventbus_max_concurrent_per_target,
+							&settings.max_concurrent_per_target,
 							64, 1, 10000,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("eventbus.poll_interval",
 							"Longest sleep of an idle worker between looks at the queue.",
 							"Commits that queue deliveries wake the workers at once.",
-							&eventbus_poll_interval,
+							&settings.poll_interval,
 							1000, 10, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
@@ -398,7 +231,7 @@ eventbus_worker_init(void)
 	strlcpy(worker.bgw_library_name, "pg_eventbus", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "eventbus_worker_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "pg_eventbus delivery worker", BGW_MAXLEN);
-	for (int i = 0; i < eventbus_workers; i++)
+	for (int i = 0; i < settings.workers; i++)
 	{
 		snprintf(worker.bgw_name, BGW_MAXLEN, "pg_eventbus delivery worker %d", i + 1);
 		worker.bgw_main_arg = Int32GetDatum(i);
@@ -493,640 +326,42 @@ worker_shmem_exit(int code, Datum arg)
 }
 
 /* ------------------------------------------------------------------------
- * Transactions and SPI helpers
- * ------------------------------------------------------------------------
- */
-
-/* Starts a transaction with a snapshot and SPI, worker_spi style. */
-static void
-begin_xact(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-/* Commits, reports statistics (for autovacuum) and forgets the batch. */
-static void
-commit_xact(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	MemoryContextReset(batch_ctx);
-}
-
-/* Prepares a statement once and keeps it for the life of the worker. */
-static SPIPlanPtr
-prepare(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "pg_eventbus: could not prepare statement: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	return *plan;
-}
-
-/* A one-dimensional array of the given element type, with NULLs. */
-static Datum
-make_array(Datum *elems, bool *nulls, int n, Oid elemtype)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
-											  elemtype, typlen, typbyval,
-											  typalign));
-}
-
-/* Is the extension installed in this database? Needs a transaction. */
-static bool
-extension_installed(void)
-{
-	return OidIsValid(get_extension_oid("pg_eventbus", true));
-}
-
-/* ------------------------------------------------------------------------
- * Start-up: wait for the extension, reconcile leases left by a crash
+ * Crash reconciliation handshake (queue.c does the reconciling)
  * ------------------------------------------------------------------------
  */
 
 /*
- * Sleeps until CREATE EXTENSION pg_eventbus has run in our database (whose
- * install script wakes us), saying so once in the log.
+ * Takes the crash reconciliation when it is still needed (see
+ * eb_queue_reconcile_leases); otherwise says whether another worker is at
+ * it or it is done.
  */
-static void
-wait_for_extension(void)
+EbReconcileTurn
+eb_reconcile_take_turn(void)
 {
-	for (;;)
+	EbReconcileTurn turn;
+
+	SpinLockAcquire(&eb_shared->mutex);
+	if (eb_shared->reconcile == RECONCILE_NEEDED)
 	{
-		bool		installed;
-
-		begin_xact("pg_eventbus: checking for the extension");
-		installed = extension_installed();
-		commit_xact();
-		if (installed)
-		{
-			if (extension_logged)
-				ereport(LOG,
-						(errmsg("pg_eventbus delivery worker found the extension in database \"%s\"; starting deliveries",
-								eventbus_database)));
-			extension_logged = false;
-			return;
-		}
-		if (!extension_logged)
-			ereport(LOG,
-					(errmsg("pg_eventbus delivery worker is waiting for CREATE EXTENSION pg_eventbus in database \"%s\"",
-							eventbus_database)));
-		extension_logged = true;
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(eventbus_poll_interval, 1000), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		eb_shared->reconcile = RECONCILE_RUNNING;
+		eb_shared->reconciler = MyProcPid;
+		turn = EB_RECONCILE_MINE;
 	}
-}
-
-/*
- * Puts rows leased before a crash back into the queue.  Done by the first
- * worker to start after shared memory was (re)initialized, before any
- * worker claims; when there is a single worker, every lease is its own, so
- * it does so at every start.
- */
-static void
-reconcile_leases(void)
-{
-	bool		mine = false;
-
-	for (;;)
-	{
-		ReconcileState state;
-
-		SpinLockAcquire(&eb_shared->mutex);
-		if (eb_shared->reconcile == RECONCILE_NEEDED)
-		{
-			eb_shared->reconcile = RECONCILE_RUNNING;
-			eb_shared->reconciler = MyProcPid;
-			mine = true;
-		}
-		state = eb_shared->reconcile;
-		SpinLockRelease(&eb_shared->mutex);
-		if (mine || state == RECONCILE_DONE)
-			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 100, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-
-	if (mine || eventbus_workers == 1)
-	{
-		uint64		n;
-
-		begin_xact("pg_eventbus: returning leases left by a restart");
-		if (SPI_execute(reconcile_sql, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "pg_eventbus: could not reconcile leases");
-		n = SPI_processed;
-		commit_xact();
-		if (n > 0)
-			ereport(LOG,
-					(errmsg("pg_eventbus delivery worker returned %llu leased deliveries to the queue",
-							(unsigned long long) n),
-					 errdetail("They were in flight when a worker stopped; they will be sent again.")));
-	}
-
-	if (mine)
-	{
-		SpinLockAcquire(&eb_shared->mutex);
-		eb_shared->reconcile = RECONCILE_DONE;
-		SpinLockRelease(&eb_shared->mutex);
-	}
-}
-
-/* ------------------------------------------------------------------------
- * claim -> send
- * ------------------------------------------------------------------------
- */
-
-/* Adds "Name: value" unless the target's own headers set that name. */
-static void
-add_default_header(Delivery *d, const char *line, const char *target_headers)
-{
-	const char *colon = strchr(line, ':');
-	size_t		namelen = colon - line;
-	const char *p = target_headers;
-
-	while (p != NULL && *p != '\0')
-	{
-		if (pg_strncasecmp(p, line, namelen) == 0 &&
-			(p[namelen] == ':' || p[namelen] == ';'))
-			return;
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	eb_http_add_header(&d->http, line);
-}
-
-/* Builds the request of a claimed row and sends it. */
-static void
-start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key)
-{
-	MemoryContext old = MemoryContextSwitchTo(request_ctx);
-	Delivery   *d = palloc0(sizeof(Delivery));
-	bool		isnull;
-	char	   *headers;
-	char	   *body;
-	char	   *webhook_id;
-	char		line[128];
-
-	d->http.owner = d;
-	d->target_key = pstrdup(target_key);
-	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	d->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
-	d->lease = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 3, &isnull));
-	d->endpoint = SPI_getvalue(tuple, desc, 4);
-	d->http.url = d->endpoint;
-	d->http.method = SPI_getvalue(tuple, desc, 5);
-	headers = SPI_getvalue(tuple, desc, 6);
-	d->max_retry_attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 7, &isnull));
-	d->max_event_age_ms = DatumGetInt64(SPI_getbinval(tuple, desc, 8, &isnull));
-	d->http.timeout_ms = (long) DatumGetInt64(SPI_getbinval(tuple, desc, 9, &isnull));
-	d->published_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 10, &isnull));
-	d->has_event = !isnull;
-	body = SPI_getvalue(tuple, desc, 11);
-
-	if (body == NULL)
-	{
-		/* the event is gone from the archive: nothing to send */
-		d->http.transport = EB_TRANSPORT_INTERNAL;
-		strlcpy(d->http.error, "the event no longer exists in eventbus.events",
-				sizeof(d->http.error));
-		d->next = local_done;
-		local_done = d;
-		MemoryContextSwitchTo(old);
-		return;
-	}
-	d->http.body = body;
-	d->http.body_len = strlen(body);
-
-	add_default_header(d, "Content-Type: application/json", headers);
-	add_default_header(d, EB_USER_AGENT, headers);
-	eb_http_add_header(&d->http, "Expect:");	/* no 100-continue round trip */
-	if (headers != NULL)
-	{
-		char	   *save;
-
-		for (char *h = strtok_r(headers, "\n", &save); h; h = strtok_r(NULL, "\n", &save))
-			eb_http_add_header(&d->http, h);
-		pfree(headers);
-	}
-	webhook_id = SPI_getvalue(tuple, desc, 12);
-	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
-	eb_http_add_header(&d->http, line);
-	pfree(webhook_id);
-	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long) time(NULL));
-	eb_http_add_header(&d->http, line);
-
-	MemoryContextSwitchTo(old);
-	eb_http_submit(&d->http);
-}
-
-/* The target_load key of a claimed row (columns bus, rule, target_id). */
-static void
-target_key_of(HeapTuple tuple, TupleDesc desc, char *key)
-{
-	bool		isnull;
-
-	snprintf(key, TARGET_KEY_LEN, "%s\x1f%s\x1f%s",
-			 TextDatumGetCString(SPI_getbinval(tuple, desc, 13, &isnull)),
-			 TextDatumGetCString(SPI_getbinval(tuple, desc, 14, &isnull)),
-			 TextDatumGetCString(SPI_getbinval(tuple, desc, 15, &isnull)));
-}
-
-/* One fewer request in flight to a target. */
-static void
-target_load_release(const char *target_key)
-{
-	char		key[TARGET_KEY_LEN];
-	TargetLoad *tl;
-
-	strlcpy(key, target_key, sizeof(key));
-	tl = hash_search(target_load, key, HASH_FIND, NULL);
-	if (tl != NULL && --tl->in_flight <= 0)
-		hash_search(target_load, key, HASH_REMOVE, NULL);
-}
-
-/* The keys of the targets at their limit of requests in flight, and how many. */
-static Datum
-saturated_targets(int *count)
-{
-	HASH_SEQ_STATUS seq;
-	TargetLoad *tl;
-	int			n = 0;
-	Datum	   *keys = palloc(sizeof(Datum) * (hash_get_num_entries(target_load) + 1));
-
-	hash_seq_init(&seq, target_load);
-	while ((tl = hash_seq_search(&seq)) != NULL)
-		if (tl->in_flight >= eventbus_max_concurrent_per_target)
-			keys[n++] = CStringGetTextDatum(tl->key);
-	*count = n;
-	return make_array(keys, NULL, n, TEXTOID);
-}
-
-/*
- * Claims up to `room` due deliveries in one transaction and starts their
- * requests, at most eventbus.max_concurrent_per_target per target (rows
- * over that limit go straight back to the queue).  Returns when the queue
- * should be looked at again: now when the claim was full, otherwise the
- * earliest next_attempt_at (0 if none).
- */
-static TimestampTz
-claim_and_send(int room)
-{
-	Oid			types[2] = {INT4OID, TEXTARRAYOID};
-	Datum		args[2];
-	uint64		n;
-	int			nrelease = 0;
-	int			nsaturated;
-	Datum	   *release;
-	TimestampTz next_due = 0;
-
-	begin_xact("pg_eventbus: claiming deliveries");
-	if (!extension_installed())
-	{
-		commit_xact();
-		if (eb_http_in_flight() == 0 && local_done == NULL)
-			wait_for_extension();
-		return GetCurrentTimestamp();
-	}
-
-	args[0] = Int32GetDatum(room);
-	args[1] = saturated_targets(&nsaturated);
-	if (SPI_execute_plan(prepare(&claim_plan, claim_sql, 2, types),
-						 args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "pg_eventbus: could not claim deliveries");
-	n = SPI_processed;
-	release = palloc(sizeof(Datum) * (n + 1));
-	for (uint64 i = 0; i < n; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char		key[TARGET_KEY_LEN];
-		TargetLoad *tl;
-		bool		found;
-		bool		isnull;
-
-		target_key_of(tuple, desc, key);
-		tl = hash_search(target_load, key, HASH_ENTER, &found);
-		if (!found)
-			tl->in_flight = 0;
-		if (tl->in_flight >= eventbus_max_concurrent_per_target)
-		{
-			release[nrelease++] = SPI_getbinval(tuple, desc, 1, &isnull);
-			continue;
-		}
-		tl->in_flight++;
-		start_delivery(tuple, desc, key);
-	}
-	if (nrelease > 0)
-	{
-		Oid			rtypes[1] = {INT8ARRAYOID};
-		Datum		rargs[1];
-
-		rargs[0] = make_array(release, NULL, nrelease, INT8OID);
-		if (SPI_execute_plan(prepare(&release_plan, release_sql, 1, rtypes),
-							 rargs, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "pg_eventbus: could not release deliveries");
-	}
-	targets_saturated = (nsaturated > 0 || nrelease > 0);
-
-	if (n >= (uint64) room)
-		next_due = GetCurrentTimestamp();
+	else if (eb_shared->reconcile == RECONCILE_DONE)
+		turn = EB_RECONCILE_DONE;
 	else
-	{
-		bool		isnull;
-		Datum		v;
-
-		if (SPI_execute_plan(prepare(&next_due_plan, next_due_sql, 0, NULL),
-							 NULL, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "pg_eventbus: could not read the next due time");
-		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			next_due = DatumGetTimestampTz(v);
-
-		/*
-		 * Due rows left behind belong to targets at their limit (claim again
-		 * when one of their requests finishes) or to another worker for a
-		 * moment (look again soon).
-		 */
-		if (next_due != 0 && next_due <= GetCurrentTimestamp())
-			next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												   targets_saturated ?
-												   eventbus_poll_interval : 20);
-	}
-	commit_xact();
-
-	/* let libcurl start the new requests right away */
-	eb_http_drive();
-	return next_due;
+		turn = EB_RECONCILE_OTHER;
+	SpinLockRelease(&eb_shared->mutex);
+	return turn;
 }
 
-/* ------------------------------------------------------------------------
- * settle
- * ------------------------------------------------------------------------
- */
-
-/*
- * Rows for one set-based statement: column i of every row goes into array
- * parameter $i+1, so a whole batch is one statement.
- */
-#define ROWSET_MAX_COLUMNS 8
-typedef struct RowSet
+/* Records that the leases left by a crash are back in the queue. */
+void
+eb_reconcile_done(void)
 {
-	int			ncols;
-	const Oid  *types;			/* element type of each column */
-	int			nrows;
-	Datum	   *values[ROWSET_MAX_COLUMNS];
-	bool	   *nulls[ROWSET_MAX_COLUMNS];
-} RowSet;
-
-/* Column types of the settle statements, in parameter order. */
-static const Oid done_types[] = {INT8OID, TIMESTAMPTZOID};
-static const Oid retry_types[] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-TEXTOID, INT4OID};
-static const Oid dead_types[] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
-INT4OID, TEXTOID, TEXTOID, TEXTOID};
-
-/* Makes room for up to `capacity` rows, in the current memory context. */
-static void
-rowset_init(RowSet *rs, const Oid *types, int ncols, int capacity)
-{
-	rs->ncols = ncols;
-	rs->types = types;
-	rs->nrows = 0;
-	for (int i = 0; i < ncols; i++)
-	{
-		rs->values[i] = palloc(sizeof(Datum) * capacity);
-		rs->nulls[i] = palloc0(sizeof(bool) * capacity);
-	}
-}
-
-/* Appends a row; `nulls` may be NULL when no value is null. */
-static void
-rowset_add(RowSet *rs, const Datum *values, const bool *nulls)
-{
-	for (int i = 0; i < rs->ncols; i++)
-	{
-		rs->values[i][rs->nrows] = values[i];
-		rs->nulls[i][rs->nrows] = nulls ? nulls[i] : false;
-	}
-	rs->nrows++;
-}
-
-/* Runs the statement over the rows, if there are any. */
-static void
-rowset_execute(RowSet *rs, SPIPlanPtr *plan, const char *sql, int expected)
-{
-	Oid			argtypes[ROWSET_MAX_COLUMNS];
-	Datum		args[ROWSET_MAX_COLUMNS];
-
-	if (rs->nrows == 0)
-		return;
-	for (int i = 0; i < rs->ncols; i++)
-	{
-		argtypes[i] = get_array_type(rs->types[i]);
-		args[i] = make_array(rs->values[i], rs->nulls[i], rs->nrows, rs->types[i]);
-	}
-	if (SPI_execute_plan(prepare(plan, sql, rs->ncols, argtypes),
-						 args, NULL, false, 0) != expected)
-		elog(ERROR, "pg_eventbus: could not settle deliveries");
-}
-
-/* The response excerpt as valid text of the database encoding, or NULL. */
-static char *
-excerpt_text(EbHttpRequest *req)
-{
-	int			len;
-
-	if (req->transport != EB_TRANSPORT_OK || req->excerpt_len == 0)
-		return NULL;
-	len = strnlen(req->excerpt, req->excerpt_len);
-	len = pg_encoding_verifymbstr(GetDatabaseEncoding(), req->excerpt, len);
-	return pnstrdup(req->excerpt, len);
-}
-
-/*
- * Sorts one finished delivery into delivered, to retry (returning when) or
- * dead; the policy decides.  Returns the retry time, or 0.
- */
-static TimestampTz
-settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
-		   TimestampTz now)
-{
-	EbHttpRequest *req = &d->http;
-	EbVerdict	verdict = eb_classify(req->transport, req->status);
-	const char *code;
-	const char *cond = NULL;
-	char	   *msg;
-	char	   *excerpt;
-	TimestampTz next = 0;
-	bool		no_status = (req->transport != EB_TRANSPORT_OK);
-
-	if (verdict == EB_VERDICT_SUCCESS)
-	{
-		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease)};
-
-		rowset_add(done, v, NULL);
-		return 0;
-	}
-
-	code = eb_error_code(req->transport, req->status);
-	if (req->transport == EB_TRANSPORT_OK)
-		msg = psprintf("%s %s returned HTTP %ld", req->method, d->endpoint, req->status);
-	else
-		msg = psprintf("%s %s failed: %s", req->method, d->endpoint, req->error);
-
-	if (verdict == EB_VERDICT_NON_RETRYABLE)
-		cond = EB_EXHAUSTED_NON_RETRYABLE;
-	else if (d->attempts > d->max_retry_attempts)
-		cond = EB_EXHAUSTED_RETRIES;
-	else
-	{
-		int64		delay_ms;
-
-		delay_ms = eb_retry_delay_ms(d->attempts, eventbus_retry_base_delay,
-									 eventbus_retry_max_delay,
-									 pg_prng_double(&pg_global_prng_state),
-									 req->retry_after, time(NULL));
-		next = now + delay_ms * 1000;
-		if (d->has_event && next > d->published_at + d->max_event_age_ms * 1000)
-			cond = EB_EXHAUSTED_AGE;
-	}
-
-	if (cond == NULL)
-	{
-		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease),
-			TimestampTzGetDatum(next),
-			CStringGetTextDatum(psprintf("%s: %s", code, msg)),
-		Int32GetDatum((int32) req->status)};
-		bool		n[] = {false, false, false, false, no_status};
-
-		rowset_add(retry, v, n);
-		return next;
-	}
-
-	excerpt = excerpt_text(req);
-	{
-		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease),
-			CStringGetTextDatum(code), CStringGetTextDatum(msg),
-			Int32GetDatum((int32) req->status),
-			excerpt ? CStringGetTextDatum(excerpt) : (Datum) 0,
-		CStringGetTextDatum(cond), CStringGetTextDatum(d->endpoint)};
-		bool		n[] = {false, false, false, false, no_status, excerpt == NULL,
-		false, false};
-
-		rowset_add(dead, v, n);
-	}
-	return 0;
-}
-
-/* Frees a delivery and what its request holds. */
-static void
-free_delivery(Delivery *d)
-{
-	eb_http_release(&d->http);
-	if (d->endpoint)
-		pfree(d->endpoint);
-	if (d->target_key)
-		pfree(d->target_key);
-	if (d->http.method)
-		pfree((char *) d->http.method);
-	if (d->http.body)
-		pfree((char *) d->http.body);
-	pfree(d);
-}
-
-/*
- * Records the results of every finished request in one transaction.  Rows
- * that have vanished meanwhile (target deleted) or been leased again are
- * left alone.  Returns the earliest retry time set, or 0, and how many
- * were settled in *settled.
- */
-static TimestampTz
-settle_finished(int *settled)
-{
-	List	   *finished = NIL;
-	EbHttpRequest *req;
-	RowSet		done,
-				retry,
-				dead;
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz earliest = 0;
-	MemoryContext old;
-	ListCell   *lc;
-
-	old = MemoryContextSwitchTo(batch_ctx);
-	while ((req = eb_http_next_done()) != NULL)
-		finished = lappend(finished, req->owner);
-	while (local_done != NULL)
-	{
-		finished = lappend(finished, local_done);
-		local_done = local_done->next;
-	}
-	*settled = list_length(finished);
-	if (finished == NIL)
-	{
-		MemoryContextSwitchTo(old);
-		return 0;
-	}
-
-	rowset_init(&done, done_types, lengthof(done_types), *settled);
-	rowset_init(&retry, retry_types, lengthof(retry_types), *settled);
-	rowset_init(&dead, dead_types, lengthof(dead_types), *settled);
-	foreach(lc, finished)
-	{
-		TimestampTz next = settle_one(&done, &retry, &dead,
-									  (Delivery *) lfirst(lc), now);
-
-		if (next != 0 && (earliest == 0 || next < earliest))
-			earliest = next;
-	}
-	MemoryContextSwitchTo(old);
-
-	begin_xact("pg_eventbus: settling deliveries");
-	rowset_execute(&done, &done_plan, done_sql, SPI_OK_DELETE);
-	rowset_execute(&retry, &retry_plan, retry_sql, SPI_OK_UPDATE);
-	rowset_execute(&dead, &dead_plan, dead_sql, SPI_OK_INSERT);
-	foreach(lc, finished)
-	{
-		Delivery   *d = (Delivery *) lfirst(lc);
-
-		if (d->target_key)
-			target_load_release(d->target_key);
-		free_delivery(d);
-	}
-	commit_xact();				/* also resets batch_ctx */
-	return earliest;
+	SpinLockAcquire(&eb_shared->mutex);
+	eb_shared->reconcile = RECONCILE_DONE;
+	SpinLockRelease(&eb_shared->mutex);
 }
 
 /* ------------------------------------------------------------------------
@@ -1140,14 +375,14 @@ reload_settings(void)
 {
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
-	eb_http_set_limits(eventbus_max_concurrent_requests);
+	eb_http_set_limits(settings.max_concurrent_requests);
 	ereport(LOG,
 			(errmsg("pg_eventbus delivery worker reloaded its settings"),
 			 errdetail("retry_base_delay=%dms retry_max_delay=%dms batch_size=%d max_concurrent_requests=%d max_concurrent_per_target=%d poll_interval=%dms",
-					   eventbus_retry_base_delay, eventbus_retry_max_delay,
-					   eventbus_batch_size, eventbus_max_concurrent_requests,
-					   eventbus_max_concurrent_per_target,
-					   eventbus_poll_interval)));
+					   settings.retry_base_delay, settings.retry_max_delay,
+					   settings.batch_size, settings.max_concurrent_requests,
+					   settings.max_concurrent_per_target,
+					   settings.poll_interval)));
 }
 
 /* Milliseconds from now until `t`, at least 0, at most `cap`. */
@@ -1178,33 +413,10 @@ eventbus_worker_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(eventbus_database, NULL, 0);
+	BackgroundWorkerInitializeConnection(settings.database, NULL, 0);
 
-	/* a lost settle only means a resend: no need to wait for the WAL flush */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	/*
-	 * The statements are written for index scans driven by the few rows of a
-	 * batch, whatever the statistics said when they were planned (the queue
-	 * is often empty then): plan them once, never as sequential scans, and
-	 * take the queue in next_attempt_at order from its index, never sorted.
-	 */
-	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
-
-	batch_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus batch",
-									  ALLOCSET_DEFAULT_SIZES);
-	request_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus requests",
-										ALLOCSET_DEFAULT_SIZES);
-	eb_http_init(eventbus_max_concurrent_requests);
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = TARGET_KEY_LEN;
-		ctl.entrysize = sizeof(TargetLoad);
-		target_load = hash_create("pg_eventbus target load", 64, &ctl,
-								  HASH_ELEM | HASH_STRINGS);
-	}
+	eb_queue_init();
+	eb_http_init(settings.max_concurrent_requests);
 	wait_set = CreateWaitEventSet(TopMemoryContext, 3);
 	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
@@ -1215,11 +427,11 @@ eventbus_worker_main(Datum main_arg)
 	eb_shared->procno[my_index] = MyProc->pgprocno;
 	SpinLockRelease(&eb_shared->mutex);
 
-	wait_for_extension();
-	reconcile_leases();
+	eb_queue_wait_for_extension();
+	eb_queue_reconcile_leases();
 	ereport(LOG,
 			(errmsg("pg_eventbus delivery worker %d started in database \"%s\"",
-					my_index + 1, eventbus_database)));
+					my_index + 1, settings.database)));
 
 	for (;;)
 	{
@@ -1236,31 +448,31 @@ eventbus_worker_main(Datum main_arg)
 			reload_settings();
 
 		/* claim and send, when there is room and a reason to look */
-		threshold = Max(1, Min(eventbus_batch_size, eventbus_max_concurrent_requests) / 4);
-		room = Min(eventbus_batch_size,
-				   eventbus_max_concurrent_requests - eb_http_in_flight());
+		threshold = Max(1, Min(settings.batch_size, settings.max_concurrent_requests) / 4);
+		room = Min(settings.batch_size,
+				   settings.max_concurrent_requests - eb_http_in_flight());
 		if (room >= threshold &&
 			(poked || next_due == 0 || next_due <= GetCurrentTimestamp()))
 		{
 			poked = false;
-			next_due = claim_and_send(room);
+			next_due = eb_queue_claim_and_send(room);
 			if (next_due == 0)
 				next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   eventbus_poll_interval);
+													   settings.poll_interval);
 		}
 
 		/* settle what has finished, while the new requests are on their way */
 		eb_http_drive();
-		retry_at = settle_finished(&settled);
+		retry_at = eb_queue_settle_finished(&settled);
 		if (retry_at != 0 && (next_due == 0 || retry_at < next_due))
 			next_due = retry_at;
-		if (settled > 0 && targets_saturated)
+		if (settled > 0 && eb_queue_targets_saturated())
 			next_due = 0;		/* slots of a busy target are free again */
-		room = Min(eventbus_batch_size,
-				   eventbus_max_concurrent_requests - eb_http_in_flight());
+		room = Min(settings.batch_size,
+				   settings.max_concurrent_requests - eb_http_in_flight());
 
 		/* sleep until a response, a libcurl timer, the next due row or a wake-up */
-		timeout = eventbus_poll_interval;
+		timeout = settings.poll_interval;
 		if (eb_http_in_flight() > 0 && eb_http_timeout_ms() >= 0)
 			timeout = Min(timeout, eb_http_timeout_ms());
 		if (room >= threshold)
