@@ -43,11 +43,14 @@ if ! command -v nginx >/dev/null 2>&1; then
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx >/dev/null
 	[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
-command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
+if ! command -v wrk >/dev/null 2>&1; then
+	log "installing wrk"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk >/dev/null
+fi
 
 log "building and installing pg_eventbus"
-make -C "$TOP" -s -j2 >/dev/null
-make -C "$TOP" -s install >/dev/null
+make -C "$TOP" -s -j2 PG_CONFIG="$PGBIN/pg_config" >/dev/null
+make -C "$TOP" -s install PG_CONFIG="$PGBIN/pg_config" >/dev/null
 
 DIR=$(mktemp -d /tmp/bench-dispatch.XXXXXX)
 chown "$RUNAS" "$DIR"
