@@ -106,23 +106,28 @@ static SPIPlanPtr dead_plan = NULL;
  * Claims up to $1 due deliveries, skipping targets that already have as
  * many requests in flight as allowed ($2: their keys, bus, rule and
  * target_id separated by \x1f).  A filter rather than a join, so that the
- * scan stays an ordered index scan that stops at the limit.  Rows whose
+ * scan stays an ordered index scan that stops at the limit; the target
+ * comes along with each row (one lookup), and the later statements find
+ * the locked rows again by ctid rather than through an index.  Rows whose
  * target no longer exists go straight to the dead-letter table
  * (TargetDeleted); the others are leased and returned with everything
  * needed to send them.
  */
 static const char *const claim_sql =
 "WITH due AS ("
-"  SELECT d.id FROM eventbus.deliveries d"
+"  SELECT d.ctid AS row_ctid, t.target_id IS NULL AS gone, t.endpoint,"
+"    t.http_method, t.headers, t.max_retry_attempts, t.max_event_age, t.timeout"
+"  FROM eventbus.deliveries d"
+"  LEFT JOIN eventbus.targets t"
+"    ON t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id"
 "  WHERE d.next_attempt_at <= now()"
 "    AND d.bus || E'\\x1f' || d.rule || E'\\x1f' || d.target_id <> ALL ($2::text[])"
 "  ORDER BY d.next_attempt_at"
 "  LIMIT $1"
-"  FOR UPDATE SKIP LOCKED"
+"  FOR UPDATE OF d SKIP LOCKED"
 "), orphans AS ("
-"  DELETE FROM eventbus.deliveries d"
-"  WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND NOT EXISTS (SELECT 1 FROM eventbus.targets t"
-"    WHERE t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id)"
+"  DELETE FROM eventbus.deliveries d USING due"
+"  WHERE d.ctid = due.row_ctid AND due.gone"
 "  RETURNING d.*"
 "), orphans_dead AS ("
 "  INSERT INTO eventbus.dead_letters (event_id, event, bus, rule, target_id,"
@@ -140,14 +145,13 @@ static const char *const claim_sql =
 "  UPDATE eventbus.deliveries d"
 "  SET attempts = d.attempts + 1,"
 "    first_attempt_at = coalesce(d.first_attempt_at, now()),"
-"    leased_until = now() + t.timeout + interval '" EB_LEASE_MARGIN "',"
-"    next_attempt_at = now() + t.timeout + interval '" EB_LEASE_MARGIN "'"
-"  FROM eventbus.targets t"
-"  WHERE d.id = ANY (ARRAY(SELECT id FROM due))"
-"    AND t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id"
+"    leased_until = now() + due.timeout + interval '" EB_LEASE_MARGIN "',"
+"    next_attempt_at = now() + due.timeout + interval '" EB_LEASE_MARGIN "'"
+"  FROM due"
+"  WHERE d.ctid = due.row_ctid AND NOT due.gone"
 "  RETURNING d.id, d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
-"    d.leased_until, t.endpoint, t.http_method, t.headers,"
-"    t.max_retry_attempts, t.max_event_age, t.timeout"
+"    d.leased_until, due.endpoint, due.http_method, due.headers,"
+"    due.max_retry_attempts, due.max_event_age, due.timeout"
 ")"
 "SELECT l.id, l.attempts, l.leased_until, l.endpoint, l.http_method,"
 "  CASE WHEN l.headers <> '{}' THEN"
