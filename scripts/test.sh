@@ -30,7 +30,7 @@ export EVENTBUS_CONFORMANCE_DIR=$conformance
 scratch=$(make_scratch test)
 work=$scratch/src
 as_pg mkdir "$work"
-tar -C "$repo" --exclude=.git -cf - . | as_pg tar -C "$work" -xf -
+tar -C "$repo" --exclude=.git --exclude=test/matcher/build --exclude=tmp_check --exclude=results --exclude='*.o' --exclude='*.so' --exclude='*.bc' -cf - . | as_pg tar -C "$work" -xf -
 pgdir=$scratch/cluster
 as_pg mkdir "$pgdir"
 
