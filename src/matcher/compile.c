@@ -208,6 +208,7 @@ rank_rules(ebm_ruleset *rs)
 	if (rs->nsubs == 0)
 	{
 		rs->nranks = 0;
+		rs->rank_identity = true;
 		return EBM_OK;
 	}
 	memcpy(ids, rs->sub_rule, rs->nsubs * sizeof(uint32_t));
@@ -216,6 +217,10 @@ rank_rules(ebm_ruleset *rs)
 		if (n == 0 || ids[n - 1] != ids[i])
 			ids[n++] = ids[i];
 	rs->nranks = n;
+	rs->rank_identity = true;
+	for (i = 0; i < n; i++)
+		if (ids[i] != i)
+			rs->rank_identity = false;
 	for (i = 0; i < rs->nsubs; i++)
 	{
 		/* binary search: the rank of this sub-rule's rule id */
@@ -244,11 +249,14 @@ ebm_ruleset_compile(ebm_ruleset *rs)
 
 	if (rs == NULL)
 		return EBM_ERR_STATE;
-	st = ebm_index_build(rs);
+	/* ranks first: the index entries carry them */
+	st = rank_rules(rs);
+	if (st == EBM_OK)
+		st = ebm_index_build(rs);
 	if (st == EBM_OK)
 		st = relayout(rs);
-	if (st == EBM_OK)
-		st = rank_rules(rs);
+	if (st == EBM_OK && !ebm_index_resolve(&rs->index, rs))
+		st = EBM_ERR_NOMEM;
 	rs->compiled = (st == EBM_OK);
 	return st;
 }

@@ -237,6 +237,8 @@ same_anchor(const ebm_ruleset *rs, const ebm_hentry *a, const ebm_hentry *b)
  * records an exemplar entry and whether all its entries share the
  * exemplar's anchor values (group tables: groups != NULL; string tables:
  * strings), so that a probe can confirm a whole run with one comparison.
+ * The sub-rules must be ranked already: each entry carries its rule's rank,
+ * so that a probe deciding a sub-rule need not read the sub-rule.
  */
 bool
 ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
@@ -255,9 +257,11 @@ ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
 	while (t->cap < distinct * 2)
 		t->cap *= 2;
 	t->slots = ebm_calloc(t->cap, sizeof(ebm_hslot));
+	t->src = ebm_calloc(t->cap, sizeof(ebm_hslot_src));
 	t->subs = ebm_calloc(n ? n : 1, sizeof(uint32_t));
+	t->ranks = ebm_calloc(n ? n : 1, sizeof(uint32_t));
 	t->filters = ebm_calloc(n ? n : 1, sizeof(ebm_filter));
-	if (!t->slots || !t->subs || !t->filters)
+	if (!t->slots || !t->src || !t->subs || !t->ranks || !t->filters)
 		return false;
 	for (i = 0; i < n; i++)
 	{
@@ -265,6 +269,7 @@ ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
 		ebm_hslot  *h;
 
 		t->subs[i] = e[i].sub;
+		t->ranks[i] = rs->subs[e[i].sub].rank;
 		t->filters[i] = e[i].filter;
 		while (t->slots[slot].key != 0 && t->slots[slot].key != e[i].key)
 			slot = (slot + 1) & (t->cap - 1);
@@ -273,8 +278,9 @@ ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
 		{
 			h->key = e[i].key;
 			h->start = (uint32_t) i;
-			h->ex_sub = e[i].sub;
-			memcpy(h->ex_lit, e[i].lit, sizeof(h->ex_lit));
+			t->src[slot].sub = e[i].sub;
+			t->src[slot].where = e[i].group;
+			memcpy(t->src[slot].lit, e[i].lit, sizeof(t->src[slot].lit));
 			h->ex_kind = e[i].skind;
 			h->pure = ((groups != NULL || strings) && !e[i].noex);
 		}
@@ -286,6 +292,61 @@ ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
 		h->count = (uint32_t) (i + 1 - h->start);
 	}
 	t->nsubs = n;
+	return true;
+}
+
+/*
+ * Copy the key literals of every pure run's exemplar next to each other
+ * (groups: npaths of them, in the group's path order; string tables: one),
+ * so that a probe confirms a run by reading them instead of walking the
+ * exemplar sub-rule.  The copies point at the sub-rules' text, so this runs
+ * once they have their final place (after compile.c's relayout).  A run
+ * whose literals cannot be found is made impure.
+ */
+bool
+ebm_htab_resolve(ebm_htab *t, const ebm_ruleset *rs, const ebm_group *groups)
+{
+	size_t		total = 0,
+				at = 0,
+				i;
+	uint32_t	k;
+
+	ebm_free(t->exlit);
+	t->exlit = NULL;
+	for (i = 0; i < t->cap; i++)
+		if (t->slots[i].key && t->slots[i].pure)
+			total += groups ? groups[t->src[i].where].npaths : 1;
+	t->exlit = ebm_calloc(total ? total : 1, sizeof(ebm_literal));
+	if (t->exlit == NULL)
+		return false;
+	for (i = 0; i < t->cap; i++)
+	{
+		ebm_hslot  *h = &t->slots[i];
+		const ebm_hslot_src *src = &t->src[i];
+		const ebm_subrule *ex;
+		uint32_t	n;
+
+		if (!h->key || !h->pure)
+			continue;
+		ex = &rs->subs[src->sub];
+		n = groups ? groups[src->where].npaths : 1;
+		h->ex = (uint32_t) at;
+		for (k = 0; k < n; k++)
+		{
+			uint32_t	path = groups ? groups[src->where].paths[k] : src->where;
+			const ebm_field *f = ebm_subrule_field_at(ex, path);
+			const ebm_literal *lit = f ? ebm_field_literal(f, src->lit[k]) : NULL;
+
+			if (lit == NULL)
+			{
+				h->pure = false;
+				break;
+			}
+			t->exlit[at + k] = *lit;
+		}
+		if (h->pure)
+			at += n;
+	}
 	return true;
 }
 
@@ -312,7 +373,10 @@ void
 ebm_htab_free(ebm_htab *t)
 {
 	ebm_free(t->slots);
+	ebm_free(t->src);
+	ebm_free(t->exlit);
 	ebm_free(t->subs);
+	ebm_free(t->ranks);
 	ebm_free(t->filters);
 	memset(t, 0, sizeof(*t));
 }

@@ -63,17 +63,28 @@ typedef struct ebm_hslot
 	uint64_t	key;			/* 0 marks an empty slot */
 	uint32_t	start;
 	uint32_t	count;
-	uint32_t	ex_sub;			/* group tables: a sub-rule of the run... */
-	uint16_t	ex_lit[4];		/* ...and the literal of each key field */
+	uint32_t	ex;				/* pure runs: the exemplar's key literals
+								 * start at exlit[ex] */
 	uint8_t		ex_kind;		/* string tables: the exemplar's probe kind */
 	bool		pure;			/* every entry has those same key values */
 } ebm_hslot;
+
+/* Where a run's exemplar literals come from (build time only). */
+typedef struct ebm_hslot_src
+{
+	uint32_t	sub;			/* a sub-rule of the run... */
+	uint32_t	where;			/* ...its group (group tables) or path */
+	uint16_t	lit[4];			/* ...and the literal of each key field */
+} ebm_hslot_src;
 
 typedef struct ebm_htab
 {
 	ebm_hslot  *slots;
 	size_t		cap;			/* power of two */
+	ebm_hslot_src *src;			/* parallel to slots, for ebm_htab_resolve */
+	ebm_literal *exlit;			/* copies of the exemplars' key literals */
 	uint32_t   *subs;			/* runs, concatenated */
+	uint32_t   *ranks;			/* parallel to subs: rank of the rule */
 	ebm_filter *filters;		/* parallel to subs */
 	size_t		nsubs;
 } ebm_htab;
@@ -97,6 +108,8 @@ struct ebm_group;
 extern bool ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
 						   const struct ebm_ruleset *rs,
 						   const struct ebm_group *groups, bool strings);
+extern bool ebm_htab_resolve(ebm_htab *t, const struct ebm_ruleset *rs,
+							 const struct ebm_group *groups);
 extern void ebm_htab_free(ebm_htab *t);
 extern const ebm_hslot *ebm_htab_find(const ebm_htab *t, uint64_t key);
 

@@ -567,6 +567,17 @@ state_free(builder_state *st)
 	ebm_free(st->siggroup);
 }
 
+/*
+ * Point the index at the sub-rules' final copies (see ebm_htab_resolve):
+ * call after the sub-rules have been laid out.
+ */
+bool
+ebm_index_resolve(ebm_index *ix, const ebm_ruleset *rs)
+{
+	return ebm_htab_resolve(&ix->exact, rs, ix->groups) &&
+		ebm_htab_resolve(&ix->strings, rs, NULL);
+}
+
 /* Build the index of all sub-rules of rs into rs->index. */
 ebm_status
 ebm_index_build(ebm_ruleset *rs)

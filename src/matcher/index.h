@@ -114,6 +114,7 @@ ebm_fnv_step(uint64_t h, unsigned char c)
 }
 
 extern void ebm_index_free(ebm_index *ix);
+extern bool ebm_index_resolve(ebm_index *ix, const struct ebm_ruleset *rs);
 
 struct ebm_ruleset;
 extern ebm_status ebm_index_build(struct ebm_ruleset *rs);

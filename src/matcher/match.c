@@ -163,11 +163,10 @@ prefilter(const ebm_field *f, ebm_match_ctx *ctx)
 	return false;
 }
 
-/* Record that sub-rule s holds: set its rule's rank in the bitmap. */
+/* Record that a sub-rule of the rule of rank r holds, in the bitmap. */
 static inline void
-mark_matched(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t s)
+mark_rank(ebm_match_ctx *ctx, uint32_t r)
 {
-	uint32_t	r = rs->subs[s].rank;
 	size_t		w = r / 64;
 
 	ctx->rankbits[w] |= UINT64_C(1) << (r % 64);
@@ -176,6 +175,13 @@ mark_matched(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t s)
 	if (w > ctx->rank_hi)
 		ctx->rank_hi = w;
 	ctx->nmatched++;
+}
+
+/* Record that sub-rule s holds: set its rule's rank in the bitmap. */
+static inline void
+mark_matched(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t s)
+{
+	mark_rank(ctx, rs->subs[s].rank);
 }
 
 /*
@@ -192,6 +198,7 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 {
 	uint32_t	i;
 	const uint32_t *subs = t->subs + h->start;
+	const uint32_t *ranks = t->ranks + h->start;
 	const ebm_filter *filters = t->filters + h->start;
 	uint8_t    *sgen = ctx->sgen;
 	uint8_t		gen = ctx->sgen_gen;
@@ -226,7 +233,7 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 		sgen[s] = gen;
 		if (r == EBM_FILTER_HOLDS && f->covered && verified &&
 			key_trails + (used && used->ntrail ? 1 : 0) <= 1)
-			mark_matched(rs, ctx, s);
+			mark_rank(ctx, ranks[i]);
 		else
 		{
 			ctx->cands[ctx->ncands++] = s;
@@ -256,19 +263,14 @@ static bool
 exemplar_matches(const ebm_ruleset *rs, const ebm_group *g, const ebm_hslot *h,
 				 const ebm_leaf *const *keyleaf)
 {
-	const ebm_subrule *ex = &rs->subs[h->ex_sub];
+	const ebm_literal *lit = rs->index.exact.exlit + h->ex;
 	uint32_t	i;
 
 	if (!h->pure)
 		return false;
 	for (i = 0; i < g->npaths; i++)
-	{
-		const ebm_field *f = ebm_subrule_field_at(ex, g->paths[i]);
-		const ebm_literal *lit = f ? ebm_field_literal(f, h->ex_lit[i]) : NULL;
-
-		if (lit == NULL || !ebm_literal_equals(lit, keyleaf[i]))
+		if (!ebm_literal_equals(&lit[i], keyleaf[i]))
 			return false;
-	}
 	return true;
 }
 
@@ -330,18 +332,14 @@ probe_group(const ebm_ruleset *rs, const ebm_group *g, ebm_match_ctx *ctx)
  * confirms the anchor of every entry at once.
  */
 static bool
-string_exemplar_matches(const ebm_ruleset *rs, const ebm_hslot *h, uint32_t path,
+string_exemplar_matches(const ebm_ruleset *rs, const ebm_hslot *h,
 						uint32_t kind, const ebm_leaf *l, const char *s, size_t len)
 {
-	const ebm_field *f;
 	const ebm_literal *lit;
 
 	if (!h->pure || h->ex_kind != kind)
 		return false;
-	f = ebm_subrule_field_at(&rs->subs[h->ex_sub], path);
-	lit = f ? ebm_field_literal(f, h->ex_lit[0]) : NULL;
-	if (lit == NULL)
-		return false;
+	lit = rs->index.strings.exlit + h->ex;
 	switch (kind)
 	{
 		case EBM_S_EXACT:
@@ -379,7 +377,7 @@ probe_affixes(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t path,
 		slot = ebm_htab_find(&rs->index.strings, ebm_probe_key(kind, path, h));
 		if (slot)
 			add_run(rs, ctx, &rs->index.strings, slot,
-					string_exemplar_matches(rs, slot, path, kind, l, s, len),
+					string_exemplar_matches(rs, slot, kind, l, s, len),
 					l->ntrail ? 1 : 0);
 	}
 }
@@ -396,7 +394,7 @@ probe_strings(const ebm_ruleset *rs, const ebm_pathinfo *pi, uint32_t p,
 		slot = ebm_htab_find(&rs->index.strings, ebm_probe_key(EBM_S_EXACT, p, l->digest));
 		if (slot)
 			add_run(rs, ctx, &rs->index.strings, slot,
-					string_exemplar_matches(rs, slot, p, EBM_S_EXACT, l, l->str, l->len),
+					string_exemplar_matches(rs, slot, EBM_S_EXACT, l, l->str, l->len),
 					l->ntrail ? 1 : 0);
 	}
 	if (l->vtype != EBM_V_STRING)
@@ -419,7 +417,7 @@ probe_strings(const ebm_ruleset *rs, const ebm_pathinfo *pi, uint32_t p,
 											   ebm_hash_bytes(ctx->probefold, flen, EBM_HASH_SEED)));
 			if (slot)
 				add_run(rs, ctx, &rs->index.strings, slot,
-						string_exemplar_matches(rs, slot, p, EBM_S_EQUALS_IC, l, ctx->probefold, flen),
+						string_exemplar_matches(rs, slot, EBM_S_EQUALS_IC, l, ctx->probefold, flen),
 						l->ntrail ? 1 : 0);
 		}
 		probe_affixes(rs, ctx, p, EBM_S_PREFIX_IC, l, ctx->probefold, flen, pi->lens[2], pi->nlens[2], false);
@@ -495,21 +493,26 @@ static bool
 collect_ids(const ebm_ruleset *rs, ebm_match_ctx *ctx, size_t lo, size_t hi)
 {
 	size_t		w;
+	uint64_t   *rankbits = ctx->rankbits;
+	uint32_t   *ids = ctx->ids;
+	size_t		nids = 0;
+	/* rule ids 0..n-1: the rank is the id, no table to read */
+	const uint32_t *map = rs->rank_identity ? NULL : rs->rank_rule;
 
-	ctx->nids = 0;
 	for (w = lo; w <= hi; w++)
 	{
-		uint64_t	bits = ctx->rankbits[w];
+		uint64_t	bits = rankbits[w];
 
-		ctx->rankbits[w] = 0;
+		rankbits[w] = 0;
 		while (bits)
 		{
-			int			b = EBM_CTZ64(bits);
+			uint32_t	r = (uint32_t) (w * 64 + (size_t) EBM_CTZ64(bits));
 
 			bits &= bits - 1;
-			ctx->ids[ctx->nids++] = rs->rank_rule[w * 64 + (size_t) b];
+			ids[nids++] = map ? map[r] : r;
 		}
 	}
+	ctx->nids = nids;
 	return true;
 }
 

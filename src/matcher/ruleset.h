@@ -22,6 +22,7 @@ struct ebm_ruleset
 	uint32_t	maxfields;		/* most fields in one sub-rule */
 	uint32_t   *rank_rule;		/* rank -> rule id, ascending */
 	uint32_t	nranks;
+	bool		rank_identity;	/* rank_rule[r] == r for every rank */
 	char	   *arena;			/* packed sub-rules, in index order */
 	bool	   *in_arena;		/* per sub-rule: packed in the arena (else
 								 * in a block of its own) */
