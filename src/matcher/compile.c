@@ -140,9 +140,9 @@ relayout(ebm_ruleset *rs)
 	if (!order || !seen || !in_arena)
 		goto nomem;
 	for (i = 0; i < ix->exact.nsubs; i++)
-		order_add(order, &n, seen, ix->exact.subs[i]);
+		order_add(order, &n, seen, ix->exact.ents[i].sub);
 	for (i = 0; i < ix->strings.nsubs; i++)
-		order_add(order, &n, seen, ix->strings.subs[i]);
+		order_add(order, &n, seen, ix->strings.ents[i].sub);
 	for (i = 0; i < rs->nsubs; i++)
 		order_add(order, &n, seen, (uint32_t) i);
 	for (i = 0; i < rs->nsubs; i++)

@@ -112,9 +112,9 @@ make_inline(ebm_filter *flt, const ebm_field *f)
 		case EBM_C_NUMERIC:
 			flt->kind = EBM_F_RANGE;
 			flt->u.r.lo = c->has_lo ? c->lo : -HUGE_VAL;
-			flt->lo_incl = c->has_lo ? c->lo_incl : true;
 			flt->u.r.hi = c->has_hi ? c->hi : HUGE_VAL;
-			flt->hi_incl = c->has_hi ? c->hi_incl : true;
+			flt->incl = ((!c->has_lo || c->lo_incl) ? EBM_FI_LO : 0) |
+				((!c->has_hi || c->hi_incl) ? EBM_FI_HI : 0);
 			break;
 		case EBM_C_EXISTS:
 			flt->kind = c->exists ? EBM_F_EXISTS : EBM_F_ABSENT;
@@ -136,7 +136,7 @@ make_inline(ebm_filter *flt, const ebm_field *f)
 				flt->kind = EBM_F_NOTIN;
 				flt->n = (uint8_t) c->nlits;
 				for (i = 0; i < c->nlits; i++)
-					flt->u.d[i] = c->lits[i].digest;
+					flt->u.h[i] = (uint32_t) c->lits[i].digest;
 			}
 			break;
 		default:
@@ -177,9 +177,10 @@ ebm_filter_choose(ebm_filter *flt, const ebm_subrule *s,
 		flt->covered = (s->nfields == nanchors);
 		return;
 	}
-	flt->field = best;
 	flt->path = s->fields[best].path_id;
 	make_inline(flt, &s->fields[best]);
+	if (flt->kind == EBM_F_FIELD)
+		flt->u.field = best;
 	flt->covered = (flt->kind != EBM_F_FIELD && s->nfields == nanchors + 1);
 }
 
@@ -258,19 +259,17 @@ ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
 		t->cap *= 2;
 	t->slots = ebm_calloc(t->cap, sizeof(ebm_hslot));
 	t->src = ebm_calloc(t->cap, sizeof(ebm_hslot_src));
-	t->subs = ebm_calloc(n ? n : 1, sizeof(uint32_t));
-	t->ranks = ebm_calloc(n ? n : 1, sizeof(uint32_t));
-	t->filters = ebm_calloc(n ? n : 1, sizeof(ebm_filter));
-	if (!t->slots || !t->src || !t->subs || !t->ranks || !t->filters)
+	t->ents = ebm_calloc(n ? n : 1, sizeof(ebm_hent));
+	if (!t->slots || !t->src || !t->ents)
 		return false;
 	for (i = 0; i < n; i++)
 	{
 		size_t		slot = (size_t) e[i].key & (t->cap - 1);
 		ebm_hslot  *h;
 
-		t->subs[i] = e[i].sub;
-		t->ranks[i] = rs->subs[e[i].sub].rank;
-		t->filters[i] = e[i].filter;
+		t->ents[i].sub = e[i].sub;
+		t->ents[i].rank = rs->subs[e[i].sub].rank;
+		t->ents[i].f = e[i].filter;
 		while (t->slots[slot].key != 0 && t->slots[slot].key != e[i].key)
 			slot = (slot + 1) & (t->cap - 1);
 		h = &t->slots[slot];
@@ -375,8 +374,6 @@ ebm_htab_free(ebm_htab *t)
 	ebm_free(t->slots);
 	ebm_free(t->src);
 	ebm_free(t->exlit);
-	ebm_free(t->subs);
-	ebm_free(t->ranks);
-	ebm_free(t->filters);
+	ebm_free(t->ents);
 	memset(t, 0, sizeof(*t));
 }

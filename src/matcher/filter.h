@@ -26,20 +26,26 @@ typedef enum ebm_fkind
 	EBM_F_EXISTS,				/* exists: true */
 	EBM_F_ABSENT,				/* exists: false */
 	EBM_F_PREFIX,				/* one prefix of at most 8 bytes */
-	EBM_F_NOTIN					/* anything-but at most 3 values */
+	EBM_F_NOTIN					/* anything-but at most 4 values */
 } ebm_fkind;
 
-#define EBM_FILTER_MAX_DIGESTS 3
+#define EBM_FILTER_MAX_DIGESTS 4
 
+/* Bits of ebm_filter.incl: which bounds of a RANGE are inclusive. */
+#define EBM_FI_LO 1
+#define EBM_FI_HI 2
+
+/*
+ * 24 bytes, so that a table entry (with its sub-rule and rank) is 32: a
+ * probe streams through every entry of a run, most of them failing here.
+ */
 typedef struct ebm_filter
 {
-	uint8_t		kind;			/* ebm_fkind */
-	uint8_t		n;				/* prefix length, or digests in d */
-	bool		lo_incl;
-	bool		hi_incl;
-	bool		covered;		/* anchor + this filter = the whole sub-rule */
 	uint32_t	path;			/* path id of the filter field */
-	uint32_t	field;			/* its index in the sub-rule */
+	uint8_t		kind;			/* ebm_fkind */
+	uint8_t		n;				/* prefix length, or digests in u.h */
+	bool		covered;		/* anchor + this filter = the whole sub-rule */
+	uint8_t		incl;			/* RANGE: EBM_FI_LO | EBM_FI_HI */
 	union
 	{
 		struct
@@ -47,10 +53,20 @@ typedef struct ebm_filter
 			double		lo;
 			double		hi;
 		}			r;			/* RANGE */
-		uint64_t	d[EBM_FILTER_MAX_DIGESTS];	/* NOTIN digests; PREFIX
-												 * bytes, then their mask */
+		uint64_t	d[2];		/* PREFIX bytes, then their mask */
+		uint32_t	h[EBM_FILTER_MAX_DIGESTS];	/* NOTIN: low halves of the
+												 * value digests */
+		uint32_t	field;		/* FIELD: its index in the sub-rule */
 	}			u;
 } ebm_filter;
+
+/* One entry of a digest table. */
+typedef struct ebm_hent
+{
+	uint32_t	sub;			/* the sub-rule */
+	uint32_t	rank;			/* the rank of its rule */
+	ebm_filter	f;				/* its pre-filter */
+} ebm_hent;
 
 /* Outcome of testing a filter against the values at its path. */
 #define EBM_FILTER_FAILS 0		/* the sub-rule cannot hold */
@@ -83,9 +99,7 @@ typedef struct ebm_htab
 	size_t		cap;			/* power of two */
 	ebm_hslot_src *src;			/* parallel to slots, for ebm_htab_resolve */
 	ebm_literal *exlit;			/* copies of the exemplars' key literals */
-	uint32_t   *subs;			/* runs, concatenated */
-	uint32_t   *ranks;			/* parallel to subs: rank of the rule */
-	ebm_filter *filters;		/* parallel to subs */
+	ebm_hent   *ents;			/* runs, concatenated */
 	size_t		nsubs;
 } ebm_htab;
 
@@ -141,8 +155,8 @@ ebm_filter_test(const ebm_filter *f, const ebm_leaf *lv, uint32_t n,
 				double		x = lv[i].num;
 
 				if (lv[i].vtype == EBM_V_NUMBER && lv[i].finite &&
-					(f->lo_incl ? x >= f->u.r.lo : x > f->u.r.lo) &&
-					(f->hi_incl ? x <= f->u.r.hi : x < f->u.r.hi))
+					((f->incl & EBM_FI_LO) ? x >= f->u.r.lo : x > f->u.r.lo) &&
+					((f->incl & EBM_FI_HI) ? x <= f->u.r.hi : x < f->u.r.hi))
 				{
 					*used = &lv[i];
 					return EBM_FILTER_HOLDS;
@@ -177,7 +191,7 @@ ebm_filter_test(const ebm_filter *f, const ebm_leaf *lv, uint32_t n,
 			for (i = 0; i < n; i++)
 			{
 				for (k = 0; k < f->n; k++)
-					if (lv[i].digest == f->u.d[k])
+					if ((uint32_t) lv[i].digest == f->u.h[k])
 						break;
 				if (k == f->n)
 				{

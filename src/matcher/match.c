@@ -197,9 +197,7 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 		const ebm_hslot *h, bool verified, int key_trails)
 {
 	uint32_t	i;
-	const uint32_t *subs = t->subs + h->start;
-	const uint32_t *ranks = t->ranks + h->start;
-	const ebm_filter *filters = t->filters + h->start;
+	const ebm_hent *ents = t->ents + h->start;
 	uint8_t    *sgen = ctx->sgen;
 	uint8_t		gen = ctx->sgen_gen;
 	uint32_t	lastpath = UINT32_MAX;	/* leaves of the last filter path */
@@ -208,8 +206,8 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 
 	for (i = 0; i < h->count; i++)
 	{
-		uint32_t	s = subs[i];
-		const ebm_filter *f = &filters[i];
+		uint32_t	s = ents[i].sub;
+		const ebm_filter *f = &ents[i].f;
 		const ebm_leaf *used = NULL;
 		int			r;
 
@@ -218,7 +216,7 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 		if (f->kind == EBM_F_NONE)
 			r = EBM_FILTER_HOLDS;
 		else if (f->kind == EBM_F_FIELD)
-			r = prefilter(&rs->subs[s].fields[f->field], ctx) ? EBM_FILTER_MAYBE : EBM_FILTER_FAILS;
+			r = prefilter(&rs->subs[s].fields[f->u.field], ctx) ? EBM_FILTER_MAYBE : EBM_FILTER_FAILS;
 		else
 		{
 			if (f->path != lastpath)
@@ -233,7 +231,7 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 		sgen[s] = gen;
 		if (r == EBM_FILTER_HOLDS && f->covered && verified &&
 			key_trails + (used && used->ntrail ? 1 : 0) <= 1)
-			mark_rank(ctx, ranks[i]);
+			mark_rank(ctx, ents[i].rank);
 		else
 		{
 			ctx->cands[ctx->ncands++] = s;
