@@ -135,8 +135,9 @@ make_inline(ebm_filter *flt, const ebm_field *f)
 			{
 				flt->kind = EBM_F_NOTIN;
 				flt->n = (uint8_t) c->nlits;
+				/* the classes are known once the index is resolved */
 				for (i = 0; i < c->nlits; i++)
-					flt->u.h[i] = (uint32_t) c->lits[i].digest;
+					flt->u.nin.id[i] = 0;
 			}
 			break;
 		default:
@@ -181,6 +182,8 @@ ebm_filter_choose(ebm_filter *flt, const ebm_subrule *s,
 	make_inline(flt, &s->fields[best]);
 	if (flt->kind == EBM_F_FIELD)
 		flt->u.field = best;
+	else if (flt->kind == EBM_F_NOTIN)
+		flt->u.nin.field = best;
 	flt->covered = (flt->kind != EBM_F_FIELD && s->nfields == nanchors + 1);
 }
 

@@ -26,10 +26,10 @@ typedef enum ebm_fkind
 	EBM_F_EXISTS,				/* exists: true */
 	EBM_F_ABSENT,				/* exists: false */
 	EBM_F_PREFIX,				/* one prefix of at most 8 bytes */
-	EBM_F_NOTIN					/* anything-but at most 4 values */
+	EBM_F_NOTIN					/* anything-but at most 3 values */
 } ebm_fkind;
 
-#define EBM_FILTER_MAX_DIGESTS 4
+#define EBM_FILTER_MAX_DIGESTS 3
 
 /* Bits of ebm_filter.incl: which bounds of a RANGE are inclusive. */
 #define EBM_FI_LO 1
@@ -54,8 +54,11 @@ typedef struct ebm_filter
 			double		hi;
 		}			r;			/* RANGE */
 		uint64_t	d[2];		/* PREFIX bytes, then their mask */
-		uint32_t	h[EBM_FILTER_MAX_DIGESTS];	/* NOTIN: low halves of the
-												 * value digests */
+		struct
+		{
+			uint32_t	id[EBM_FILTER_MAX_DIGESTS];	/* the values' classes */
+			uint32_t	field;	/* the field's index in the sub-rule */
+		}			nin;		/* NOTIN (see ebm_index_resolve) */
 		uint32_t	field;		/* FIELD: its index in the sub-rule */
 	}			u;
 } ebm_filter;
@@ -136,15 +139,15 @@ extern const ebm_field *ebm_subrule_field_at(const ebm_subrule *s,
 extern bool ebm_literal_same(const ebm_literal *a, const ebm_literal *b);
 
 /*
- * Test an inline filter against the n values at its path.  *used is set to
- * the value that satisfied it (NULL when none was needed).
+ * Test an inline filter (other than NOTIN, see match.c) against the n
+ * values at its path.  *used is set to the value that satisfied it (NULL
+ * when none was needed).
  */
 static inline int
 ebm_filter_test(const ebm_filter *f, const ebm_leaf *lv, uint32_t n,
 				const ebm_leaf **used)
 {
-	uint32_t	i,
-				k;
+	uint32_t	i;
 
 	*used = NULL;
 	switch (f->kind)
@@ -186,20 +189,6 @@ ebm_filter_test(const ebm_filter *f, const ebm_leaf *lv, uint32_t n,
 				}
 			}
 			return EBM_FILTER_FAILS;
-		case EBM_F_NOTIN:
-			/* a value whose digest differs from all is surely not excluded */
-			for (i = 0; i < n; i++)
-			{
-				for (k = 0; k < f->n; k++)
-					if ((uint32_t) lv[i].digest == f->u.h[k])
-						break;
-				if (k == f->n)
-				{
-					*used = &lv[i];
-					return EBM_FILTER_HOLDS;
-				}
-			}
-			return n == 0 ? EBM_FILTER_FAILS : EBM_FILTER_MAYBE;
 		default:
 			return EBM_FILTER_MAYBE;
 	}

@@ -88,6 +88,9 @@ ebm_index_free(ebm_index *ix)
 	}
 	ebm_free(ix->paths);
 	ebm_free(ix->always);
+	ebm_free(ix->nin);
+	ebm_free(ix->nin_amb);
+	ebm_free(ix->nin_slots);
 	memset(ix, 0, sizeof(*ix));
 }
 
@@ -568,14 +571,107 @@ state_free(builder_state *st)
 }
 
 /*
- * Point the index at the sub-rules' final copies (see ebm_htab_resolve):
- * call after the sub-rules have been laid out.
+ * The class of an anything-but literal (index.h), added if new.  Every
+ * class of the same type and digest that is not the same value becomes
+ * ambiguous, and so does the new one.  The table has room (nin_cap is at
+ * least twice the number of literals).
+ */
+static uint32_t
+nin_intern(ebm_index *ix, const ebm_literal *lit)
+{
+	size_t		slot = (size_t) lit->digest & (ix->nin_cap - 1);
+	bool		amb = false;
+
+	while (ix->nin_slots[slot])
+	{
+		uint32_t	c = ix->nin_slots[slot];
+		const ebm_literal *o = &ix->nin[c - 1];
+
+		if (ebm_literal_same(o, lit))
+			return c;
+		if (o->digest == lit->digest && o->vtype == lit->vtype)
+		{
+			ix->nin_amb[c - 1] = true;
+			amb = true;
+		}
+		slot = (slot + 1) & (ix->nin_cap - 1);
+	}
+	ix->nin[ix->nnin] = *lit;
+	ix->nin_amb[ix->nnin] = amb;
+	ix->nin_slots[slot] = ++ix->nnin;
+	return ix->nnin;
+}
+
+/* Give the anything-but filters of a table the classes of their values. */
+static void
+nin_resolve(ebm_index *ix, ebm_htab *t, const ebm_ruleset *rs)
+{
+	size_t		i;
+	uint32_t	k;
+
+	for (i = 0; i < t->nsubs; i++)
+	{
+		ebm_filter *f = &t->ents[i].f;
+		const ebm_cond *c;
+
+		if (f->kind != EBM_F_NOTIN)
+			continue;
+		c = &rs->subs[t->ents[i].sub].fields[f->u.nin.field].conds[0];
+		for (k = 0; k < f->n; k++)
+			f->u.nin.id[k] = nin_intern(ix, &c->lits[k]);
+	}
+}
+
+/* Count the literals of a table's anything-but filters. */
+static size_t
+nin_count(const ebm_htab *t)
+{
+	size_t		i,
+				n = 0;
+
+	for (i = 0; i < t->nsubs; i++)
+		if (t->ents[i].f.kind == EBM_F_NOTIN)
+			n += t->ents[i].f.n;
+	return n;
+}
+
+/*
+ * Point the index at the sub-rules' final copies (see ebm_htab_resolve),
+ * and number the values of the anything-but filters: call after the
+ * sub-rules have been laid out.
  */
 bool
 ebm_index_resolve(ebm_index *ix, const ebm_ruleset *rs)
 {
-	return ebm_htab_resolve(&ix->exact, rs, ix->groups) &&
-		ebm_htab_resolve(&ix->strings, rs, NULL);
+	size_t		n = nin_count(&ix->exact) + nin_count(&ix->strings);
+
+	if (!ebm_htab_resolve(&ix->exact, rs, ix->groups) ||
+		!ebm_htab_resolve(&ix->strings, rs, NULL))
+		return false;
+	ebm_free(ix->nin);
+	ebm_free(ix->nin_amb);
+	ebm_free(ix->nin_slots);
+	ix->nin = NULL;
+	ix->nin_amb = NULL;
+	ix->nin_slots = NULL;
+	ix->nnin = 0;
+	ix->nin_cap = 0;
+	if (n == 0)
+		return true;
+	ix->nin_cap = 16;
+	while (ix->nin_cap < 2 * n)
+		ix->nin_cap *= 2;
+	ix->nin = ebm_calloc(n, sizeof(ebm_literal));
+	ix->nin_amb = ebm_calloc(n, sizeof(bool));
+	ix->nin_slots = ebm_calloc(ix->nin_cap, sizeof(uint32_t));
+	if (!ix->nin || !ix->nin_amb || !ix->nin_slots)
+	{
+		ix->nin_cap = 0;
+		return false;
+	}
+	nin_resolve(ix, &ix->exact, rs);
+	nin_resolve(ix, &ix->strings, rs);
+	return true;
 }
 
 /* Build the index of all sub-rules of rs into rs->index. */

@@ -94,7 +94,43 @@ typedef struct ebm_index
 	uint32_t	npaths;
 	uint32_t   *always;
 	uint32_t	nalways;
+	/*
+	 * The distinct values of the inline anything-but filters ("classes",
+	 * numbered from 1), found by value digest.  A class that another
+	 * literal of the same type and digest could be confused with is
+	 * "ambiguous": a value equal to it is left to the exact check.
+	 */
+	ebm_literal *nin;			/* class k is nin[k - 1] */
+	bool	   *nin_amb;
+	uint32_t	nnin;
+	uint32_t   *nin_slots;		/* open addressing: class, 0 = empty */
+	size_t		nin_cap;		/* power of two, or 0 */
 } ebm_index;
+
+#define EBM_NIN_AMBIGUOUS UINT32_MAX
+
+/*
+ * The anything-but class a value is equal to: 0 for none, or
+ * EBM_NIN_AMBIGUOUS when that cannot be told from the classes alone.
+ */
+static inline uint32_t
+ebm_nin_class(const ebm_index *ix, const ebm_leaf *v)
+{
+	size_t		slot;
+
+	if (ix->nin_cap == 0)
+		return 0;
+	slot = (size_t) v->digest & (ix->nin_cap - 1);
+	while (ix->nin_slots[slot])
+	{
+		uint32_t	c = ix->nin_slots[slot];
+
+		if (ebm_literal_equals(&ix->nin[c - 1], v))
+			return ix->nin_amb[c - 1] ? EBM_NIN_AMBIGUOUS : c;
+		slot = (slot + 1) & (ix->nin_cap - 1);
+	}
+	return 0;
+}
 
 /* Final digest of a probe: kind, path (or group) and value digest. */
 static inline uint64_t

@@ -184,6 +184,53 @@ mark_matched(const ebm_ruleset *rs, ebm_match_ctx *ctx, uint32_t s)
 	mark_rank(ctx, rs->subs[s].rank);
 }
 
+#define NIN_LEAVES 8				/* values whose classes add_run keeps */
+
+/*
+ * Test an anything-but filter against the n values lv at its path, whose
+ * classes (index.h) are in cls (computed by the caller, who sets *known to
+ * say so; without them, or with more values than NIN_LEAVES, the exact
+ * check decides).  *used is set to the value that satisfied it.
+ */
+static inline int
+notin_test(const ebm_index *ix, const ebm_filter *f, const ebm_leaf *lv,
+		   uint32_t n, uint32_t *cls, bool *known, const ebm_leaf **used)
+{
+	uint32_t	i,
+				k;
+	bool		maybe = false;
+
+	*used = NULL;
+	if (n == 0)
+		return EBM_FILTER_FAILS;
+	if (n > NIN_LEAVES)
+		return EBM_FILTER_MAYBE;
+	if (!*known)
+	{
+		for (i = 0; i < n; i++)
+			cls[i] = ebm_nin_class(ix, &lv[i]);
+		*known = true;
+	}
+	for (i = 0; i < n; i++)
+	{
+		if (cls[i] == EBM_NIN_AMBIGUOUS)
+		{
+			maybe = true;
+			continue;
+		}
+		for (k = 0; k < f->n; k++)
+			if (cls[i] == f->u.nin.id[k])
+				break;
+		if (k == f->n)
+		{
+			/* equal to none of the excluded values */
+			*used = &lv[i];
+			return EBM_FILTER_HOLDS;
+		}
+	}
+	return maybe ? EBM_FILTER_MAYBE : EBM_FILTER_FAILS;
+}
+
 /*
  * Go through a run of index entries found by a probe.  Each sub-rule's
  * pre-filter is tested; then either the probe decides the sub-rule itself
@@ -203,6 +250,8 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 	uint32_t	lastpath = UINT32_MAX;	/* leaves of the last filter path */
 	const ebm_leaf *lv = NULL;
 	uint32_t	n = 0;
+	uint32_t	cls[NIN_LEAVES];	/* classes of lv, when known */
+	bool		known = false;
 
 	for (i = 0; i < h->count; i++)
 	{
@@ -223,8 +272,12 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 			{
 				lv = leaves_at(ctx, f->path, &n);
 				lastpath = f->path;
+				known = false;
 			}
-			r = ebm_filter_test(f, lv, n, &used);
+			if (f->kind == EBM_F_NOTIN)
+				r = notin_test(&rs->index, f, lv, n, cls, &known, &used);
+			else
+				r = ebm_filter_test(f, lv, n, &used);
 		}
 		if (r == EBM_FILTER_FAILS)
 			continue;

@@ -336,6 +336,39 @@ test_anything_but(void)
 	INVALID("{\"s\": [{\"anything-but\": {\"prefix\": \"x\", \"suffix\": \"y\"}}]}", "Only one key", "s", "anything-but");
 }
 
+/*
+ * anything-but as the pre-filter of an index entry (anchored on k): the
+ * probe tells excluded values by their class (index.h).
+ */
+static void
+test_anything_but_filter(void)
+{
+	const char *p = "{\"k\": [\"a\"], \"s\": [{\"anything-but\": [5, 6, 7]}]}";
+	const char *q = "{\"k\": [\"a\"], \"s\": [{\"anything-but\": [\"x\", \"y\"]}]}";
+
+	MATCH(p, "{\"k\": \"a\", \"s\": 8}");
+	NOMATCH(p, "{\"k\": \"a\", \"s\": 5}");
+	NOMATCH(p, "{\"k\": \"a\", \"s\": 6.0}");
+	NOMATCH(p, "{\"k\": \"a\", \"s\": 7e0}");
+	MATCH(p, "{\"k\": \"a\", \"s\": \"5\"}");
+	MATCH(p, "{\"k\": \"a\", \"s\": null}");
+	NOMATCH(p, "{\"k\": \"a\"}");
+	NOMATCH(p, "{\"k\": \"a\", \"s\": [5, 6, 7, 5.0]}");
+	MATCH(p, "{\"k\": \"a\", \"s\": [5, 6, 7, 8]}");
+	/* more values than the probe keeps classes for: the exact check */
+	NOMATCH(p, "{\"k\": \"a\", \"s\": [5, 6, 7, 5, 6, 7, 5, 6, 7]}");
+	MATCH(p, "{\"k\": \"a\", \"s\": [5, 6, 7, 5, 6, 7, 5, 6, 9]}");
+	MATCH(q, "{\"k\": \"a\", \"s\": \"z\"}");
+	NOMATCH(q, "{\"k\": \"a\", \"s\": \"y\"}");
+	NOMATCH(q, "{\"k\": \"a\", \"s\": [\"y\", \"x\"]}");
+	MATCH(q, "{\"k\": \"a\", \"s\": [\"y\", \"X\"]}");
+	/* in arrays of objects: the values must come from one element */
+	MATCH("{\"o\": {\"k\": [\"a\"], \"s\": [{\"anything-but\": \"x\"}]}}",
+		  "{\"o\": [{\"k\": \"a\", \"s\": \"z\"}, {\"k\": \"b\", \"s\": \"x\"}]}");
+	NOMATCH("{\"o\": {\"k\": [\"a\"], \"s\": [{\"anything-but\": \"x\"}]}}",
+			"{\"o\": [{\"k\": \"a\", \"s\": \"x\"}, {\"k\": \"b\", \"s\": \"z\"}]}");
+}
+
 static void
 test_exists(void)
 {
@@ -910,6 +943,7 @@ main(int argc, char **argv)
 	test_equals_ignore_case();
 	test_wildcard();
 	test_anything_but();
+	test_anything_but_filter();
 	test_exists();
 	test_cidr();
 	test_structure();
