@@ -172,7 +172,13 @@ ebm_filter_test(const ebm_filter *f, const ebm_leaf *lv, uint32_t n,
 			*used = &lv[0];
 			return EBM_FILTER_HOLDS;
 		case EBM_F_ABSENT:
-			return n == 0 ? EBM_FILTER_HOLDS : EBM_FILTER_MAYBE;
+			if (n == 0)
+				return EBM_FILTER_HOLDS;
+			/* a value outside every array is there whatever the choice */
+			for (i = 0; i < n; i++)
+				if (lv[i].ntrail == 0)
+					return EBM_FILTER_FAILS;
+			return EBM_FILTER_MAYBE;
 		case EBM_F_PREFIX:
 			for (i = 0; i < n; i++)
 			{

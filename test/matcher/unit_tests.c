@@ -388,6 +388,12 @@ test_exists(void)
 	/* arrays of objects: exists:false looks at the element the other fields chose */
 	MATCH("{\"i\": {\"k\": [\"A\"], \"v\": [{\"exists\": false}]}}", "{\"i\": [{\"k\": \"B\", \"v\": 1}, {\"k\": \"A\"}]}");
 	NOMATCH("{\"i\": {\"k\": [\"A\"], \"v\": [{\"exists\": false}]}}", "{\"i\": [{\"k\": \"A\", \"v\": 1}, {\"k\": \"B\"}]}");
+	/* exists:false as the pre-filter of an entry anchored on k */
+	MATCH("{\"k\": [\"A\"], \"v\": [{\"exists\": false}]}", "{\"k\": \"A\"}");
+	NOMATCH("{\"k\": [\"A\"], \"v\": [{\"exists\": false}]}", "{\"k\": \"A\", \"v\": 1}");
+	NOMATCH("{\"k\": [\"A\"], \"v\": [{\"exists\": false}]}", "{\"k\": \"A\", \"v\": [1, 2]}");
+	NOMATCH("{\"k\": [\"A\"], \"v\": [{\"exists\": false}]}", "{\"k\": [\"A\"], \"v\": [1]}");
+	MATCH("{\"i\": {\"k\": [\"A\"], \"v\": [{\"exists\": false}]}}", "{\"i\": [{\"k\": \"A\"}, {\"k\": \"A\", \"v\": 1}]}");
 	NOMATCH("{\"i\": {\"v\": [{\"exists\": false}]}}", "{\"i\": [{\"x\": 1}, {\"v\": 1}]}");
 	INVALID("{\"a\": [{\"exists\": \"true\"}]}", "exists match pattern must be either true or false", "a", "exists");
 	INVALID("{\"a\": [{\"exists\": true, \"x\": 1}]}", "Only one key", "a", "");
