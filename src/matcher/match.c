@@ -20,9 +20,25 @@
 #if defined(__GNUC__)
 #define EBM_PREFETCH(p) __builtin_prefetch(p)
 #define EBM_CTZ64(x) __builtin_ctzll(x)
+#define EBM_POPCOUNT64(x) __builtin_popcountll(x)
 #else
 #define EBM_PREFETCH(p) ((void) (p))
 #define EBM_CTZ64(x) ebm_ctz64(x)
+#define EBM_POPCOUNT64(x) ebm_popcount64(x)
+
+/* Number of set bits of a word (portable fallback). */
+static int
+ebm_popcount64(uint64_t x)
+{
+	int			n = 0;
+
+	while (x)
+	{
+		x &= x - 1;
+		n++;
+	}
+	return n;
+}
 
 /* Index of the lowest set bit of a nonzero word (portable fallback). */
 static int
@@ -104,14 +120,17 @@ prefetch_subrule(const ebm_ruleset *rs, uint32_t s)
 	EBM_PREFETCH(p + 192);
 }
 
-/* Room for the rank bitmap (kept all zero between events) and the ids. */
+/*
+ * Room for the rank bitmap (kept all zero between events) and the ids (with
+ * the slack collect_ids writes past the last one).
+ */
 static bool
 reserve_ranks(ebm_match_ctx *ctx, size_t nranks)
 {
 	size_t		words = nranks / 64 + 1;
 	size_t		old = ctx->rankcap;
 
-	if (!ebm_reserve((void **) &ctx->ids, &ctx->idcap, nranks + 1, sizeof(uint32_t)))
+	if (!ebm_reserve((void **) &ctx->ids, &ctx->idcap, nranks + 4, sizeof(uint32_t)))
 		return false;
 	if (words <= ctx->rankcap)
 		return true;
@@ -536,9 +555,14 @@ collect_candidates(const ebm_ruleset *rs, ebm_match_ctx *ctx)
 	add_cands(rs, ctx, ix->always, ix->nalways);
 }
 
+/* Bit 63: or-ed in, it makes EBM_CTZ64 defined (63) for an empty word. */
+#define TOPBIT (UINT64_C(1) << 63)
+
 /*
  * Read the matched ranks back from the bitmap as ascending, distinct rule
- * ids, clearing the bitmap for the next event.
+ * ids, clearing the bitmap for the next event.  Four ids are written for
+ * every word whatever its count (ids has the room; the count says how many
+ * are real), so that most words cost no branch at all.
  */
 static bool
 collect_ids(const ebm_ruleset *rs, ebm_match_ctx *ctx, size_t lo, size_t hi)
@@ -553,16 +577,30 @@ collect_ids(const ebm_ruleset *rs, ebm_match_ctx *ctx, size_t lo, size_t hi)
 	for (w = lo; w <= hi; w++)
 	{
 		uint64_t	bits = rankbits[w];
+		uint32_t	base = (uint32_t) (w * 64);
+		int			cnt = EBM_POPCOUNT64(bits);
+		uint32_t   *out = ids + nids;
+		int			k;
 
 		rankbits[w] = 0;
-		while (bits)
+		out[0] = base + (uint32_t) EBM_CTZ64(bits | TOPBIT);
+		bits &= bits - 1;
+		out[1] = base + (uint32_t) EBM_CTZ64(bits | TOPBIT);
+		bits &= bits - 1;
+		out[2] = base + (uint32_t) EBM_CTZ64(bits | TOPBIT);
+		bits &= bits - 1;
+		out[3] = base + (uint32_t) EBM_CTZ64(bits | TOPBIT);
+		bits &= bits - 1;
+		for (k = 4; k < cnt; k++)
 		{
-			uint32_t	r = (uint32_t) (w * 64 + (size_t) EBM_CTZ64(bits));
-
+			out[k] = base + (uint32_t) EBM_CTZ64(bits);
 			bits &= bits - 1;
-			ids[nids++] = map ? map[r] : r;
 		}
+		nids += (size_t) cnt;
 	}
+	if (map)
+		for (w = 0; w < nids; w++)
+			ids[w] = map[ids[w]];
 	ctx->nids = nids;
 	return true;
 }
