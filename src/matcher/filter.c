@@ -297,12 +297,44 @@ ebm_htab_build(ebm_htab *t, ebm_hentry *e, size_t n,
 	return true;
 }
 
+/* Key literal k of the exemplar of slot i (NULL if it cannot be found). */
+static const ebm_literal *
+exemplar_literal(const ebm_htab *t, const ebm_ruleset *rs,
+				 const ebm_group *groups, size_t i, uint32_t k)
+{
+	const ebm_hslot_src *src = &t->src[i];
+	uint32_t	path = groups ? groups[src->where].paths[k] : src->where;
+	const ebm_field *f = ebm_subrule_field_at(&rs->subs[src->sub], path);
+
+	return f ? ebm_field_literal(f, src->lit[k]) : NULL;
+}
+
+/* Bytes of slot i's exemplar record in t->expool; 0 makes it impure. */
+static size_t
+exemplar_size(const ebm_htab *t, const ebm_ruleset *rs,
+			  const ebm_group *groups, size_t i)
+{
+	uint32_t	n = groups ? groups[t->src[i].where].npaths : 1;
+	size_t		size = n * sizeof(ebm_literal);
+	uint32_t	k;
+
+	for (k = 0; k < n; k++)
+	{
+		const ebm_literal *lit = exemplar_literal(t, rs, groups, i, k);
+
+		if (lit == NULL)
+			return 0;
+		size += lit->len;
+	}
+	return (size + 7) & ~(size_t) 7;
+}
+
 /*
- * Copy the key literals of every pure run's exemplar next to each other
- * (groups: npaths of them, in the group's path order; string tables: one),
- * so that a probe confirms a run by reading them instead of walking the
- * exemplar sub-rule.  The copies point at the sub-rules' text, so this runs
- * once they have their final place (after compile.c's relayout).  A run
+ * Copy the key literals of every pure run's exemplar (groups: npaths of
+ * them, in the group's path order; string tables: one) into one record,
+ * followed by their text, so that a probe confirms a run by reading one
+ * compact record instead of walking the exemplar sub-rule.  Runs once the
+ * sub-rules have their final place (after compile.c's relayout).  A run
  * whose literals cannot be found is made impure.
  */
 bool
@@ -313,41 +345,46 @@ ebm_htab_resolve(ebm_htab *t, const ebm_ruleset *rs, const ebm_group *groups)
 				i;
 	uint32_t	k;
 
-	ebm_free(t->exlit);
-	t->exlit = NULL;
+	ebm_free(t->expool);
+	t->expool = NULL;
 	for (i = 0; i < t->cap; i++)
 		if (t->slots[i].key && t->slots[i].pure)
-			total += groups ? groups[t->src[i].where].npaths : 1;
-	t->exlit = ebm_calloc(total ? total : 1, sizeof(ebm_literal));
-	if (t->exlit == NULL)
+		{
+			size_t		size = exemplar_size(t, rs, groups, i);
+
+			/* offsets must fit the slot's 32 bits */
+			if (size == 0 || total + size > UINT32_MAX)
+				t->slots[i].pure = false;
+			else
+				total += size;
+		}
+	t->expool = ebm_malloc(total ? total : 1);
+	if (t->expool == NULL)
 		return false;
 	for (i = 0; i < t->cap; i++)
 	{
 		ebm_hslot  *h = &t->slots[i];
-		const ebm_hslot_src *src = &t->src[i];
-		const ebm_subrule *ex;
 		uint32_t	n;
+		ebm_literal *rec;
+		char	   *text;
 
 		if (!h->key || !h->pure)
 			continue;
-		ex = &rs->subs[src->sub];
-		n = groups ? groups[src->where].npaths : 1;
+		n = groups ? groups[t->src[i].where].npaths : 1;
 		h->ex = (uint32_t) at;
+		rec = (ebm_literal *) (t->expool + at);
+		text = (char *) (rec + n);
 		for (k = 0; k < n; k++)
 		{
-			uint32_t	path = groups ? groups[src->where].paths[k] : src->where;
-			const ebm_field *f = ebm_subrule_field_at(ex, path);
-			const ebm_literal *lit = f ? ebm_field_literal(f, src->lit[k]) : NULL;
+			const ebm_literal *lit = exemplar_literal(t, rs, groups, i, k);
 
-			if (lit == NULL)
-			{
-				h->pure = false;
-				break;
-			}
-			t->exlit[at + k] = *lit;
+			rec[k] = *lit;
+			if (lit->len)
+				memcpy(text, lit->str, lit->len);
+			rec[k].str = text;
+			text += lit->len;
 		}
-		if (h->pure)
-			at += n;
+		at += exemplar_size(t, rs, groups, i);
 	}
 	return true;
 }
@@ -376,7 +413,7 @@ ebm_htab_free(ebm_htab *t)
 {
 	ebm_free(t->slots);
 	ebm_free(t->src);
-	ebm_free(t->exlit);
+	ebm_free(t->expool);
 	ebm_free(t->ents);
 	memset(t, 0, sizeof(*t));
 }

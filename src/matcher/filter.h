@@ -83,7 +83,7 @@ typedef struct ebm_hslot
 	uint32_t	start;
 	uint32_t	count;
 	uint32_t	ex;				/* pure runs: the exemplar's key literals
-								 * start at exlit[ex] */
+								 * are at expool + ex */
 	uint8_t		ex_kind;		/* string tables: the exemplar's probe kind */
 	bool		pure;			/* every entry has those same key values */
 } ebm_hslot;
@@ -101,7 +101,8 @@ typedef struct ebm_htab
 	ebm_hslot  *slots;
 	size_t		cap;			/* power of two */
 	ebm_hslot_src *src;			/* parallel to slots, for ebm_htab_resolve */
-	ebm_literal *exlit;			/* copies of the exemplars' key literals */
+	char	   *expool;			/* per pure run: copies of its exemplar's key
+								 * literals, then their text */
 	ebm_hent   *ents;			/* runs, concatenated */
 	size_t		nsubs;
 } ebm_htab;

@@ -333,7 +333,7 @@ static bool
 exemplar_matches(const ebm_ruleset *rs, const ebm_group *g, const ebm_hslot *h,
 				 const ebm_leaf *const *keyleaf)
 {
-	const ebm_literal *lit = rs->index.exact.exlit + h->ex;
+	const ebm_literal *lit = (const ebm_literal *) (rs->index.exact.expool + h->ex);
 	uint32_t	i;
 
 	if (!h->pure)
@@ -409,7 +409,7 @@ string_exemplar_matches(const ebm_ruleset *rs, const ebm_hslot *h,
 
 	if (!h->pure || h->ex_kind != kind)
 		return false;
-	lit = rs->index.strings.exlit + h->ex;
+	lit = (const ebm_literal *) (rs->index.strings.expool + h->ex);
 	switch (kind)
 	{
 		case EBM_S_EXACT:
