@@ -187,7 +187,11 @@ ebm_filter_choose(ebm_filter *flt, const ebm_subrule *s,
 	flt->covered = (flt->kind != EBM_F_FIELD && s->nfields == nanchors + 1);
 }
 
-/* Order entries by digest, then sub-rule. */
+/*
+ * Order entries by digest, then by the kind and path of their filter, then
+ * sub-rule: within a run, the filters a probe tests one after the other are
+ * mostly alike (the same branches taken, the same event values looked up).
+ */
 static int
 cmp_hentry(const void *a, const void *b)
 {
@@ -196,6 +200,10 @@ cmp_hentry(const void *a, const void *b)
 
 	if (x->key != y->key)
 		return x->key < y->key ? -1 : 1;
+	if (x->filter.kind != y->filter.kind)
+		return x->filter.kind < y->filter.kind ? -1 : 1;
+	if (x->filter.path != y->filter.path)
+		return x->filter.path < y->filter.path ? -1 : 1;
 	return (x->sub > y->sub) - (x->sub < y->sub);
 }
 
