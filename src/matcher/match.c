@@ -20,25 +20,9 @@
 #if defined(__GNUC__)
 #define EBM_PREFETCH(p) __builtin_prefetch(p)
 #define EBM_CTZ64(x) __builtin_ctzll(x)
-#define EBM_POPCOUNT64(x) __builtin_popcountll(x)
 #else
 #define EBM_PREFETCH(p) ((void) (p))
 #define EBM_CTZ64(x) ebm_ctz64(x)
-#define EBM_POPCOUNT64(x) ebm_popcount64(x)
-
-/* Number of set bits of a word (portable fallback). */
-static int
-ebm_popcount64(uint64_t x)
-{
-	int			n = 0;
-
-	while (x)
-	{
-		x &= x - 1;
-		n++;
-	}
-	return n;
-}
 
 /* Index of the lowest set bit of a nonzero word (portable fallback). */
 static int
@@ -54,6 +38,19 @@ ebm_ctz64(uint64_t x)
 	return n;
 }
 #endif
+
+/*
+ * Number of set bits of a word, without branches (and without the library
+ * call __builtin_popcountll becomes when the target has no instruction).
+ */
+static inline int
+ebm_popcount64(uint64_t x)
+{
+	x = x - ((x >> 1) & UINT64_C(0x5555555555555555));
+	x = (x & UINT64_C(0x3333333333333333)) + ((x >> 2) & UINT64_C(0x3333333333333333));
+	x = (x + (x >> 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+	return (int) ((x * UINT64_C(0x0101010101010101)) >> 56);
+}
 
 /* A fresh, empty matching context. */
 ebm_match_ctx *
@@ -578,7 +575,7 @@ collect_ids(const ebm_ruleset *rs, ebm_match_ctx *ctx, size_t lo, size_t hi)
 	{
 		uint64_t	bits = rankbits[w];
 		uint32_t	base = (uint32_t) (w * 64);
-		int			cnt = EBM_POPCOUNT64(bits);
+		int			cnt = ebm_popcount64(bits);
 		uint32_t   *out = ids + nids;
 		int			k;
 
