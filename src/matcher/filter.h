@@ -5,8 +5,8 @@
  *
  * An index entry names a sub-rule and may carry one more of its fields as a
  * pre-filter, stored inline (a numeric range, a short prefix, exists, or
- * "none of these value digests") so the probe can test it without reading
- * the sub-rule.  When an entry's anchor and filter are all of its
+ * "none of these values", by their classes: index.h) so the probe can test
+ * it without reading the sub-rule.  When an entry's anchor and filter are all of its
  * sub-rule's fields ("covered"), and the probe has confirmed the anchor
  * values byte for byte, the probe decides the sub-rule by itself; only
  * the rest become candidates for the exact check in eval.c.
