@@ -25,47 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ebm_internal.h"			/* ebm_number_syntax_ok() */
 #include "jsonfeed.h"
 
 #define MARK "\\u0000ebm-number:"
 #define MARK_DECODED "\0ebm-number:"
 #define MARK_DECODED_LEN 12
-
-/* Is s[0..len) exactly a JSON number? */
-static int
-is_json_number(const char *s, size_t len)
-{
-	size_t		i = 0;
-
-	if (i < len && s[i] == '-')
-		i++;
-	if (i >= len)
-		return 0;
-	if (s[i] == '0')
-		i++;
-	else if (s[i] >= '1' && s[i] <= '9')
-		while (i < len && s[i] >= '0' && s[i] <= '9')
-			i++;
-	else
-		return 0;
-	if (i < len && s[i] == '.')
-	{
-		if (++i >= len || s[i] < '0' || s[i] > '9')
-			return 0;
-		while (i < len && s[i] >= '0' && s[i] <= '9')
-			i++;
-	}
-	if (i < len && (s[i] == 'e' || s[i] == 'E'))
-	{
-		if (++i < len && (s[i] == '+' || s[i] == '-'))
-			i++;
-		if (i >= len || s[i] < '0' || s[i] > '9')
-			return 0;
-		while (i < len && s[i] >= '0' && s[i] <= '9')
-			i++;
-	}
-	return i == len;
-}
 
 /* Can c be part of a number token? */
 static int
@@ -123,7 +88,7 @@ wrap_numbers(const char *in, size_t len, size_t *outlen)
 
 			while (j < len && numchar(in[j]))
 				j++;
-			if (is_json_number(in + i, j - i))
+			if (ebm_number_syntax_ok(in + i, j - i))
 			{
 				size_t		need = o + strlen(MARK) + (j - i) + 3;
 
