@@ -4,8 +4,9 @@
 \echo Use "CREATE EXTENSION pg_eventbus" to load this file. \quit
 
 /*
- * Every function below is SECURITY DEFINER with a pinned search_path and
- * schema-qualified references, and EXECUTE is revoked from PUBLIC at the end
+ * The API's functions are SECURITY DEFINER with a pinned search_path and
+ * schema-qualified references (helpers they call pin it too, or qualify
+ * every name), and EXECUTE on everything is revoked from PUBLIC at the end
  * of this script: what a role may do is exactly what it is granted (see the
  * README, "Privileges").
  */
