@@ -23,6 +23,7 @@
 #include "utils/uuid.h"
 
 #include "jsonb_matcher.h"
+#include "pg_eventbus.h"
 #include "rule_cache.h"
 #include "worker.h"
 
@@ -50,6 +51,11 @@ static const char *const event_column_names[NUM_EVENT_COLUMNS] = {
 };
 
 static SPIPlanPtr insert_deliveries_plan = NULL;
+static const char *const insert_deliveries_sql =
+"INSERT INTO eventbus.deliveries (event_id, bus, rule, target_id)"
+" SELECT $1, $2, u.r, u.t"
+" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(r, t)";
+static Oid	insert_deliveries_types[4] = {UUIDOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
 static bool warned_no_worker = false;
 
 /* Feeds "key": "string value" to the builder. */
@@ -144,31 +150,16 @@ insert_deliveries(Datum event_id, Datum bus, Datum *rules, Datum *targets,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	if (insert_deliveries_plan == NULL)
-	{
-		Oid			argtypes[4] = {UUIDOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
-		SPIPlanPtr	plan;
-
-		plan = SPI_prepare("INSERT INTO eventbus.deliveries"
-						   " (event_id, bus, rule, target_id)"
-						   " SELECT $1, $2, u.r, u.t"
-						   " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(r, t)",
-						   4, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "could not prepare the deliveries insert: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not keep the deliveries insert plan");
-		insert_deliveries_plan = plan;
-	}
-
 	args[0] = event_id;
 	args[1] = bus;
 	args[2] = PointerGetDatum(construct_array(rules, n, TEXTOID, -1, false,
 											  TYPALIGN_INT));
 	args[3] = PointerGetDatum(construct_array(targets, n, TEXTOID, -1, false,
 											  TYPALIGN_INT));
-	ret = SPI_execute_plan(insert_deliveries_plan, args, NULL, false, 0);
+	ret = SPI_execute_plan(eventbus_saved_plan(&insert_deliveries_plan,
+											   insert_deliveries_sql, 4,
+											   insert_deliveries_types),
+						   args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not queue deliveries: %s",
 			 SPI_result_code_string(ret));

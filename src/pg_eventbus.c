@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "common/jsonapi.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -161,4 +162,26 @@ eventbus_raise_error(PG_FUNCTION_ARGS)
 			 detail ? errdetail_internal("%s", detail) : 0,
 			 hint ? errhint("%s", hint) : 0));
 	PG_RETURN_VOID();
+}
+
+/*
+ * Returns the saved plan in *plan, preparing and keeping it on first use, so
+ * that a statement run on every publish or every worker loop is planned
+ * once per backend.  Must be called inside SPI_connect().
+ */
+SPIPlanPtr
+eventbus_saved_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "pg_eventbus: could not prepare \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "pg_eventbus: could not keep the plan of \"%s\"", sql);
+		*plan = p;
+	}
+	return *plan;
 }

@@ -34,6 +34,12 @@ PG_FUNCTION_INFO_V1(eventbus_put_event);
 #define TIME_FIELD_BYTES 14		/* what PutEvents counts for a given Time */
 
 static SPIPlanPtr insert_event_plan = NULL;
+static const char *const insert_event_sql =
+"INSERT INTO eventbus.events (id, bus, source, detail_type, resources,"
+" detail, \"time\", account, region)"
+" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+static Oid	insert_event_types[9] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTARRAYOID, JSONBOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
 
 /* Raises the error for a NULL or empty required text argument. */
 static void
@@ -113,24 +119,10 @@ insert_event(Datum *values)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (insert_event_plan == NULL)
-	{
-		Oid			argtypes[9] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID,
-		TEXTARRAYOID, JSONBOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
-		SPIPlanPtr	plan;
-
-		plan = SPI_prepare("INSERT INTO eventbus.events (id, bus, source,"
-						   " detail_type, resources, detail, \"time\", account,"
-						   " region) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-						   9, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "could not prepare the event insert: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not keep the event insert plan");
-		insert_event_plan = plan;
-	}
-	ret = SPI_execute_plan(insert_event_plan, values, NULL, false, 0);
+	ret = SPI_execute_plan(eventbus_saved_plan(&insert_event_plan,
+											   insert_event_sql, 9,
+											   insert_event_types),
+						   values, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not insert the event: %s",
 			 SPI_result_code_string(ret));

@@ -50,6 +50,7 @@
 #include "utils/wait_event.h"
 
 #include "http.h"
+#include "pg_eventbus.h"
 #include "policy.h"
 #include "queue.h"
 #include "worker_internal.h"
@@ -288,23 +289,6 @@ commit_xact(void)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextReset(batch_ctx);
-}
-
-/* Prepares a statement once and keeps it for the life of the worker. */
-static SPIPlanPtr
-prepare(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "pg_eventbus: could not prepare statement: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	return *plan;
 }
 
 /* A one-dimensional array of the given element type, with NULLs. */
@@ -580,7 +564,7 @@ eb_queue_claim_and_send(int room)
 
 	args[0] = Int32GetDatum(room);
 	args[1] = saturated_targets(&nsaturated);
-	if (SPI_execute_plan(prepare(&claim_plan, claim_sql, 2, types),
+	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_sql, 2, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
 	n = SPI_processed;
@@ -612,7 +596,7 @@ eb_queue_claim_and_send(int room)
 		Datum		rargs[1];
 
 		rargs[0] = make_array(release, NULL, nrelease, INT8OID);
-		if (SPI_execute_plan(prepare(&release_plan, release_sql, 1, rtypes),
+		if (SPI_execute_plan(eventbus_saved_plan(&release_plan, release_sql, 1, rtypes),
 							 rargs, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "pg_eventbus: could not release deliveries");
 	}
@@ -625,7 +609,7 @@ eb_queue_claim_and_send(int room)
 		bool		isnull;
 		Datum		v;
 
-		if (SPI_execute_plan(prepare(&next_due_plan, next_due_sql, 0, NULL),
+		if (SPI_execute_plan(eventbus_saved_plan(&next_due_plan, next_due_sql, 0, NULL),
 							 NULL, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "pg_eventbus: could not read the next due time");
 		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -725,7 +709,7 @@ rowset_execute(RowSet *rs, SPIPlanPtr *plan, const char *sql, int expected)
 		argtypes[i] = get_array_type(rs->types[i]);
 		args[i] = make_array(rs->values[i], rs->nulls[i], rs->nrows, rs->types[i]);
 	}
-	if (SPI_execute_plan(prepare(plan, sql, rs->ncols, argtypes),
+	if (SPI_execute_plan(eventbus_saved_plan(plan, sql, rs->ncols, argtypes),
 						 args, NULL, false, 0) != expected)
 		elog(ERROR, "pg_eventbus: could not settle deliveries");
 }
