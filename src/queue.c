@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "envelope.h"
 #include "http.h"
 #include "pg_eventbus.h"
 #include "policy.h"
@@ -68,6 +69,7 @@ typedef struct Delivery
 {
 	EbHttpRequest http;
 	int64		id;
+	ItemPointerData tid;		/* where the claimed row version is */
 	TimestampTz lease;			/* leased_until: the token settle checks */
 	int			attempts;		/* including the one in flight */
 	int			max_retry_attempts;
@@ -122,7 +124,8 @@ static const char *const claim_sql =
 "  LEFT JOIN eventbus.targets t"
 "    ON t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id"
 "  WHERE d.next_attempt_at <= now()"
-"    AND d.bus || E'\\x1f' || d.rule || E'\\x1f' || d.target_id <> ALL ($2::text[])"
+"    AND (cardinality($2) = 0"
+"      OR d.bus || E'\\x1f' || d.rule || E'\\x1f' || d.target_id <> ALL ($2::text[]))"
 "  ORDER BY d.next_attempt_at"
 "  LIMIT $1"
 "  FOR UPDATE OF d SKIP LOCKED"
@@ -150,11 +153,11 @@ static const char *const claim_sql =
 "    next_attempt_at = now() + due.timeout + interval '" EB_LEASE_MARGIN "'"
 "  FROM due"
 "  WHERE d.ctid = due.row_ctid AND NOT due.gone"
-"  RETURNING d.id, d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
+"  RETURNING d.id, d.ctid AS row_tid, d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
 "    d.leased_until, due.endpoint, due.http_method, due.headers,"
 "    due.max_retry_attempts, due.max_event_age, due.timeout"
 ")"
-"SELECT l.id, l.attempts, l.leased_until, l.endpoint, l.http_method,"
+"SELECT l.id, l.row_tid, l.attempts, l.leased_until, l.endpoint, l.http_method,"
 "  CASE WHEN l.headers <> '{}' THEN"
 "    (SELECT string_agg(CASE WHEN h.value = '' THEN h.key || ';'"
 "                       ELSE h.key || ': ' || h.value END, E'\\n')"
@@ -162,12 +165,31 @@ static const char *const claim_sql =
 "  l.max_retry_attempts,"
 "  (extract(epoch FROM l.max_event_age) * 1000)::bigint,"
 "  (extract(epoch FROM l.timeout) * 1000)::bigint,"
-"  e.published_at,"
-"  eventbus.envelope(e)::text,"
-"  'msg_' || left(encode(sha256(convert_to(l.event_id::text || '/' || l.bus"
-"    || '/' || l.rule || '/' || l.target_id, 'UTF8')), 'hex'), 32),"
-"  l.bus, l.rule, l.target_id"
+"  e.published_at, l.bus, l.rule, l.target_id, l.event_id,"
+"  e.id, e.detail_type, e.source, e.account, e.\"time\", e.region,"
+"  e.resources, e.detail, e.replay_name"
 " FROM leased l LEFT JOIN eventbus.events e ON e.id = l.event_id";
+
+/* Columns of the claim's result. */
+enum
+{
+	CLAIM_ID = 1,
+	CLAIM_TID,
+	CLAIM_ATTEMPTS,
+	CLAIM_LEASE,
+	CLAIM_ENDPOINT,
+	CLAIM_METHOD,
+	CLAIM_HEADERS,
+	CLAIM_MAX_RETRY_ATTEMPTS,
+	CLAIM_MAX_EVENT_AGE_MS,
+	CLAIM_TIMEOUT_MS,
+	CLAIM_PUBLISHED_AT,
+	CLAIM_BUS,
+	CLAIM_RULE,
+	CLAIM_TARGET_ID,
+	CLAIM_EVENT_ID,
+	CLAIM_EVENT					/* the event's columns, in EbEventColumn order */
+};
 
 /*
  * Claimed rows of a target that reached its limit in the same claim: back
@@ -178,37 +200,60 @@ static const char *const release_sql =
 " SET attempts = d.attempts - 1, leased_until = NULL, next_attempt_at = now(),"
 "   first_attempt_at = CASE WHEN d.attempts = 1 THEN NULL"
 "                      ELSE d.first_attempt_at END"
-" FROM unnest($1::bigint[]) AS s(id)"
-" WHERE d.id = s.id";
+" FROM unnest($1::bigint[], $2::tid[]) AS s(id, tid)"
+" WHERE d.ctid = s.tid AND d.id IS NOT DISTINCT FROM s.id";
 
 /* When the next row becomes due (rows leased by anyone included). */
 static const char *const next_due_sql =
 "SELECT min(next_attempt_at) FROM eventbus.deliveries";
 
+/*
+ * The statements that follow a claim find their rows in ways that leave
+ * the planner no choice, whatever the statistics said when the plan was
+ * made (plans last for the life of the worker, and autovacuum often sees
+ * the queue empty): otherwise a join of the batch with the queue may be
+ * planned as a hash join over the whole primary key.  Each checks that the
+ * row is still the one claimed, under the same lease: a row leased again
+ * or handed back meanwhile is left alone, one deleted meanwhile (its
+ * target deleted) is gone.
+ *
+ * Delivered rows, the hot path, are looked up by id in a lateral subquery
+ * (a nested loop of index probes) and deleted by ctid in one TID scan.
+ * The colder statements go to each row by the ctid the claim returned;
+ * their check is a filter (IS NOT DISTINCT FROM) rather than a join clause,
+ * so that the ctid is the only way to the row.
+ */
+
 /* Delivered: the row goes away, if it is still ours. */
 static const char *const done_sql =
-"DELETE FROM eventbus.deliveries d"
-" USING unnest($1::bigint[], $2::timestamptz[]) AS s(id, lease)"
-" WHERE d.id = s.id AND d.leased_until = s.lease";
+"DELETE FROM eventbus.deliveries"
+" WHERE ctid = ANY (ARRAY("
+"   SELECT r.ctid"
+"   FROM unnest($1::bigint[], $2::timestamptz[]) AS s(id, lease),"
+"     LATERAL (SELECT d.ctid, d.leased_until FROM eventbus.deliveries d"
+"              WHERE d.id = s.id OFFSET 0) r"
+"   WHERE r.leased_until = s.lease))";
 
 /* Failed, to be retried: back in the queue at the given time. */
 static const char *const retry_sql =
 "UPDATE eventbus.deliveries d"
 " SET next_attempt_at = s.next, leased_until = NULL,"
 "   last_error = s.err, last_http_status = s.status"
-" FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[],"
-"   $5::int[]) AS s(id, lease, next, err, status)"
-" WHERE d.id = s.id AND d.leased_until = s.lease";
+" FROM unnest($1::bigint[], $2::tid[], $3::timestamptz[], $4::timestamptz[],"
+"   $5::text[], $6::int[]) AS s(id, tid, lease, next, err, status)"
+" WHERE d.ctid = s.tid"
+"   AND (d.id, d.leased_until) IS NOT DISTINCT FROM (s.id, s.lease)";
 
 /* Failed for good: moved to the dead-letter table. */
 static const char *const dead_sql =
 "WITH s AS ("
-"  SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[],"
-"    $5::int[], $6::text[], $7::text[], $8::text[])"
-"    AS s(id, lease, code, msg, status, excerpt, cond, endpoint)"
+"  SELECT * FROM unnest($1::bigint[], $2::tid[], $3::timestamptz[], $4::text[],"
+"    $5::text[], $6::int[], $7::text[], $8::text[], $9::text[])"
+"    AS s(id, tid, lease, code, msg, status, excerpt, cond, endpoint)"
 "), gone AS ("
 "  DELETE FROM eventbus.deliveries d USING s"
-"  WHERE d.id = s.id AND d.leased_until = s.lease"
+"  WHERE d.ctid = s.tid"
+"    AND (d.id, d.leased_until) IS NOT DISTINCT FROM (s.id, s.lease)"
 "  RETURNING d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
 "    d.first_attempt_at, s.code, s.msg, s.status, s.excerpt, s.cond, s.endpoint"
 ")"
@@ -437,27 +482,31 @@ start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key)
 	Delivery   *d = palloc0(sizeof(Delivery));
 	bool		isnull;
 	char	   *headers;
+	Datum		event[EB_EV_NCOLUMNS];
+	bool		event_null[EB_EV_NCOLUMNS];
 	char	   *body;
-	char	   *webhook_id;
+	int			body_len;
+	char		webhook_id[EB_WEBHOOK_ID_LEN];
 	char		line[128];
 
 	d->http.owner = d;
 	d->target_key = pstrdup(target_key);
-	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	d->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
-	d->lease = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 3, &isnull));
-	d->endpoint = SPI_getvalue(tuple, desc, 4);
+	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_ID, &isnull));
+	ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tuple, desc, CLAIM_TID, &isnull)),
+					&d->tid);
+	d->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, CLAIM_ATTEMPTS, &isnull));
+	d->lease = DatumGetTimestampTz(SPI_getbinval(tuple, desc, CLAIM_LEASE, &isnull));
+	d->endpoint = SPI_getvalue(tuple, desc, CLAIM_ENDPOINT);
 	d->http.url = d->endpoint;
-	d->http.method = SPI_getvalue(tuple, desc, 5);
-	headers = SPI_getvalue(tuple, desc, 6);
-	d->max_retry_attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 7, &isnull));
-	d->max_event_age_ms = DatumGetInt64(SPI_getbinval(tuple, desc, 8, &isnull));
-	d->http.timeout_ms = (long) DatumGetInt64(SPI_getbinval(tuple, desc, 9, &isnull));
-	d->published_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 10, &isnull));
+	d->http.method = SPI_getvalue(tuple, desc, CLAIM_METHOD);
+	headers = SPI_getvalue(tuple, desc, CLAIM_HEADERS);
+	d->max_retry_attempts = DatumGetInt32(SPI_getbinval(tuple, desc, CLAIM_MAX_RETRY_ATTEMPTS, &isnull));
+	d->max_event_age_ms = DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_MAX_EVENT_AGE_MS, &isnull));
+	d->http.timeout_ms = (long) DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_TIMEOUT_MS, &isnull));
+	d->published_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, CLAIM_PUBLISHED_AT, &isnull));
 	d->has_event = !isnull;
-	body = SPI_getvalue(tuple, desc, 11);
 
-	if (body == NULL)
+	if (!d->has_event)
 	{
 		/* the event is gone from the archive: nothing to send */
 		d->http.transport = EB_TRANSPORT_INTERNAL;
@@ -468,8 +517,16 @@ start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key)
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	d->http.body = body;
-	d->http.body_len = strlen(body);
+	/* built in the claim's memory (printing jsonb leaves litter there) */
+	MemoryContextSwitchTo(old);
+	for (int i = 0; i < EB_EV_NCOLUMNS; i++)
+		event[i] = SPI_getbinval(tuple, desc, CLAIM_EVENT + i, &event_null[i]);
+	body = eb_envelope_text(event, event_null, &body_len);
+	d->http.body = MemoryContextAlloc(request_ctx, body_len + 1);
+	memcpy((char *) d->http.body, body, body_len + 1);
+	d->http.body_len = body_len;
+	pfree(body);
+	MemoryContextSwitchTo(request_ctx);
 
 	add_default_header(d, "Content-Type: application/json", headers);
 	add_default_header(d, EB_USER_AGENT, headers);
@@ -482,27 +539,32 @@ start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key)
 			eb_http_add_header(&d->http, h);
 		pfree(headers);
 	}
-	webhook_id = SPI_getvalue(tuple, desc, 12);
+	MemoryContextSwitchTo(old);
+
+	/* the webhook-id's scratch memory goes with the claim's transaction */
+	eb_webhook_id(webhook_id,
+				  DatumGetUUIDP(SPI_getbinval(tuple, desc, CLAIM_EVENT_ID, &isnull)),
+				  TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_BUS, &isnull)),
+				  TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_RULE, &isnull)),
+				  TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_TARGET_ID, &isnull)));
 	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
 	eb_http_add_header(&d->http, line);
-	pfree(webhook_id);
 	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long) time(NULL));
 	eb_http_add_header(&d->http, line);
 
-	MemoryContextSwitchTo(old);
 	eb_http_submit(&d->http);
 }
 
-/* The target_load key of a claimed row (columns bus, rule, target_id). */
+/* The target_load key of a claimed row. */
 static void
 target_key_of(HeapTuple tuple, TupleDesc desc, char *key)
 {
 	bool		isnull;
 
 	snprintf(key, TARGET_KEY_LEN, "%s\x1f%s\x1f%s",
-			 TextDatumGetCString(SPI_getbinval(tuple, desc, 13, &isnull)),
-			 TextDatumGetCString(SPI_getbinval(tuple, desc, 14, &isnull)),
-			 TextDatumGetCString(SPI_getbinval(tuple, desc, 15, &isnull)));
+			 TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_BUS, &isnull)),
+			 TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_RULE, &isnull)),
+			 TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_TARGET_ID, &isnull)));
 }
 
 /* One fewer request in flight to a target. */
@@ -550,7 +612,8 @@ eb_queue_claim_and_send(int room)
 	uint64		n;
 	int			nrelease = 0;
 	int			nsaturated;
-	Datum	   *release;
+	Datum	   *release_ids;
+	Datum	   *release_tids;
 	TimestampTz next_due = 0;
 
 	begin_xact("pg_eventbus: claiming deliveries");
@@ -568,7 +631,8 @@ eb_queue_claim_and_send(int room)
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
 	n = SPI_processed;
-	release = palloc(sizeof(Datum) * (n + 1));
+	release_ids = palloc(sizeof(Datum) * (n + 1));
+	release_tids = palloc(sizeof(Datum) * (n + 1));
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
@@ -584,7 +648,8 @@ eb_queue_claim_and_send(int room)
 			tl->in_flight = 0;
 		if (tl->in_flight >= eb_settings->max_concurrent_per_target)
 		{
-			release[nrelease++] = SPI_getbinval(tuple, desc, 1, &isnull);
+			release_ids[nrelease] = SPI_getbinval(tuple, desc, CLAIM_ID, &isnull);
+			release_tids[nrelease++] = SPI_getbinval(tuple, desc, CLAIM_TID, &isnull);
 			continue;
 		}
 		tl->in_flight++;
@@ -592,11 +657,12 @@ eb_queue_claim_and_send(int room)
 	}
 	if (nrelease > 0)
 	{
-		Oid			rtypes[1] = {INT8ARRAYOID};
-		Datum		rargs[1];
+		Oid			rtypes[2] = {INT8ARRAYOID, TIDARRAYOID};
+		Datum		rargs[2];
 
-		rargs[0] = make_array(release, NULL, nrelease, INT8OID);
-		if (SPI_execute_plan(eventbus_saved_plan(&release_plan, release_sql, 1, rtypes),
+		rargs[0] = make_array(release_ids, NULL, nrelease, INT8OID);
+		rargs[1] = make_array(release_tids, NULL, nrelease, TIDOID);
+		if (SPI_execute_plan(eventbus_saved_plan(&release_plan, release_sql, 2, rtypes),
 							 rargs, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "pg_eventbus: could not release deliveries");
 	}
@@ -652,7 +718,7 @@ eb_queue_targets_saturated(void)
  * Rows for one set-based statement: column i of every row goes into array
  * parameter $i+1, so a whole batch is one statement.
  */
-#define ROWSET_MAX_COLUMNS 8
+#define ROWSET_MAX_COLUMNS 9
 typedef struct RowSet
 {
 	int			ncols;
@@ -664,9 +730,9 @@ typedef struct RowSet
 
 /* Column types of the settle statements, in parameter order. */
 static const Oid done_types[] = {INT8OID, TIMESTAMPTZOID};
-static const Oid retry_types[] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+static const Oid retry_types[] = {INT8OID, TIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 TEXTOID, INT4OID};
-static const Oid dead_types[] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+static const Oid dead_types[] = {INT8OID, TIDOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
 INT4OID, TEXTOID, TEXTOID, TEXTOID};
 
 /* Makes room for up to `capacity` rows, in the current memory context. */
@@ -777,11 +843,12 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
 
 	if (cond == NULL)
 	{
-		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease),
+		Datum		v[] = {Int64GetDatum(d->id), PointerGetDatum(&d->tid),
+			TimestampTzGetDatum(d->lease),
 			TimestampTzGetDatum(next),
 			CStringGetTextDatum(psprintf("%s: %s", code, msg)),
 		Int32GetDatum((int32) req->status)};
-		bool		n[] = {false, false, false, false, no_status};
+		bool		n[] = {false, false, false, false, false, no_status};
 
 		rowset_add(retry, v, n);
 		return next;
@@ -789,12 +856,13 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
 
 	excerpt = excerpt_text(req);
 	{
-		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease),
+		Datum		v[] = {Int64GetDatum(d->id), PointerGetDatum(&d->tid),
+			TimestampTzGetDatum(d->lease),
 			CStringGetTextDatum(code), CStringGetTextDatum(msg),
 			Int32GetDatum((int32) req->status),
 			excerpt ? CStringGetTextDatum(excerpt) : (Datum) 0,
 		CStringGetTextDatum(cond), CStringGetTextDatum(d->endpoint)};
-		bool		n[] = {false, false, false, false, no_status, excerpt == NULL,
+		bool		n[] = {false, false, false, false, false, no_status, excerpt == NULL,
 		false, false};
 
 		rowset_add(dead, v, n);

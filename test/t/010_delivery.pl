@@ -2,6 +2,8 @@
 use strict;
 use warnings;
 
+use Digest::SHA qw(sha256_hex);
+use Encode qw(encode);
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -36,7 +38,38 @@ ok(abs($req->{headers}{'webhook-timestamp'} - time()) < 60, 'webhook-timestamp i
 ok(!exists $req->{headers}{expect}, 'no Expect header');
 my $envelope = $node->safe_psql('postgres',
 	"SELECT eventbus.envelope(e)::text FROM eventbus.events e WHERE id = '$id'");
-is_deeply(decode_json($req->{body}), decode_json($envelope), 'body is the envelope');
+is(encode('UTF-8', $req->{body}), $envelope, 'body is the envelope, byte for byte');
+is($req->{headers}{'webhook-id'}, webhook_id($id, 'default', 'shape', 'shape'),
+	'webhook-id is the documented digest');
+ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries', '0'),
+	'delivery settled');
+
+# the worker writes the envelope itself: the same text as eventbus.envelope()
+# for awkward events (escapes, non-ASCII, numbers, an era, an infinite or a
+# five-digit year, replay-name), and the same webhook-id as the SQL digest
+add_target($node, 'odd', 'test.odd', 'odd.target-1', $sink->url('/odd'));
+my @odd = map { $node->safe_psql('postgres', "SELECT eventbus.put_event($_)") } (
+	q|'test.odd', E'Odd "type"\n\t\u00e9', '{"n": 1.50, "big": 12345678901234567890, |
+	  . q|"s": "a\"b\\\\c\u00e9\u2028\u0001", "arr": [1, null, true, {"k": []}], "e": {}}', |
+	  . q|ARRAY['arn:a"b', E'x\\\\y', 'ü'], "time" => '0044-03-15 12:00:00+00 BC'|,
+	q|'test.odd', 'Infinite', '{}', "time" => 'infinity'|,
+	q|'test.odd', 'Far', '{"x": [1.0e3, -0, 2e-7]}', "time" => '12345-06-07 08:09:10.999+00'|);
+$node->safe_psql('postgres', q{
+INSERT INTO eventbus.events (id, bus, source, detail_type, detail, "time", account, region, replay_name)
+VALUES ('00000000-0000-4000-8000-000000000001', 'default', 'test.odd', 'Replayed', '{"r": 1}',
+	'2026-01-02 03:04:05+00', '123456789012', 'eu-west-1', 'nightly "replay"');
+});
+push @odd, '00000000-0000-4000-8000-000000000001';
+is($sink->wait_count('/odd', 4), 4, 'awkward events received');
+my %odd_body = map { decode_json(encode('UTF-8', $_->{body}))->{id} => $_ } @{ $sink->received('/odd') };
+for my $oid (@odd)
+{
+	my $want = $node->safe_psql('postgres',
+		"SELECT eventbus.envelope(e)::text FROM eventbus.events e WHERE id = '$oid'");
+	is(encode('UTF-8', $odd_body{$oid}{body}), $want, "envelope text of $oid");
+	is($odd_body{$oid}{headers}{'webhook-id'},
+		webhook_id($oid, 'default', 'odd', 'odd.target-1'), "webhook-id of $oid");
+}
 ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries', '0'),
 	'delivery settled');
 
@@ -75,3 +108,11 @@ is(scalar(keys %wid), 1000, 'webhook-id differs per event');
 
 $node->stop;
 done_testing();
+
+# The webhook-id README documents: "msg_" and the first 32 hex digits of the
+# SHA-256 of "event_id/bus/rule/target_id" in UTF-8.
+sub webhook_id
+{
+	my ($event_id, $bus, $rule, $target_id) = @_;
+	return 'msg_' . substr(sha256_hex(encode('UTF-8', "$event_id/$bus/$rule/$target_id")), 0, 32);
+}
