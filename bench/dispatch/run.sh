@@ -9,7 +9,7 @@
 # postgres user in a temporary directory on 127.0.0.1.
 #
 # Settings (environment): EVENTS (100000) events for the throughput run,
-# CONCURRENCY (256), WORKERS (1, eventbus.workers), LATENCY_RATE (1000
+# CONCURRENCY (256), WORKERS (2, eventbus.workers: one per core), LATENCY_RATE (1000
 # events/s) for LATENCY_SECONDS (10), LONG_RUN (1000000; 0 skips)
 # deliveries for the memory check.  Also logged (lines starting with #):
 # the dispatch-only rate, draining a queue filled in one transaction.
@@ -19,7 +19,7 @@ set -euo pipefail
 
 EVENTS=${EVENTS:-100000}
 CONCURRENCY=${CONCURRENCY:-256}
-WORKERS=${WORKERS:-1}
+WORKERS=${WORKERS:-2}
 LATENCY_RATE=${LATENCY_RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 LONG_RUN=${LONG_RUN:-1000000}

@@ -64,6 +64,14 @@ my $took = $last - $t0;
 ok($took < 2.5, "fast target served while the slow one is busy ($took s)");
 cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM eventbus.deliveries WHERE rule = 'slow'"),
 	'>', 0, 'slow target still has work queued');
+# rows claimed beyond the target's limit went back untouched: at most
+# max_concurrent_per_target (4) per worker leased, the others never tried
+is($node->safe_psql('postgres', q{
+SELECT count(*) FILTER (WHERE leased_until IS NOT NULL) <= 8,
+	   count(*) FILTER (WHERE leased_until IS NULL AND attempts = 0
+						AND first_attempt_at IS NULL) > 0
+FROM eventbus.deliveries WHERE rule = 'slow'}), 't|t',
+	'rows over the target limit handed back as never tried');
 $node->safe_psql('postgres', "SELECT eventbus.delete_rule('slow')");
 
 # SIGHUP: retry delays reloaded
