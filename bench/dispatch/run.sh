@@ -134,10 +134,17 @@ SELECT eventbus.put_target('bench', 'nginx', 'http://127.0.0.1:$HTTP_PORT/');
 SELECT eventbus.put_rule('latency', '{"source": ["latency"]}');
 SELECT eventbus.put_target('latency', 'nginx', 'http://127.0.0.1:$LOG_PORT/');
 SQL
-WORKER_PID=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%' ORDER BY pid LIMIT 1")
-# resident memory of the worker: all of it, and its private part (RssAnon;
+WORKER_PIDS=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%' ORDER BY pid")
+# resident memory of each worker: all of it, and its private part (RssAnon;
 # the rest is shared buffers it has touched)
-rss() { awk '/VmRSS/ {r=$2} /RssAnon/ {a=$2} END {print r " kB (private " a " kB)"}' "/proc/$WORKER_PID/status"; }
+rss() {
+	local pid sep=""
+	for pid in $WORKER_PIDS; do
+		printf '%s' "$sep"
+		awk '/VmRSS/ {r=$2} /RssAnon/ {a=$2} END {printf "%s kB (private %s kB)", r, a}' "/proc/$pid/status"
+		sep=", "
+	done
+}
 
 # events of about 1 KB (the envelope a target receives)
 PAD=850
@@ -208,7 +215,7 @@ if [ "$LONG_RUN" -gt 0 ]; then
 	log "memory: $LONG_RUN deliveries"
 	LONG_SECS=$(throughput_run "$LONG_RUN")
 	RSS_END=$(rss)
-	log "long run: $LONG_RUN deliveries in $(printf %.1f "$LONG_SECS") s ($(echo "$LONG_RUN / $LONG_SECS" | bc -l | xargs printf %.0f)/s); worker RSS ${RSS_START} before, ${RSS_END} after"
+	log "long run: $LONG_RUN deliveries in $(printf %.1f "$LONG_SECS") s ($(echo "$LONG_RUN / $LONG_SECS" | bc -l | xargs printf %.0f)/s); workers' RSS ${RSS_START} before, ${RSS_END} after"
 fi
 log "envelope size: ${SIZE:-?} bytes; concurrency $CONCURRENCY; workers $WORKERS"
 

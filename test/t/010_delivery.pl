@@ -46,21 +46,25 @@ ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries', '0'),
 
 # the worker writes the envelope itself: the same text as eventbus.envelope()
 # for awkward events (escapes, non-ASCII, numbers, an era, an infinite or a
-# five-digit year, replay-name), and the same webhook-id as the SQL digest
+# five-digit year, a detail stored out of line, replay-name), and the same
+# webhook-id as the SQL digest
 add_target($node, 'odd', 'test.odd', 'odd.target-1', $sink->url('/odd'));
 my @odd = map { $node->safe_psql('postgres', "SELECT eventbus.put_event($_)") } (
 	q|'test.odd', E'Odd "type"\n\t\u00e9', '{"n": 1.50, "big": 12345678901234567890, |
 	  . q|"s": "a\"b\\\\c\u00e9\u2028\u0001", "arr": [1, null, true, {"k": []}], "e": {}}', |
 	  . q|ARRAY['arn:a"b', E'x\\\\y', 'ü'], "time" => '0044-03-15 12:00:00+00 BC'|,
 	q|'test.odd', 'Infinite', '{}', "time" => 'infinity'|,
-	q|'test.odd', 'Far', '{"x": [1.0e3, -0, 2e-7]}', "time" => '12345-06-07 08:09:10.999+00'|);
+	q|'test.odd', 'Far', '{"x": [1.0e3, -0, 2e-7]}', "time" => '12345-06-07 08:09:10.999+00'|,
+	# about 200 KB that does not compress: the detail is stored out of line
+	q|'test.odd', 'Big', jsonb_build_object('hex', (SELECT string_agg(md5(g::text), '')|
+	  . q| FROM generate_series(1, 6000) g))|);
 $node->safe_psql('postgres', q{
 INSERT INTO eventbus.events (id, bus, source, detail_type, detail, "time", account, region, replay_name)
 VALUES ('00000000-0000-4000-8000-000000000001', 'default', 'test.odd', 'Replayed', '{"r": 1}',
 	'2026-01-02 03:04:05+00', '123456789012', 'eu-west-1', 'nightly "replay"');
 });
 push @odd, '00000000-0000-4000-8000-000000000001';
-is($sink->wait_count('/odd', 4), 4, 'awkward events received');
+is($sink->wait_count('/odd', 5), 5, 'awkward events received');
 my %odd_body = map { decode_json(encode('UTF-8', $_->{body}))->{id} => $_ } @{ $sink->received('/odd') };
 for my $oid (@odd)
 {
