@@ -298,6 +298,14 @@ eb_queue_init(void)
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * A large backlog makes the claim's estimated cost large enough for JIT,
+	 * which would then compile its expressions at every execution: more
+	 * than half the worker's time, for statements that touch a few hundred
+	 * rows.
+	 */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	batch_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus batch",
 									  ALLOCSET_DEFAULT_SIZES);
 	request_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus requests",
