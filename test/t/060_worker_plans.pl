@@ -1,0 +1,101 @@
+# The worker's statements keep the plans they were written for.  Their
+# plans are made once, here while autovacuum has just seen the queue empty
+# (the state a busy queue is in most of the time): the statements that
+# follow a claim must still reach their rows by id probes or by ctid, never
+# by a scan of the whole queue, and none may be JIT-compiled, even with
+# every cost above the JIT thresholds.  auto_explain logs every plan run.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use EventbusTest;
+
+my $sink = start_sink();
+my $node = new_node('plans', no_extension => 1, conf => q{
+shared_preload_libraries = 'pg_eventbus,auto_explain'
+auto_explain.log_min_duration = 0
+auto_explain.log_nested_statements = on
+jit = on
+jit_above_cost = 0
+jit_optimize_above_cost = 0
+jit_inline_above_cost = 0
+});
+$node->safe_psql('postgres', 'CREATE EXTENSION pg_eventbus');
+$node->safe_psql('postgres', 'VACUUM eventbus.deliveries');
+is($node->safe_psql('postgres',
+	"SELECT relpages, reltuples FROM pg_class WHERE oid = 'eventbus.deliveries'::regclass"),
+	'0|0', 'the queue looks vacuumed and empty to the planner');
+
+add_target($node, 'ok', 'test.ok', 'ok', $sink->url('/ok'));
+add_target($node, 'failing', 'test.failing', 'failing', $sink->url('/status/500'),
+	max_retry_attempts => 1);
+# the first settle, which makes the plans, sees a queue of one row
+publish($node, 'test.ok', 1);
+ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries', '0'),
+	'first delivery settled');
+publish($node, 'test.ok', 50);
+publish($node, 'test.failing', 1);
+ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries', '0'),
+	'first failure settled');
+publish($node, 'test.failing', 1);
+ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries', '0'),
+	'every delivery settled');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM eventbus.dead_letters'),
+	'2', 'the failing target retried, then dead-lettered');
+
+# a query of ours, to know whether this server can JIT at all
+$node->safe_psql('postgres', 'SELECT sum(g) FROM generate_series(1, 1000) AS g');
+
+# every plan auto_explain logged: [query text, plan]
+my @plans;
+my $current;
+for my $line (split /\n/, slurp_file($node->logfile))
+{
+	if ($line =~ /LOG:\s+duration: [\d.]+ ms\s+plan:$/)
+	{
+		$current = [ '', '' ];
+		push @plans, $current;
+	}
+	elsif ($current && $line =~ /^\t(.*)$/)
+	{
+		my $text = $1;
+		if ($text =~ /^Query Text: (.*)$/) { $current->[0] = $1 }
+		else { $current->[1] .= "$text\n" }
+	}
+	else
+	{
+		undef $current;
+	}
+}
+my %plans_of = (
+	claim => [ grep { $_->[0] =~ /^WITH due AS/ } @plans ],
+	done => [ grep { $_->[0] =~ /^DELETE FROM eventbus\.deliveries/ } @plans ],
+	retry => [ grep { $_->[0] =~ /^UPDATE eventbus\.deliveries d SET next_attempt_at = s\.next/ } @plans ],
+	dead => [ grep { $_->[0] =~ /INSERT INTO eventbus\.dead_letters .*FROM gone g/ } @plans ],
+);
+for my $kind (sort keys %plans_of)
+{
+	ok(scalar @{ $plans_of{$kind} } > 0, "$kind statement ran and was logged");
+	my @whole = grep { $_->[1] =~ /Seq Scan on deliveries|Hash Join|Merge Join/ } @{ $plans_of{$kind} };
+	is(scalar @whole, 0, "$kind: no scan of the whole queue, no hash or merge join")
+	  or diag($whole[0][1]);
+}
+ok(!grep({ $_->[1] !~ /Index Cond: \(id = s\.id\)/ || $_->[1] !~ /Tid Scan on deliveries/ }
+		@{ $plans_of{done} }),
+	'done: id probes, then one TID scan');
+ok(!grep({ $_->[1] !~ /Tid Scan on deliveries/ } @{ $plans_of{retry} }, @{ $plans_of{dead} }),
+	'retry and dead letters: rows reached by ctid');
+
+SKIP:
+{
+	my ($ours) = grep { $_->[0] =~ /generate_series\(1, 1000\)/ } @plans;
+	skip 'this server cannot JIT (llvmjit not installed)', 1
+	  unless $ours && $ours->[1] =~ /^JIT:/m;
+	my @jit = grep { $_->[1] =~ /^JIT:/m } map { @{ $plans_of{$_} } } keys %plans_of;
+	is(scalar @jit, 0, 'no statement of the worker is JIT-compiled');
+}
+
+$node->stop;
+done_testing();
