@@ -21,6 +21,7 @@ jit = on
 jit_above_cost = 0
 jit_optimize_above_cost = 0
 jit_inline_above_cost = 0
+eventbus.max_concurrent_per_target = 4
 });
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_eventbus');
 $node->safe_psql('postgres', 'VACUUM eventbus.deliveries');
@@ -74,6 +75,8 @@ my %plans_of = (
 	done => [ grep { $_->[0] =~ /^DELETE FROM eventbus\.deliveries/ } @plans ],
 	retry => [ grep { $_->[0] =~ /^UPDATE eventbus\.deliveries d SET next_attempt_at = s\.next/ } @plans ],
 	dead => [ grep { $_->[0] =~ /INSERT INTO eventbus\.dead_letters .*FROM gone g/ } @plans ],
+	# rows claimed beyond the target's limit of 4 requests, handed back
+	release => [ grep { $_->[0] =~ /^UPDATE eventbus\.deliveries d SET attempts = d\.attempts - 1/ } @plans ],
 );
 for my $kind (sort keys %plans_of)
 {
@@ -85,8 +88,8 @@ for my $kind (sort keys %plans_of)
 ok(!grep({ $_->[1] !~ /Index Cond: \(id = s\.id\)/ || $_->[1] !~ /Tid Scan on deliveries/ }
 		@{ $plans_of{done} }),
 	'done: id probes, then one TID scan');
-ok(!grep({ $_->[1] !~ /Tid Scan on deliveries/ } @{ $plans_of{retry} }, @{ $plans_of{dead} }),
-	'retry and dead letters: rows reached by ctid');
+ok(!grep({ $_->[1] !~ /Tid Scan on deliveries/ } map { @{ $plans_of{$_} } } qw(retry dead release)),
+	'retry, dead letters and release: rows reached by ctid');
 
 SKIP:
 {
