@@ -34,6 +34,7 @@
 #include "commands/extension.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
+#include "lib/ilist.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -79,6 +80,7 @@ typedef struct Delivery
 	char	   *endpoint;
 	char	   *target_key;		/* key of target_load, or NULL */
 	struct Delivery *next;		/* in local_done */
+	dlist_node	live_node;		/* in live_deliveries, until freed */
 } Delivery;
 
 /* Requests in flight per target (bus, rule, target_id). */
@@ -93,6 +95,8 @@ typedef struct TargetLoad
 static MemoryContext batch_ctx = NULL;	/* reset after each transaction */
 static MemoryContext request_ctx = NULL;	/* deliveries, freed one by one */
 static Delivery *local_done = NULL;	/* finished without a request */
+/* every delivery not yet settled, to hand back if the worker fails */
+static dlist_head live_deliveries = DLIST_STATIC_INIT(live_deliveries);
 static HTAB *target_load = NULL;
 static bool targets_saturated = false;	/* last claim skipped some */
 static bool extension_logged = false;
@@ -498,6 +502,7 @@ start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key)
 	char		line[128];
 
 	d->http.owner = d;
+	dlist_push_tail(&live_deliveries, &d->live_node);
 	d->target_key = pstrdup(target_key);
 	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_ID, &isnull));
 	ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tuple, desc, CLAIM_TID, &isnull)),
@@ -882,6 +887,7 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
 static void
 free_delivery(Delivery *d)
 {
+	dlist_delete(&d->live_node);
 	eb_http_release(&d->http);
 	if (d->endpoint)
 		pfree(d->endpoint);
@@ -957,3 +963,51 @@ eb_queue_settle_finished(int *settled)
 	return earliest;
 }
 
+/*
+ * Puts every delivery this worker holds (in flight, or finished and not yet
+ * settled) back into the queue, due now, if its lease is still ours; for a
+ * worker about to exit on an error.  The attempt that was under way counts,
+ * as after a crash.  Must be called outside any transaction.
+ */
+void
+eb_queue_hand_back_leases(void)
+{
+	static const char *const hand_back_sql =
+	"UPDATE eventbus.deliveries d SET leased_until = NULL, next_attempt_at = now()"
+	" FROM unnest($1::bigint[], $2::timestamptz[]) AS s(id, lease)"
+	" WHERE d.id = s.id AND d.leased_until = s.lease";
+	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		args[2];
+	Datum	   *ids;
+	Datum	   *leases;
+	int			n = 0;
+	dlist_iter	iter;
+	uint64		returned;
+
+	if (dlist_is_empty(&live_deliveries))
+		return;
+
+	begin_xact("pg_eventbus: handing back leases");
+	dlist_foreach(iter, &live_deliveries)
+		n++;
+	ids = palloc(sizeof(Datum) * n);
+	leases = palloc(sizeof(Datum) * n);
+	n = 0;
+	dlist_foreach(iter, &live_deliveries)
+	{
+		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
+
+		ids[n] = Int64GetDatum(d->id);
+		leases[n++] = TimestampTzGetDatum(d->lease);
+	}
+	args[0] = make_array(ids, NULL, n, INT8OID);
+	args[1] = make_array(leases, NULL, n, TIMESTAMPTZOID);
+	if (SPI_execute_with_args(hand_back_sql, 2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "pg_eventbus: could not hand back leases");
+	returned = SPI_processed;
+	commit_xact();
+	ereport(LOG,
+			(errmsg("pg_eventbus delivery worker returned %llu leased deliveries to the queue",
+					(unsigned long long) returned),
+			 errdetail("The worker is stopping after an error; they will be sent again.")));
+}

@@ -38,6 +38,12 @@ extern TimestampTz eb_queue_claim_and_send(int room);
  */
 extern TimestampTz eb_queue_settle_finished(int *settled);
 
+/*
+ * Puts the deliveries this worker holds back into the queue, due now; for a
+ * worker about to exit on an error.
+ */
+extern void eb_queue_hand_back_leases(void);
+
 /* Did the last claim leave rows behind for targets at their limit? */
 extern bool eb_queue_targets_saturated(void);
 

@@ -101,6 +101,8 @@ static bool wake_at_commit = false;
 static int	my_index = -1;
 static WaitEventSet *wait_set = NULL;
 
+static void deliver_forever(void) pg_attribute_noreturn();
+
 /* ------------------------------------------------------------------------
  * Registration, shared memory, wake-ups
  * ------------------------------------------------------------------------
@@ -399,39 +401,14 @@ ms_until(TimestampTz t, long cap)
 }
 
 /*
- * Entry point of a delivery worker: claim -> send -> settle -> sleep, until
- * SIGTERM or postmaster death.
+ * The loop: claim -> send -> settle -> sleep, until SIGTERM or postmaster
+ * death.
  */
-void
-eventbus_worker_main(Datum main_arg)
+static void
+deliver_forever(void)
 {
 	TimestampTz next_due = 0;	/* 0: look at the queue now */
 	bool		poked = true;
-
-	my_index = DatumGetInt32(main_arg);
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(settings.database, NULL, 0);
-
-	eb_queue_init();
-	eb_http_init(settings.max_concurrent_requests);
-	wait_set = CreateWaitEventSet(TopMemoryContext, 3);
-	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, eb_http_wait_fd(), NULL, NULL);
-
-	on_shmem_exit(worker_shmem_exit, (Datum) 0);
-	SpinLockAcquire(&eb_shared->mutex);
-	eb_shared->procno[my_index] = MyProc->pgprocno;
-	SpinLockRelease(&eb_shared->mutex);
-
-	eb_queue_wait_for_extension();
-	eb_queue_reconcile_leases();
-	ereport(LOG,
-			(errmsg("pg_eventbus delivery worker %d started in database \"%s\"",
-					my_index + 1, settings.database)));
 
 	for (;;)
 	{
@@ -488,4 +465,58 @@ eventbus_worker_main(Datum main_arg)
 			}
 		}
 	}
+}
+
+/*
+ * Entry point of a delivery worker.
+ */
+void
+eventbus_worker_main(Datum main_arg)
+{
+	my_index = DatumGetInt32(main_arg);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(settings.database, NULL, 0);
+
+	eb_queue_init();
+	eb_http_init(settings.max_concurrent_requests);
+	wait_set = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, eb_http_wait_fd(), NULL, NULL);
+
+	on_shmem_exit(worker_shmem_exit, (Datum) 0);
+	SpinLockAcquire(&eb_shared->mutex);
+	eb_shared->procno[my_index] = MyProc->pgprocno;
+	SpinLockRelease(&eb_shared->mutex);
+
+	eb_queue_wait_for_extension();
+	eb_queue_reconcile_leases();
+	ereport(LOG,
+			(errmsg("pg_eventbus delivery worker %d started in database \"%s\"",
+					my_index + 1, settings.database)));
+
+	PG_TRY();
+	{
+		deliver_forever();
+	}
+	PG_CATCH();
+	{
+		/*
+		 * An error, rather than a crash (which restarts every worker and
+		 * returns all leases): report it and hand this worker's deliveries
+		 * back to the queue before exiting, instead of leaving them leased
+		 * until the leases expire.  The postmaster starts the worker again.
+		 */
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(TopMemoryContext);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		eb_queue_hand_back_leases();
+		proc_exit(1);
+	}
+	PG_END_TRY();
 }

@@ -1,6 +1,6 @@
 # The worker's life: waiting for CREATE EXTENSION, several workers sharing
 # the queue, a slow target not holding back a fast one, settings reloaded
-# on SIGHUP.
+# on SIGHUP, a worker failing on an ERROR.
 use strict;
 use warnings;
 
@@ -96,6 +96,29 @@ ok(wait_for_value($node,
 	'second event delivered, first still waits its hour');
 is($node->safe_psql('postgres', "SELECT count(*) FROM eventbus.deliveries WHERE rule = 'hup'"),
 	'1', 'first event still queued');
+
+# a worker that fails with an ERROR hands its deliveries back before it
+# exits: they go out again at once, not when their lease (here 90 s) ends
+$node->safe_psql('postgres', q{ALTER TABLE eventbus.deliveries ADD CONSTRAINT test_no_503
+	CHECK (last_http_status IS DISTINCT FROM 503)});
+add_target($node, 'boom', 'test.boom', 'boom', $sink->url('/status/503-then-200'),
+	timeout => '60s');
+my $t1 = time();
+publish($node, 'test.boom', 1);
+is($sink->wait_count('/status/503-then-200', 2, 30), 2,
+	'sent again after the worker that sent it failed');
+my $again = time() - $t1;
+ok($again < 20, "sent again within seconds, not at the end of the lease ($again s)");
+ok($node->log_contains('violates check constraint "test_no_503"'),
+	'the worker failed on an ERROR (settling the 503)');
+ok($node->log_contains('The worker is stopping after an error; they will be sent again.'),
+	'it handed its deliveries back');
+$node->safe_psql('postgres', 'ALTER TABLE eventbus.deliveries DROP CONSTRAINT test_no_503');
+ok(wait_for_value($node, "SELECT count(*) FROM eventbus.deliveries WHERE rule = 'boom'", '0'),
+	'then delivered');
+ok(wait_for_value($node,
+	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_eventbus delivery worker'", '2'),
+	'the failed worker was started again');
 
 is($node->safe_psql('postgres', "SELECT count(*) FROM eventbus.dead_letters WHERE target_id <> 'slow'"),
 	'0', 'no dead letters but those of the deleted slow target')
