@@ -966,8 +966,8 @@ eb_queue_settle_finished(int *settled)
 /*
  * Puts every delivery this worker holds (in flight, or finished and not yet
  * settled) back into the queue, due now, if its lease is still ours; for a
- * worker about to exit on an error.  The attempt that was under way counts,
- * as after a crash.  Must be called outside any transaction.
+ * worker about to exit.  The attempt that was under way counts, as after a
+ * crash.  Must be called outside any transaction.
  */
 void
 eb_queue_hand_back_leases(void)
@@ -1009,5 +1009,5 @@ eb_queue_hand_back_leases(void)
 	ereport(LOG,
 			(errmsg("pg_eventbus delivery worker returned %llu leased deliveries to the queue",
 					(unsigned long long) returned),
-			 errdetail("The worker is stopping after an error; they will be sent again.")));
+			 errdetail("The worker is stopping; they will be sent again.")));
 }

@@ -40,7 +40,7 @@ extern TimestampTz eb_queue_settle_finished(int *settled);
 
 /*
  * Puts the deliveries this worker holds back into the queue, due now; for a
- * worker about to exit on an error.
+ * worker about to exit.
  */
 extern void eb_queue_hand_back_leases(void);
 

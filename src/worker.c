@@ -37,6 +37,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -401,6 +402,23 @@ ms_until(TimestampTz t, long cap)
 }
 
 /*
+ * Exit callback of a worker: an ERROR (which ends a background worker),
+ * SIGTERM, or anything else but a crash or postmaster death.  Returns the
+ * deliveries the worker holds to the queue, due at once, rather than leave
+ * them leased until their leases expire -- with several workers, only the
+ * first to start after a crash returns everyone's leases.
+ */
+static void
+worker_hand_back(int code, Datum arg)
+{
+	if (!PostmasterIsAlive())
+		return;
+	MemoryContextSwitchTo(TopMemoryContext);
+	AbortOutOfAnyTransaction();
+	eb_queue_hand_back_leases();
+}
+
+/*
  * The loop: claim -> send -> settle -> sleep, until SIGTERM or postmaster
  * death.
  */
@@ -498,25 +516,7 @@ eventbus_worker_main(Datum main_arg)
 			(errmsg("pg_eventbus delivery worker %d started in database \"%s\"",
 					my_index + 1, settings.database)));
 
-	PG_TRY();
-	{
-		deliver_forever();
-	}
-	PG_CATCH();
-	{
-		/*
-		 * An error, rather than a crash (which restarts every worker and
-		 * returns all leases): report it and hand this worker's deliveries
-		 * back to the queue before exiting, instead of leaving them leased
-		 * until the leases expire.  The postmaster starts the worker again.
-		 */
-		HOLD_INTERRUPTS();
-		MemoryContextSwitchTo(TopMemoryContext);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-		eb_queue_hand_back_leases();
-		proc_exit(1);
-	}
-	PG_END_TRY();
+	/* from now on, an ERROR or SIGTERM hands its deliveries back first */
+	before_shmem_exit(worker_hand_back, (Datum) 0);
+	deliver_forever();
 }

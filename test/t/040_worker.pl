@@ -1,6 +1,6 @@
 # The worker's life: waiting for CREATE EXTENSION, several workers sharing
 # the queue, a slow target not holding back a fast one, settings reloaded
-# on SIGHUP, a worker failing on an ERROR.
+# on SIGHUP, workers failing on an ERROR or stopped with SIGTERM.
 use strict;
 use warnings;
 
@@ -111,7 +111,7 @@ my $again = time() - $t1;
 ok($again < 20, "sent again within seconds, not at the end of the lease ($again s)");
 ok($node->log_contains('violates check constraint "test_no_503"'),
 	'the worker failed on an ERROR (settling the 503)');
-ok($node->log_contains('The worker is stopping after an error; they will be sent again.'),
+ok($node->log_contains('The worker is stopping; they will be sent again.'),
 	'it handed its deliveries back');
 $node->safe_psql('postgres', 'ALTER TABLE eventbus.deliveries DROP CONSTRAINT test_no_503');
 ok(wait_for_value($node, "SELECT count(*) FROM eventbus.deliveries WHERE rule = 'boom'", '0'),
@@ -119,6 +119,19 @@ ok(wait_for_value($node, "SELECT count(*) FROM eventbus.deliveries WHERE rule = 
 ok(wait_for_value($node,
 	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_eventbus delivery worker'", '2'),
 	'the failed worker was started again');
+
+# so do workers stopped with SIGTERM: a request in flight (3 s at the
+# target, lease 90 s) is sent again once they are back, 5 s later
+add_target($node, 'held', 'test.held', 'held', $sink->url('/delay/3000'),
+	timeout => '60s');
+publish($node, 'test.held', 1);
+ok(wait_for_value($node,
+	"SELECT leased_until IS NOT NULL FROM eventbus.deliveries WHERE rule = 'held'", 't'),
+	'request in flight');
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'pg_eventbus delivery worker'");
+ok(wait_for_value($node, "SELECT count(*) FROM eventbus.deliveries WHERE rule = 'held'", '0', 40),
+	'delivered by the restarted workers well before the lease would have ended');
 
 is($node->safe_psql('postgres', "SELECT count(*) FROM eventbus.dead_letters WHERE target_id <> 'slow'"),
 	'0', 'no dead letters but those of the deleted slow target')
