@@ -169,7 +169,7 @@ static const char *const claim_sql =
 "  l.max_retry_attempts,"
 "  (extract(epoch FROM l.max_event_age) * 1000)::bigint,"
 "  (extract(epoch FROM l.timeout) * 1000)::bigint,"
-"  e.published_at, l.bus, l.rule, l.target_id, l.event_id,"
+"  e.published_at, l.bus, l.rule, l.target_id,"
 "  e.id, e.detail_type, e.source, e.account, e.\"time\", e.region,"
 "  e.resources, e.detail, e.replay_name"
 " FROM leased l LEFT JOIN eventbus.events e ON e.id = l.event_id";
@@ -191,21 +191,8 @@ enum
 	CLAIM_BUS,
 	CLAIM_RULE,
 	CLAIM_TARGET_ID,
-	CLAIM_EVENT_ID,
 	CLAIM_EVENT					/* the event's columns, in EbEventColumn order */
 };
-
-/*
- * Claimed rows of a target that reached its limit in the same claim: back
- * to the queue untouched, as if never claimed.
- */
-static const char *const release_sql =
-"UPDATE eventbus.deliveries d"
-" SET attempts = d.attempts - 1, leased_until = NULL, next_attempt_at = now(),"
-"   first_attempt_at = CASE WHEN d.attempts = 1 THEN NULL"
-"                      ELSE d.first_attempt_at END"
-" FROM unnest($1::bigint[], $2::tid[]) AS s(id, tid)"
-" WHERE d.ctid = s.tid AND d.id IS NOT DISTINCT FROM s.id";
 
 /* When the next row becomes due (rows leased by anyone included). */
 static const char *const next_due_sql =
@@ -227,6 +214,18 @@ static const char *const next_due_sql =
  * their check is a filter (IS NOT DISTINCT FROM) rather than a join clause,
  * so that the ctid is the only way to the row.
  */
+
+/*
+ * Claimed rows of a target that reached its limit in the same claim: back
+ * to the queue untouched, as if never claimed.
+ */
+static const char *const release_sql =
+"UPDATE eventbus.deliveries d"
+" SET attempts = d.attempts - 1, leased_until = NULL, next_attempt_at = now(),"
+"   first_attempt_at = CASE WHEN d.attempts = 1 THEN NULL"
+"                      ELSE d.first_attempt_at END"
+" FROM unnest($1::bigint[], $2::tid[]) AS s(id, tid)"
+" WHERE d.ctid = s.tid AND d.id IS NOT DISTINCT FROM s.id";
 
 /* Delivered: the row goes away, if it is still ours. */
 static const char *const done_sql =
@@ -486,21 +485,41 @@ add_default_header(Delivery *d, const char *line, const char *target_headers)
 	eb_http_add_header(&d->http, line);
 }
 
-/* Builds the request of a claimed row and sends it. */
+/*
+ * Builds the request of a claimed row and sends it; `bus`, `rule` and
+ * `target_id` are the row's, `target_key` their target_load key.
+ */
 static void
-start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key)
+start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key,
+			   const char *bus, const char *rule, const char *target_id)
 {
-	MemoryContext old = MemoryContextSwitchTo(request_ctx);
-	Delivery   *d = palloc0(sizeof(Delivery));
+	MemoryContext old;
+	Delivery   *d;
 	bool		isnull;
 	char	   *headers;
 	Datum		event[EB_EV_NCOLUMNS];
 	bool		event_null[EB_EV_NCOLUMNS];
-	char	   *body;
-	int			body_len;
+	char	   *body = NULL;
+	int			body_len = 0;
 	char		webhook_id[EB_WEBHOOK_ID_LEN];
 	char		line[128];
 
+	/*
+	 * The body and the webhook-id first, in the claim's memory: printing
+	 * jsonb leaves litter behind, and the request keeps only the text.  No
+	 * event (gone from the archive) means nothing to send.
+	 */
+	for (int i = 0; i < EB_EV_NCOLUMNS; i++)
+		event[i] = SPI_getbinval(tuple, desc, CLAIM_EVENT + i, &event_null[i]);
+	if (!event_null[EB_EV_ID])
+	{
+		body = eb_envelope_text(event, event_null, &body_len);
+		eb_webhook_id(webhook_id, DatumGetUUIDP(event[EB_EV_ID]),
+					  bus, rule, target_id);
+	}
+
+	old = MemoryContextSwitchTo(request_ctx);
+	d = palloc0(sizeof(Delivery));
 	d->http.owner = d;
 	dlist_push_tail(&live_deliveries, &d->live_node);
 	d->target_key = pstrdup(target_key);
@@ -512,16 +531,14 @@ start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key)
 	d->endpoint = SPI_getvalue(tuple, desc, CLAIM_ENDPOINT);
 	d->http.url = d->endpoint;
 	d->http.method = SPI_getvalue(tuple, desc, CLAIM_METHOD);
-	headers = SPI_getvalue(tuple, desc, CLAIM_HEADERS);
 	d->max_retry_attempts = DatumGetInt32(SPI_getbinval(tuple, desc, CLAIM_MAX_RETRY_ATTEMPTS, &isnull));
 	d->max_event_age_ms = DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_MAX_EVENT_AGE_MS, &isnull));
 	d->http.timeout_ms = (long) DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_TIMEOUT_MS, &isnull));
 	d->published_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, CLAIM_PUBLISHED_AT, &isnull));
-	d->has_event = !isnull;
+	d->has_event = (body != NULL);
 
 	if (!d->has_event)
 	{
-		/* the event is gone from the archive: nothing to send */
 		d->http.transport = EB_TRANSPORT_INTERNAL;
 		strlcpy(d->http.error, "the event no longer exists in eventbus.events",
 				sizeof(d->http.error));
@@ -530,17 +547,10 @@ start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key)
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	/* built in the claim's memory (printing jsonb leaves litter there) */
-	MemoryContextSwitchTo(old);
-	for (int i = 0; i < EB_EV_NCOLUMNS; i++)
-		event[i] = SPI_getbinval(tuple, desc, CLAIM_EVENT + i, &event_null[i]);
-	body = eb_envelope_text(event, event_null, &body_len);
-	d->http.body = MemoryContextAlloc(request_ctx, body_len + 1);
-	memcpy((char *) d->http.body, body, body_len + 1);
+	d->http.body = pnstrdup(body, body_len);
 	d->http.body_len = body_len;
-	pfree(body);
-	MemoryContextSwitchTo(request_ctx);
 
+	headers = SPI_getvalue(tuple, desc, CLAIM_HEADERS);
 	add_default_header(d, "Content-Type: application/json", headers);
 	add_default_header(d, EB_USER_AGENT, headers);
 	eb_http_add_header(&d->http, "Expect:");	/* no 100-continue round trip */
@@ -552,32 +562,14 @@ start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key)
 			eb_http_add_header(&d->http, h);
 		pfree(headers);
 	}
-	MemoryContextSwitchTo(old);
-
-	/* the webhook-id's scratch memory goes with the claim's transaction */
-	eb_webhook_id(webhook_id,
-				  DatumGetUUIDP(SPI_getbinval(tuple, desc, CLAIM_EVENT_ID, &isnull)),
-				  TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_BUS, &isnull)),
-				  TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_RULE, &isnull)),
-				  TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_TARGET_ID, &isnull)));
 	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
 	eb_http_add_header(&d->http, line);
 	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long) time(NULL));
 	eb_http_add_header(&d->http, line);
+	MemoryContextSwitchTo(old);
+	pfree(body);
 
 	eb_http_submit(&d->http);
-}
-
-/* The target_load key of a claimed row. */
-static void
-target_key_of(HeapTuple tuple, TupleDesc desc, char *key)
-{
-	bool		isnull;
-
-	snprintf(key, TARGET_KEY_LEN, "%s\x1f%s\x1f%s",
-			 TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_BUS, &isnull)),
-			 TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_RULE, &isnull)),
-			 TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_TARGET_ID, &isnull)));
 }
 
 /* One fewer request in flight to a target. */
@@ -654,8 +646,11 @@ eb_queue_claim_and_send(int room)
 		TargetLoad *tl;
 		bool		found;
 		bool		isnull;
+		char	   *bus = TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_BUS, &isnull));
+		char	   *rule = TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_RULE, &isnull));
+		char	   *target_id = TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_TARGET_ID, &isnull));
 
-		target_key_of(tuple, desc, key);
+		snprintf(key, TARGET_KEY_LEN, "%s\x1f%s\x1f%s", bus, rule, target_id);
 		tl = hash_search(target_load, key, HASH_ENTER, &found);
 		if (!found)
 			tl->in_flight = 0;
@@ -666,7 +661,7 @@ eb_queue_claim_and_send(int room)
 			continue;
 		}
 		tl->in_flight++;
-		start_delivery(tuple, desc, key);
+		start_delivery(tuple, desc, key, bus, rule, target_id);
 	}
 	if (nrelease > 0)
 	{
