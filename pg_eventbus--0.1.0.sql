@@ -83,15 +83,18 @@ CREATE TABLE eventbus.events (
 COMMENT ON TABLE eventbus.events IS 'Every published event (the archive). eventbus.envelope(e) is the JSON a target receives.';
 
 /*
- * The EventBridge envelope of an event, exactly as the worker sends it.
- * No SET clause, so that the planner can inline it into the worker's claim
- * query; every name in it is schema-qualified instead.
+ * The EventBridge envelope of an event, exactly as the worker sends it
+ * (src/envelope.c writes the same text), or NULL for no event -- the empty
+ * side of a LEFT JOIN -- so that callers can fall back on the event id.
+ * No SET clause, so that the planner can inline it into the statements
+ * that use it; every name in it is schema-qualified instead.
  */
 CREATE FUNCTION eventbus.envelope(e eventbus.events)
 RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-	SELECT pg_catalog.jsonb_build_object(
+	SELECT CASE WHEN e.id IS NULL THEN NULL ELSE
+	pg_catalog.jsonb_build_object(
 		'version', '0',
 		'id', e.id,
 		'detail-type', e.detail_type,
@@ -103,6 +106,7 @@ AS $$
 		'detail', e.detail)
 	OPERATOR(pg_catalog.||) CASE WHEN e.replay_name IS NULL THEN '{}'::pg_catalog.jsonb
 			ELSE pg_catalog.jsonb_build_object('replay-name', e.replay_name) END
+	END
 $$;
 
 CREATE VIEW eventbus.event_envelopes AS

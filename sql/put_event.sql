@@ -22,6 +22,11 @@ SELECT eventbus.put_event(source => 'com.example.billing', detail_type => 'Invoi
 SELECT eventbus.envelope(e) -> 'time' AS time, eventbus.envelope(e) -> 'resources' AS resources
 FROM eventbus.events e WHERE source = 'com.example.billing';
 
+-- no event, no envelope: the empty side of a LEFT JOIN gives NULL
+SELECT eventbus.envelope(NULL::eventbus.events) IS NULL AS null_row,
+	   eventbus.envelope(e) IS NULL AS missing_event
+FROM (SELECT 1) x LEFT JOIN eventbus.events e ON false;
+
 -- publishing is transactional: a rolled-back event is gone
 BEGIN;
 SELECT eventbus.put_event('com.example.rollback', 'Gone', '{}') IS NOT NULL AS published;

@@ -77,6 +77,24 @@ for my $oid (@odd)
 ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries', '0'),
 	'delivery settled');
 
+# an event deleted from the archive before its delivery is not sent: the
+# delivery is dead-lettered (INTERNAL_FAILURE) with the event's id
+my $gone = $node->safe_psql('postgres', q{
+BEGIN;
+SELECT eventbus.put_event('test.odd', 'Gone', '{}') AS id \gset
+DELETE FROM eventbus.events WHERE id = :'id';
+COMMIT;
+SELECT :'id';
+});
+ok(wait_for_value($node, "SELECT count(*) FROM eventbus.dead_letters WHERE event_id = '$gone'", '1'),
+	'delivery of a deleted event dead-lettered');
+is($node->safe_psql('postgres', qq{
+SELECT error_code, exhausted_condition, attempts, event = jsonb_build_object('id', event_id)
+FROM eventbus.dead_letters WHERE event_id = '$gone'}),
+	'INTERNAL_FAILURE|NonRetryable|1|t', 'as an internal failure, without a request');
+is($sink->count('/odd'), 5, 'nothing sent for it');
+$node->safe_psql('postgres', "DELETE FROM eventbus.dead_letters WHERE event_id = '$gone'");
+
 # a rolled-back publish is never delivered
 $node->safe_psql('postgres', q{
 BEGIN;
