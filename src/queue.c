@@ -57,7 +57,7 @@
 #include "queue.h"
 #include "worker_internal.h"
 
-#define EB_USER_AGENT "User-Agent: pg_eventbus/0.1.0"
+#define EB_USER_AGENT "User-Agent: pg_eventbus/0.2.0"
 
 /* A lease lasts the target's timeout plus this margin for settling. */
 #define EB_LEASE_MARGIN "30 seconds"
