@@ -30,7 +30,7 @@ is($sink->wait_count('/shape', 1), 1, 'one request received');
 my $req = $sink->received('/shape')->[0];
 is($req->{method}, 'PUT', 'http_method used');
 is($req->{headers}{'content-type'}, 'application/json', 'Content-Type');
-is($req->{headers}{'user-agent'}, 'pg_eventbus/0.1.0', 'User-Agent');
+is($req->{headers}{'user-agent'}, 'pg_eventbus/0.2.0', 'User-Agent');
 is($req->{headers}{authorization}, 'Bearer s3cret', 'target header sent');
 ok(exists $req->{headers}{'x-empty'}, 'empty target header sent');
 like($req->{headers}{'webhook-id'}, qr/^msg_[0-9a-f]{32}$/, 'webhook-id');
