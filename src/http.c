@@ -29,6 +29,11 @@
 
 #include "http.h"
 
+/* CURLOPT_PREREQFUNCTION bounds the requests of an attempt */
+#if LIBCURL_VERSION_NUM < 0x075000
+#error "pg_eventbus needs libcurl 7.80.0 or later"
+#endif
+
 static CURLM *multi = NULL;
 static int	epoll_fd = -1;
 static int	in_flight = 0;

@@ -364,7 +364,9 @@ eb_header_check(const char *name, size_t namelen, const char *value,
 	}
 	if (check_reserved)
 	{
-		for (size_t i = 0; i < sizeof(reserved_headers) / sizeof(reserved_headers[0]); i++)
+		size_t		n = sizeof(reserved_headers) / sizeof(reserved_headers[0]);
+
+		for (size_t i = 0; i < n; i++)
 		{
 			if (strlen(reserved_headers[i]) == namelen &&
 				strncasecmp(reserved_headers[i], name, namelen) == 0)
