@@ -702,7 +702,8 @@ jsonb_type_words(const JsonbValue *v)
 /*
  * eventbus.check_target_headers(target_id text, headers jsonb): put_target's
  * check of a target's headers, raising 22023 for the first header the
- * worker would refuse to send.  The rules are eb_header_check()'s, the same
+ * worker would refuse to send (54000 for one over the size bound), and
+ * 54000 when all of them pass EB_HEADERS_MAX_TOTAL_BYTES.  The rules are eb_header_check()'s, the same
  * the worker applies to every header it sends, plus the names the worker
  * sets itself; the value is never echoed, since it may be a credential.
  */
@@ -716,6 +717,7 @@ eventbus_check_target_headers(PG_FUNCTION_ARGS)
 	JsonbIteratorToken tok;
 	JsonbValue	v;
 	char	   *name = NULL;
+	size_t		total = 0;
 
 	if (headers == NULL || !JB_ROOT_IS_OBJECT(headers))
 		ereport(ERROR,
@@ -754,13 +756,23 @@ eventbus_check_target_headers(PG_FUNCTION_ARGS)
 			eb_header_problem_text(problem, name, v.val.string.val, at,
 								   what, sizeof(what));
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errcode(problem == EB_HEADER_TOO_LONG ?
+							 ERRCODE_PROGRAM_LIMIT_EXCEEDED :
+							 ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid header \"%s\" for target \"%s\"", name, target_id),
 					 errdetail("Header \"%s\": %s.", name, what),
 					 errhint("%s", eb_header_problem_hint(problem))));
 		}
+		total += strlen(name) + v.val.string.len;
 		pfree(name);
 		name = NULL;
 	}
+	if (total > EB_HEADERS_MAX_TOTAL_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("headers of target \"%s\" are too large", target_id),
+				 errdetail("Their names and values take %zu bytes, more than %d.",
+						   total, EB_HEADERS_MAX_TOTAL_BYTES),
+				 errhint("%s", eb_header_problem_hint(EB_HEADER_TOO_LONG))));
 	PG_RETURN_VOID();
 }

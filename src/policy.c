@@ -317,6 +317,10 @@ static const char *const reserved_headers[] = {
 	"webhook-id", "webhook-timestamp", "webhook-signature"
 };
 
+/* A number macro as a string literal, for messages. */
+#define EB_STRINGIFY_(x) #x
+#define EB_STRINGIFY(x) EB_STRINGIFY_(x)
+
 /* Whether c may appear in a header name: RFC 9110's tchar. */
 static bool
 is_tchar(unsigned char c)
@@ -327,15 +331,16 @@ is_tchar(unsigned char c)
 }
 
 /*
- * Checks one header before it goes on the wire: the name must be a token
- * and the value may hold no control character except HTAB (RFC 9110 field
+ * Checks one header before it goes on the wire: the name must be a token,
+ * the value may hold no control character except HTAB (RFC 9110 field
  * values; CR, LF, NUL, VT, DEL and the rest would let a value end the
- * header early or confuse the receiver).  With check_reserved, also refuses
+ * header early or confuse the receiver), and both together may not pass
+ * EB_HEADER_MAX_BYTES.  With check_reserved, also refuses
  * the headers the worker sets itself (put_target's rule).  This is the one
  * place these rules live: put_target calls it through
  * eventbus.check_target_headers(), and the worker calls it for every
  * header it sends.  On a problem, *at is the offending byte's offset in
- * the name or the value.
+ * the name or the value (for EB_HEADER_TOO_LONG, the size).
  */
 EbHeaderProblem
 eb_header_check(const char *name, size_t namelen, const char *value,
@@ -344,6 +349,11 @@ eb_header_check(const char *name, size_t namelen, const char *value,
 	*at = 0;
 	if (namelen == 0)
 		return EB_HEADER_EMPTY_NAME;
+	if (namelen + valuelen > EB_HEADER_MAX_BYTES)
+	{
+		*at = namelen + valuelen;
+		return EB_HEADER_TOO_LONG;
+	}
 	for (size_t i = 0; i < namelen; i++)
 	{
 		if (!is_tchar((unsigned char) name[i]))
@@ -406,6 +416,11 @@ eb_header_problem_text(EbHeaderProblem problem, const char *name,
 		case EB_HEADER_RESERVED:
 			snprintf(buf, bufsize, "the worker sets this header itself");
 			break;
+		case EB_HEADER_TOO_LONG:
+			snprintf(buf, bufsize,
+					 "its name and value are %zu bytes, more than %d",
+					 at, EB_HEADER_MAX_BYTES);
+			break;
 	}
 }
 
@@ -424,6 +439,10 @@ eb_header_problem_hint(EbHeaderProblem problem)
 			return "Header values may hold no control characters except tab (RFC 9110): no CR, LF, NUL, VT, DEL or other.";
 		case EB_HEADER_RESERVED:
 			return "Content-Length, Host, Transfer-Encoding, Connection and the webhook-* headers are set by the worker; leave them out.";
+		case EB_HEADER_TOO_LONG:
+			return "A header's name and value together may take "
+				EB_STRINGIFY(EB_HEADER_MAX_BYTES) " bytes, and all of a target's headers "
+				EB_STRINGIFY(EB_HEADERS_MAX_TOTAL_BYTES) ".";
 	}
 	return "";
 }

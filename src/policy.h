@@ -56,6 +56,15 @@ typedef enum EbVerdict
 #define EB_EXHAUSTED_NON_RETRYABLE	"NonRetryable"
 #define EB_EXHAUSTED_TARGET_DELETED "TargetDeleted"
 
+/*
+ * Size bounds of a target's headers: one header (name and value) and all of
+ * a target's headers together.  Every delivery carries them, so their size
+ * is multiplied by the requests in flight; common servers refuse header
+ * lines over 8 kB anyway.
+ */
+#define EB_HEADER_MAX_BYTES			8192
+#define EB_HEADERS_MAX_TOTAL_BYTES	16384
+
 /* Why a header may not be sent (eb_header_check). */
 typedef enum EbHeaderProblem
 {
@@ -63,7 +72,8 @@ typedef enum EbHeaderProblem
 	EB_HEADER_EMPTY_NAME,		/* no name at all */
 	EB_HEADER_BAD_NAME,			/* a name character outside RFC 9110's tchar */
 	EB_HEADER_CONTROL,			/* a control character other than HTAB */
-	EB_HEADER_RESERVED			/* a header the worker sets itself */
+	EB_HEADER_RESERVED,			/* a header the worker sets itself */
+	EB_HEADER_TOO_LONG			/* name and value over EB_HEADER_MAX_BYTES */
 } EbHeaderProblem;
 
 extern bool eb_final_status_valid(long http_status);

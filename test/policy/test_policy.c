@@ -257,6 +257,19 @@ test_headers(void)
 	eb_header_problem_text(EB_HEADER_BAD_NAME, "X Y", "v", at, buf, sizeof(buf));
 	CHECK(strstr(buf, "0x20 at byte 2") != NULL);
 	CHECK(strlen(eb_header_problem_hint(EB_HEADER_CONTROL)) > 0);
+	/* size: name and value together, at most EB_HEADER_MAX_BYTES */
+	{
+		static char big[EB_HEADER_MAX_BYTES + 2];
+
+		memset(big, 'v', sizeof(big) - 1);
+		CHECK(eb_header_check("X", 1, big, EB_HEADER_MAX_BYTES - 1, true, &at) == EB_HEADER_OK);
+		CHECK(eb_header_check("X", 1, big, EB_HEADER_MAX_BYTES, true, &at) == EB_HEADER_TOO_LONG);
+		CHECK(eb_header_check("X", 1, big, EB_HEADER_MAX_BYTES, false, &at) == EB_HEADER_TOO_LONG);
+		eb_header_problem_text(EB_HEADER_TOO_LONG, "X", big, at, buf, sizeof(buf));
+		CHECK(strcmp(buf, "its name and value are 8193 bytes, more than 8192") == 0);
+		CHECK(strstr(eb_header_problem_hint(EB_HEADER_TOO_LONG), "8192 bytes") != NULL);
+		CHECK(strstr(eb_header_problem_hint(EB_HEADER_TOO_LONG), "16384") != NULL);
+	}
 #undef HDR
 }
 

@@ -235,6 +235,7 @@ for my $name (sort keys %ra)
 # that are not tokens, and the worker's own headers, naming the header.
 ############################################################################
 add_target($node, 'hdr', 'test.hdr', 'hdr', $sink->url('/hdr'));
+my ($rc, $out, $err);
 my %bad = (
 	'vertical tab' => [ 'X-Vt', 'a\u000bb', qr/control character 0x0B at byte 2/ ],
 	'DEL' => [ 'X-Del', 'ab\u007f', qr/control character 0x7F at byte 3/ ],
@@ -249,7 +250,7 @@ for my $case (sort keys %bad)
 {
 	my ($name, $value, $detail) = @{ $bad{$case} };
 	my $json = ref(\$value) eq 'SCALAR' && $value =~ /^\d+$/ ? $value : qq{"$value"};
-	my ($rc, $out, $err) = $node->psql('postgres',
+	($rc, $out, $err) = $node->psql('postgres',
 		"\\set VERBOSITY verbose\nSELECT eventbus.put_target('hdr', 'hdr', '"
 		  . $sink->url('/hdr')
 		  . "', headers => '{\"$name\": $json, \"X-Ok\": \"fine\"}')");
@@ -259,6 +260,20 @@ for my $case (sort keys %bad)
 	like($err, qr/HINT:  \S/, "put_target refuses a header with $case: a hint");
 	unlike($err, qr/Injected|evil\.example/, "put_target refuses a header with $case: value not echoed");
 }
+# size bounds: 8192 bytes for one header, 16384 for all of a target's
+($rc, $out, $err) = $node->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT eventbus.put_target('hdr', 'hdr', '"
+	  . $sink->url('/hdr')
+	  . "', headers => jsonb_build_object('X-Big', repeat('a', 9000)))");
+like($err, qr/ERROR:  54000: invalid header "X-Big" for target "hdr"/, 'put_target: a header over 8192 bytes, 54000');
+like($err, qr/its name and value are 9005 bytes, more than 8192/, 'put_target: a header over 8192 bytes, the detail');
+($rc, $out, $err) = $node->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT eventbus.put_target('hdr', 'hdr', '"
+	  . $sink->url('/hdr')
+	  . "', headers => jsonb_build_object('X-A', repeat('a', 6000), 'X-B', repeat('b', 6000), 'X-C', repeat('c', 6000)))");
+like($err, qr/ERROR:  54000: headers of target "hdr" are too large/, 'put_target: headers over 16384 bytes in all, 54000');
+like($err, qr/take 18009 bytes, more than 16384/, 'put_target: headers over 16384 bytes in all, the detail');
+
 $node->safe_psql('postgres',
 	"SELECT eventbus.put_target('hdr', 'hdr', '"
 	  . $sink->url('/hdr')
