@@ -21,9 +21,18 @@
 
 #include <curl/curl.h>
 
+#include "fmgr.h"
+#include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
 
 #include "http.h"
+
+/* CURLOPT_PREREQFUNCTION bounds the requests of an attempt */
+#if LIBCURL_VERSION_NUM < 0x075000
+#error "pg_eventbus needs libcurl 7.80.0 or later"
+#endif
 
 static CURLM *multi = NULL;
 static int	epoll_fd = -1;
@@ -95,7 +104,13 @@ timer_cb(CURLM *m, long timeout_ms, void *userp)
 	return 0;
 }
 
-/* Keeps the first EB_HTTP_EXCERPT_MAX bytes of the response body. */
+/*
+ * Keeps the first EB_HTTP_EXCERPT_MAX bytes of the response body and reads
+ * on up to EB_HTTP_MAX_BODY_BYTES, so that a short answer leaves its
+ * connection ready for reuse; past that it stops the transfer (libcurl then
+ * closes the connection), because a target that sends gigabytes must not
+ * cost gigabytes.  The status has arrived by then and decides the outcome.
+ */
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -103,6 +118,12 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	size_t		len = size * nmemb;
 	size_t		room = EB_HTTP_EXCERPT_MAX - req->excerpt_len;
 
+	req->body_bytes += len;
+	if (req->body_bytes > EB_HTTP_MAX_BODY_BYTES)
+	{
+		req->body_cut = true;
+		return 0;				/* anything but len stops the transfer */
+	}
 	if (room > 0)
 	{
 		size_t		n = len < room ? len : room;
@@ -114,7 +135,13 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	return len;
 }
 
-/* Picks the Retry-After header out of the response headers. */
+/*
+ * Sees each header line of the answer: notes that an answer started and
+ * whether its header section ended (a blank line), picks out Retry-After,
+ * and stops the transfer once the header sections (1xx answers included)
+ * pass EB_HTTP_MAX_HEADER_BYTES, so that an endless one costs nothing
+ * unbounded.
+ */
 static size_t
 header_cb(char *data, size_t size, size_t nitems, void *userp)
 {
@@ -122,8 +149,22 @@ header_cb(char *data, size_t size, size_t nitems, void *userp)
 	size_t		len = size * nitems;
 	static const char name[] = "retry-after:";
 
+	req->answer_started = true;
+	req->header_bytes += len;
+	if (req->header_bytes > EB_HTTP_MAX_HEADER_BYTES)
+	{
+		req->headers_cut = true;
+		return 0;				/* anything but len stops the transfer */
+	}
+
 	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0)
-		req->retry_after[0] = '\0'; /* a new response (after a 1xx) */
+	{
+		req->retry_after[0] = '\0'; /* a new answer (after a 1xx) */
+		req->headers_ended = false;
+	}
+	else if ((len == 2 && data[0] == '\r' && data[1] == '\n') ||
+			 (len == 1 && data[0] == '\n'))
+		req->headers_ended = true;
 	else if (len > sizeof(name) - 1 &&
 			 pg_strncasecmp(data, name, sizeof(name) - 1) == 0)
 	{
@@ -141,6 +182,24 @@ header_cb(char *data, size_t size, size_t nitems, void *userp)
 		req->retry_after[vlen] = '\0';
 	}
 	return len;
+}
+
+/*
+ * libcurl's pre-request callback, called each time it is about to send the
+ * request, on the first connection and again on each connection it retries
+ * on after finding a reused one dead.  Refuses the request past
+ * EB_HTTP_MAX_REQUESTS_PER_ATTEMPT, which libcurl has no option for.
+ */
+static int
+prereq_cb(void *userp, char *primary_ip, char *local_ip, int primary_port,
+		  int local_port)
+{
+	EbHttpRequest *req = (EbHttpRequest *) userp;
+
+	if (req->requests_sent >= EB_HTTP_MAX_REQUESTS_PER_ATTEMPT)
+		return CURL_PREREQFUNC_ABORT;
+	req->requests_sent++;
+	return CURL_PREREQFUNC_OK;
 }
 
 /*
@@ -208,17 +267,115 @@ eb_http_timeout_ms(void)
 	return (long) ms + 1;
 }
 
-/* Adds one "Name: value" line to a request's headers. */
+/*
+ * Marks a request as not to be sent because of one of its headers, with the
+ * header's name (control characters shown as '?') and the problem in its
+ * error.  Only the first problem is kept.
+ */
+static void
+refuse_header(EbHttpRequest *req, const char *name, size_t namelen,
+			  const char *what)
+{
+	char		shown[65];
+	size_t		n = Min(namelen, sizeof(shown) - 1);
+
+	if (req->bad_header)
+		return;
+	for (size_t i = 0; i < n; i++)
+		shown[i] = (name[i] > 0x20 && name[i] < 0x7f) ? name[i] : '?';
+	shown[n] = '\0';
+	snprintf(req->error, sizeof(req->error),
+			 "header \"%s\" of the target was not sent: %s; fix it with eventbus.put_target()",
+			 shown, what);
+	req->bad_header = true;
+}
+
+/*
+ * Adds one header line to a request: "Name: value", or "Name;" for an
+ * empty value (libcurl's way to send one).  Every line passes
+ * eb_header_check() first, so that no control character ever reaches the
+ * wire, even from a target stored before put_target checked for them.  A
+ * line that fails is not added; the request is then not sent at all but
+ * finishes as EB_TRANSPORT_BAD_HEADER, with the header's name and the
+ * problem (never the value) in its error.
+ */
 void
 eb_http_add_header(EbHttpRequest *req, const char *line)
 {
-	struct curl_slist *l = curl_slist_append((struct curl_slist *) req->headers, line);
+	struct curl_slist *l;
+	const char *colon = strchr(line, ':');
+	size_t		namelen;
+	const char *value = "";
+	EbHeaderProblem problem;
+	size_t		at;
+	char		what[160];
 
+	if (colon != NULL)
+	{
+		namelen = colon - line;
+		value = colon + 1;
+		while (*value == ' ' || *value == '\t')
+			value++;
+	}
+	else
+	{
+		namelen = strlen(line);
+		if (namelen > 0 && line[namelen - 1] == ';')
+			namelen--;
+	}
+	problem = eb_header_check(line, namelen, value, strlen(value), false, &at);
+	if (problem != EB_HEADER_OK)
+	{
+		eb_header_problem_text(problem, line, value, at, what, sizeof(what));
+		refuse_header(req, line, namelen, what);
+		return;
+	}
+	if (colon == NULL && line[namelen] != ';')
+	{
+		refuse_header(req, line, namelen,
+					  "the line has no ':' (a value with a line break?)");
+		return;
+	}
+
+	l = curl_slist_append((struct curl_slist *) req->headers, line);
 	if (l == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
 	req->headers = l;
+}
+
+/*
+ * Adds one of the target's own headers, given as name and value (as they
+ * are stored in eventbus.targets.headers) rather than as a line, so that
+ * even a value with a line break cannot become two headers.  The check is
+ * put_target's (eb_header_check with the worker's own names refused); a
+ * header that fails it keeps the request from being sent, as in
+ * eb_http_add_header().
+ */
+void
+eb_http_add_target_header(EbHttpRequest *req, const char *name, size_t namelen,
+						  const char *value, size_t valuelen)
+{
+	EbHeaderProblem problem;
+	size_t		at;
+	char	   *line;
+
+	problem = eb_header_check(name, namelen, value, valuelen, true, &at);
+	if (problem != EB_HEADER_OK)
+	{
+		char		what[160];
+
+		eb_header_problem_text(problem, name, value, at, what, sizeof(what));
+		refuse_header(req, name, namelen, what);
+		return;
+	}
+	if (valuelen == 0)
+		line = psprintf("%.*s;", (int) namelen, name);
+	else
+		line = psprintf("%.*s: %.*s", (int) namelen, name, (int) valuelen, value);
+	eb_http_add_header(req, line);
+	pfree(line);
 }
 
 /* Appends a finished request to the done list. */
@@ -233,23 +390,105 @@ finish(EbHttpRequest *req)
 	done_tail = req;
 }
 
-/* Maps libcurl's result to the policy's transport outcome. */
-static EbTransport
-transport_of(CURLcode rc)
+/*
+ * Prefixes a request's error with "malformed answer: " (libcurl's own
+ * words follow, when it gave some).
+ */
+static void
+set_malformed(EbHttpRequest *req, const char *what)
 {
+	char		buf[sizeof(req->error)];
+
+	snprintf(buf, sizeof(buf), "malformed answer: %s", what);
+	strlcpy(req->error, buf, sizeof(req->error));
+}
+
+/*
+ * Maps a finished transfer to the policy's transport outcome, filling in
+ * the status and the error message.  Every answer that is not valid HTTP
+ * -- HTTP/0.9, no status line, a status outside 200-599 in a final answer,
+ * a header section that never ends or is cut off, a body cut short, a
+ * broken chunked encoding, an answer over our bounds -- becomes
+ * EB_TRANSPORT_MALFORMED, which the policy retries: the target is at
+ * fault, not the event.  A connection closed or reset before any byte of
+ * an answer stays a connection failure.
+ */
+static EbTransport
+outcome(EbHttpRequest *req, CURL *easy, CURLcode rc)
+{
+	char		what[sizeof(req->error)];
+
+	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && req->body_cut))
+	{
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &req->status);
+		req->error[0] = '\0';
+		if (!req->headers_ended)
+		{
+			set_malformed(req, "the connection closed inside the header section");
+			return EB_TRANSPORT_MALFORMED;
+		}
+		if (!eb_final_status_valid(req->status))
+		{
+			snprintf(what, sizeof(what),
+					 "status %03ld is not a final HTTP status (200 to 599)",
+					 req->status);
+			set_malformed(req, what);
+			return EB_TRANSPORT_MALFORMED;
+		}
+		return EB_TRANSPORT_OK;
+	}
+
+	if (req->error[0] == '\0')
+		strlcpy(req->error, curl_easy_strerror(rc), sizeof(req->error));
+
 	switch (rc)
 	{
-		case CURLE_OK:
-			return EB_TRANSPORT_OK;
 		case CURLE_OPERATION_TIMEDOUT:
 			return EB_TRANSPORT_TIMEOUT;
 		case CURLE_COULDNT_RESOLVE_HOST:
 		case CURLE_COULDNT_RESOLVE_PROXY:
 			return EB_TRANSPORT_DNS;
 		case CURLE_URL_MALFORMAT:
-		case CURLE_UNSUPPORTED_PROTOCOL:
 			return EB_TRANSPORT_BAD_URL;
+		case CURLE_ABORTED_BY_CALLBACK:
+			snprintf(req->error, sizeof(req->error),
+					 "the connection closed before any answer, on each of %d requests (at most %d requests per attempt)",
+					 req->requests_sent, EB_HTTP_MAX_REQUESTS_PER_ATTEMPT);
+			return EB_TRANSPORT_CONNECT;
+		case CURLE_WRITE_ERROR:
+			if (req->headers_cut)
+			{
+				snprintf(what, sizeof(what),
+						 "the header section is longer than %d bytes",
+						 EB_HTTP_MAX_HEADER_BYTES);
+				set_malformed(req, what);
+				return EB_TRANSPORT_MALFORMED;
+			}
+			return EB_TRANSPORT_INTERNAL;
+		case CURLE_UNSUPPORTED_PROTOCOL:
+			/* a scheme refused before sending, or HTTP/0.9 or a bad status line */
+			if (req->requests_sent == 0)
+				return EB_TRANSPORT_BAD_URL;
+			set_malformed(req, req->error);
+			return EB_TRANSPORT_MALFORMED;
+		case CURLE_WEIRD_SERVER_REPLY:
+		case CURLE_PARTIAL_FILE:
+		case CURLE_BAD_CONTENT_ENCODING:
+		case CURLE_HTTP2:
+		case CURLE_HTTP2_STREAM:
+			set_malformed(req, req->error);
+			return EB_TRANSPORT_MALFORMED;
 		default:
+			if (rc == CURLE_GOT_NOTHING && req->answer_started)
+			{
+				set_malformed(req, "the connection closed after an informational (1xx) answer, before the final one");
+				return EB_TRANSPORT_MALFORMED;
+			}
+			if (req->answer_started)
+			{
+				set_malformed(req, req->error);
+				return EB_TRANSPORT_MALFORMED;
+			}
 			return EB_TRANSPORT_CONNECT;
 	}
 }
@@ -266,11 +505,27 @@ eb_http_submit(EbHttpRequest *req)
 
 	req->transport = EB_TRANSPORT_INTERNAL;
 	req->status = 0;
-	req->error[0] = '\0';
+	if (!req->bad_header)
+		req->error[0] = '\0';
 	req->excerpt[0] = '\0';
 	req->excerpt_len = 0;
 	req->retry_after[0] = '\0';
 	req->seconds = 0;
+	req->requests_sent = 0;
+	req->header_bytes = 0;
+	req->body_bytes = 0;
+	req->answer_started = false;
+	req->headers_ended = false;
+	req->headers_cut = false;
+	req->body_cut = false;
+
+	/* a header eb_http_add_header() refused: nothing is sent */
+	if (req->bad_header)
+	{
+		req->transport = EB_TRANSPORT_BAD_HEADER;
+		finish(req);
+		return;
+	}
 
 	/* make room first, so that handing a handle back can never fail */
 	if (pool_cap < in_flight + pool_len + 1)
@@ -311,6 +566,8 @@ eb_http_submit(EbHttpRequest *req)
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
+	curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, prereq_cb);
+	curl_easy_setopt(easy, CURLOPT_PREREQDATA, req);
 	if (strcmp(req->method, "HEAD") == 0)
 		curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 	else
@@ -380,12 +637,7 @@ eb_http_drive(void)
 		curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
 		req = (EbHttpRequest *) priv;
 
-		req->transport = transport_of(msg->data.result);
-		if (msg->data.result == CURLE_OK)
-			curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &req->status);
-		else if (req->error[0] == '\0')
-			strlcpy(req->error, curl_easy_strerror(msg->data.result),
-					sizeof(req->error));
+		req->transport = outcome(req, easy, msg->data.result);
 		curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &req->seconds);
 
 		curl_multi_remove_handle(multi, easy);
@@ -426,4 +678,101 @@ eb_http_release(EbHttpRequest *req)
 {
 	curl_slist_free_all((struct curl_slist *) req->headers);
 	req->headers = NULL;
+}
+
+/* A JSON value's type in words, for an error's detail. */
+static const char *
+jsonb_type_words(const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvString:
+			return "a string";
+		default:
+			return "an array or an object";
+	}
+}
+
+/*
+ * eventbus.check_target_headers(target_id text, headers jsonb): put_target's
+ * check of a target's headers, raising 22023 for the first header the
+ * worker would refuse to send (54000 for one over the size bound), and
+ * 54000 when all of them pass EB_HEADERS_MAX_TOTAL_BYTES.  The rules are eb_header_check()'s, the same
+ * the worker applies to every header it sends, plus the names the worker
+ * sets itself; the value is never echoed, since it may be a credential.
+ */
+PG_FUNCTION_INFO_V1(eventbus_check_target_headers);
+Datum
+eventbus_check_target_headers(PG_FUNCTION_ARGS)
+{
+	char	   *target_id = PG_ARGISNULL(0) ? pstrdup("") : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Jsonb	   *headers = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	char	   *name = NULL;
+	size_t		total = 0;
+
+	if (headers == NULL || !JB_ROOT_IS_OBJECT(headers))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("headers of target \"%s\" must be a JSON object of strings",
+						target_id),
+				 errhint("For example '{\"Authorization\": \"Bearer ...\"}'.")));
+
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		EbHeaderProblem problem;
+		size_t		at;
+		char		what[160];
+
+		CHECK_FOR_INTERRUPTS();
+		if (tok == WJB_KEY)
+		{
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+
+		if (v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid header \"%s\" for target \"%s\"", name, target_id),
+					 errdetail("Its value is %s, not a string.", jsonb_type_words(&v)),
+					 errhint("Give every header value as a JSON string, for example '{\"X-Count\": \"1\"}'.")));
+
+		problem = eb_header_check(name, strlen(name), v.val.string.val,
+								  v.val.string.len, true, &at);
+		if (problem != EB_HEADER_OK)
+		{
+			eb_header_problem_text(problem, name, v.val.string.val, at,
+								   what, sizeof(what));
+			ereport(ERROR,
+					(errcode(problem == EB_HEADER_TOO_LONG ?
+							 ERRCODE_PROGRAM_LIMIT_EXCEEDED :
+							 ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid header \"%s\" for target \"%s\"", name, target_id),
+					 errdetail("Header \"%s\": %s.", name, what),
+					 errhint("%s", eb_header_problem_hint(problem))));
+		}
+		total += strlen(name) + v.val.string.len;
+		pfree(name);
+		name = NULL;
+	}
+	if (total > EB_HEADERS_MAX_TOTAL_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("headers of target \"%s\" are too large", target_id),
+				 errdetail("Their names and values take %zu bytes, more than %d.",
+						   total, EB_HEADERS_MAX_TOTAL_BYTES),
+				 errhint("%s", eb_header_problem_hint(EB_HEADER_TOO_LONG))));
+	PG_RETURN_VOID();
 }

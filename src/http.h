@@ -18,6 +18,21 @@
 
 #define EB_HTTP_EXCERPT_MAX 1024
 
+/*
+ * What one attempt may cost, whatever the target does.  libcurl sends a
+ * request again, on another connection, when a kept-alive connection it
+ * reused turns out closed before any byte of the answer (the normal race
+ * with a server that drops idle connections), and would do so up to five
+ * times; an attempt sends at most EB_HTTP_MAX_REQUESTS_PER_ATTEMPT requests.
+ * Of an answer the worker reads at most EB_HTTP_MAX_HEADER_BYTES of header
+ * section (an endless one is a malformed answer) and
+ * EB_HTTP_MAX_BODY_BYTES of body (the rest is not read: the connection is
+ * closed, and the status decides).
+ */
+#define EB_HTTP_MAX_REQUESTS_PER_ATTEMPT 2
+#define EB_HTTP_MAX_HEADER_BYTES (64 * 1024)
+#define EB_HTTP_MAX_BODY_BYTES (64 * 1024)
+
 typedef struct EbHttpRequest
 {
 	/* filled in by the caller; must stay valid until the request is done */
@@ -38,6 +53,14 @@ typedef struct EbHttpRequest
 	double		seconds;		/* total time of the request */
 
 	/* private to http.c */
+	bool		bad_header;		/* a header was refused; error says which */
+	int			requests_sent;	/* requests libcurl started for this attempt */
+	size_t		header_bytes;	/* header bytes read, 1xx answers included */
+	size_t		body_bytes;		/* body bytes read */
+	bool		answer_started; /* some header byte arrived */
+	bool		headers_ended;	/* the last answer's header section ended */
+	bool		headers_cut;	/* stopped: header section too long */
+	bool		body_cut;		/* stopped: body too long */
 	void	   *easy;
 	struct EbHttpRequest *next_done;
 	void	   *owner;			/* the caller's own pointer */
@@ -48,6 +71,9 @@ extern void eb_http_set_limits(int max_in_flight);
 extern int	eb_http_wait_fd(void);
 extern long eb_http_timeout_ms(void);
 extern void eb_http_add_header(EbHttpRequest *req, const char *line);
+extern void eb_http_add_target_header(EbHttpRequest *req,
+									  const char *name, size_t namelen,
+									  const char *value, size_t valuelen);
 extern void eb_http_submit(EbHttpRequest *req);
 extern void eb_http_drive(void);
 extern EbHttpRequest *eb_http_next_done(void);

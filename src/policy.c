@@ -15,14 +15,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/*
+ * Whether a status may end an exchange: 200-599.  Anything else in a final
+ * response (a 1xx that libcurl did not wait past, 000, 600 and up) means
+ * the target does not speak HTTP properly.  http.c turns such an answer
+ * into EB_TRANSPORT_MALFORMED, and eb_classify() agrees.
+ */
+bool
+eb_final_status_valid(long http_status)
+{
+	return http_status >= 200 && http_status <= 599;
+}
 
 /*
  * Decides whether an attempt succeeded, may be retried, or must go to the
  * dead-letter table at once.  Retryable are what EventBridge API
  * destinations retry: connection failures, timeouts, 401, 407, 408, 409,
- * 429 and 5xx.  A name that does not resolve or an endpoint that cannot be
- * requested will not get better, so those are not retried; neither are
- * redirects, which are never followed.
+ * 429 and 5xx; and every answer that is not valid HTTP, because that is a
+ * fault of the target (a proxy or server in a bad state) that may pass.
+ * A name that does not resolve, an endpoint that cannot be requested or a
+ * header that may not be sent will not get better by waiting, so those are
+ * not retried; neither are redirects, which are never followed.
  */
 EbVerdict
 eb_classify(EbTransport transport, long http_status)
@@ -33,13 +48,17 @@ eb_classify(EbTransport transport, long http_status)
 			break;
 		case EB_TRANSPORT_CONNECT:
 		case EB_TRANSPORT_TIMEOUT:
+		case EB_TRANSPORT_MALFORMED:
 			return EB_VERDICT_RETRY;
 		case EB_TRANSPORT_DNS:
 		case EB_TRANSPORT_BAD_URL:
 		case EB_TRANSPORT_INTERNAL:
+		case EB_TRANSPORT_BAD_HEADER:
 			return EB_VERDICT_NON_RETRYABLE;
 	}
 
+	if (!eb_final_status_valid(http_status))
+		return EB_VERDICT_RETRY;
 	if (http_status >= 200 && http_status <= 299)
 		return EB_VERDICT_SUCCESS;
 	if (http_status >= 500 && http_status <= 599)
@@ -75,9 +94,12 @@ eb_error_code(EbTransport transport, long http_status)
 			return EB_ERR_TIMEOUT;
 		case EB_TRANSPORT_DNS:
 		case EB_TRANSPORT_BAD_URL:
+		case EB_TRANSPORT_BAD_HEADER:
 			return EB_ERR_INVALID_PARAMETER;
 		case EB_TRANSPORT_INTERNAL:
 			return EB_ERR_INTERNAL_FAILURE;
+		case EB_TRANSPORT_MALFORMED:
+			return EB_ERR_ERROR_FROM_TARGET;
 	}
 
 	switch (http_status)
@@ -263,21 +285,164 @@ eb_parse_retry_after(const char *value, time_t now, int64_t *delay_ms)
 }
 
 /*
- * The delay before the next attempt: what the target asked for in
- * Retry-After when it said something readable, otherwise the backoff;
- * never more than max_ms.
+ * The delay before the next attempt: the longer of the backoff and what
+ * the target asked for in Retry-After, never more than max_ms.  A target
+ * may ask for more patience, never for less: Retry-After 0, a date in the
+ * past, a negative or unreadable value all leave the backoff as it is (as
+ * EventBridge does), so a target cannot make the worker hammer it.
  */
 int64_t
 eb_retry_delay_ms(int attempts, int64_t base_ms, int64_t max_ms,
 				  double rand01, const char *retry_after, time_t now)
 {
-	int64_t		delay;
+	int64_t		delay = eb_backoff_ms(attempts, base_ms, max_ms, rand01);
+	int64_t		asked;
 
-	if (eb_parse_retry_after(retry_after, now, &delay))
+	if (eb_parse_retry_after(retry_after, now, &asked) && asked > delay)
 	{
 		if (max_ms < base_ms)
 			max_ms = base_ms;
-		return delay > max_ms ? max_ms : delay;
+		delay = asked > max_ms ? max_ms : asked;
 	}
-	return eb_backoff_ms(attempts, base_ms, max_ms, rand01);
+	return delay;
+}
+
+/*
+ * The headers the worker sets itself: a target may not set them, because
+ * they frame the request (a second Content-Length or Host would let a
+ * target's configuration smuggle another request) or identify the delivery.
+ */
+static const char *const reserved_headers[] = {
+	"Content-Length", "Host", "Transfer-Encoding", "Connection",
+	"webhook-id", "webhook-timestamp", "webhook-signature"
+};
+
+/* A number macro as a string literal, for messages. */
+#define EB_STRINGIFY_(x) #x
+#define EB_STRINGIFY(x) EB_STRINGIFY_(x)
+
+/* Whether c may appear in a header name: RFC 9110's tchar. */
+static bool
+is_tchar(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		(c >= 'A' && c <= 'Z') ||
+		(c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/*
+ * Checks one header before it goes on the wire: the name must be a token,
+ * the value may hold no control character except HTAB (RFC 9110 field
+ * values; CR, LF, NUL, VT, DEL and the rest would let a value end the
+ * header early or confuse the receiver), and both together may not pass
+ * EB_HEADER_MAX_BYTES.  With check_reserved, also refuses
+ * the headers the worker sets itself (put_target's rule).  This is the one
+ * place these rules live: put_target calls it through
+ * eventbus.check_target_headers(), and the worker calls it for every
+ * header it sends.  On a problem, *at is the offending byte's offset in
+ * the name or the value (for EB_HEADER_TOO_LONG, the size).
+ */
+EbHeaderProblem
+eb_header_check(const char *name, size_t namelen, const char *value,
+				size_t valuelen, bool check_reserved, size_t *at)
+{
+	*at = 0;
+	if (namelen == 0)
+		return EB_HEADER_EMPTY_NAME;
+	if (namelen + valuelen > EB_HEADER_MAX_BYTES)
+	{
+		*at = namelen + valuelen;
+		return EB_HEADER_TOO_LONG;
+	}
+	for (size_t i = 0; i < namelen; i++)
+	{
+		if (!is_tchar((unsigned char) name[i]))
+		{
+			*at = i;
+			return EB_HEADER_BAD_NAME;
+		}
+	}
+	for (size_t i = 0; i < valuelen; i++)
+	{
+		unsigned char c = (unsigned char) value[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+		{
+			*at = i;
+			return EB_HEADER_CONTROL;
+		}
+	}
+	if (check_reserved)
+	{
+		size_t		n = sizeof(reserved_headers) / sizeof(reserved_headers[0]);
+
+		for (size_t i = 0; i < n; i++)
+		{
+			if (strlen(reserved_headers[i]) == namelen &&
+				strncasecmp(reserved_headers[i], name, namelen) == 0)
+				return EB_HEADER_RESERVED;
+		}
+	}
+	return EB_HEADER_OK;
+}
+
+/*
+ * Says in words what eb_header_check() found, for an error's detail or a
+ * dead letter's message.  Names the offending byte and its position, never
+ * the value itself, which may be a credential.
+ */
+void
+eb_header_problem_text(EbHeaderProblem problem, const char *name,
+					   const char *value, size_t at, char *buf, size_t bufsize)
+{
+	switch (problem)
+	{
+		case EB_HEADER_OK:
+			snprintf(buf, bufsize, "the header is valid");
+			break;
+		case EB_HEADER_EMPTY_NAME:
+			snprintf(buf, bufsize, "the header name is empty");
+			break;
+		case EB_HEADER_BAD_NAME:
+			snprintf(buf, bufsize,
+					 "the name has the character 0x%02X at byte %zu, which is not allowed in an HTTP token",
+					 (unsigned char) name[at], at + 1);
+			break;
+		case EB_HEADER_CONTROL:
+			snprintf(buf, bufsize,
+					 "the value has the control character 0x%02X at byte %zu",
+					 (unsigned char) value[at], at + 1);
+			break;
+		case EB_HEADER_RESERVED:
+			snprintf(buf, bufsize, "the worker sets this header itself");
+			break;
+		case EB_HEADER_TOO_LONG:
+			snprintf(buf, bufsize,
+					 "its name and value are %zu bytes, more than %d",
+					 at, EB_HEADER_MAX_BYTES);
+			break;
+	}
+}
+
+/* How to fix what eb_header_check() found, for an error's hint. */
+const char *
+eb_header_problem_hint(EbHeaderProblem problem)
+{
+	switch (problem)
+	{
+		case EB_HEADER_OK:
+			break;
+		case EB_HEADER_EMPTY_NAME:
+		case EB_HEADER_BAD_NAME:
+			return "Header names are HTTP tokens: letters, digits and !#$%&'*+-.^_`|~ (RFC 9110).";
+		case EB_HEADER_CONTROL:
+			return "Header values may hold no control characters except tab (RFC 9110): no CR, LF, NUL, VT, DEL or other.";
+		case EB_HEADER_RESERVED:
+			return "Content-Length, Host, Transfer-Encoding, Connection and the webhook-* headers are set by the worker; leave them out.";
+		case EB_HEADER_TOO_LONG:
+			return "A header's name and value together may take "
+				EB_STRINGIFY(EB_HEADER_MAX_BYTES) " bytes, and all of a target's headers "
+				EB_STRINGIFY(EB_HEADERS_MAX_TOTAL_BYTES) ".";
+	}
+	return "";
 }

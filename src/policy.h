@@ -13,6 +13,7 @@
 #define EVENTBUS_POLICY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -24,7 +25,10 @@ typedef enum EbTransport
 	EB_TRANSPORT_TIMEOUT,		/* the target's timeout elapsed */
 	EB_TRANSPORT_DNS,			/* the host name does not resolve */
 	EB_TRANSPORT_BAD_URL,		/* the endpoint cannot be requested at all */
-	EB_TRANSPORT_INTERNAL		/* the request could not be built */
+	EB_TRANSPORT_INTERNAL,		/* the request could not be built */
+	EB_TRANSPORT_MALFORMED,		/* the answer is not valid HTTP (no or bad
+								 * status line, cut short, oversized) */
+	EB_TRANSPORT_BAD_HEADER		/* a target header may not be sent */
 } EbTransport;
 
 /* What to do with a finished attempt. */
@@ -52,6 +56,27 @@ typedef enum EbVerdict
 #define EB_EXHAUSTED_NON_RETRYABLE	"NonRetryable"
 #define EB_EXHAUSTED_TARGET_DELETED "TargetDeleted"
 
+/*
+ * Size bounds of a target's headers: one header (name and value) and all of
+ * a target's headers together.  Every delivery carries them, so their size
+ * is multiplied by the requests in flight; common servers refuse header
+ * lines over 8 kB anyway.
+ */
+#define EB_HEADER_MAX_BYTES			8192
+#define EB_HEADERS_MAX_TOTAL_BYTES	16384
+
+/* Why a header may not be sent (eb_header_check). */
+typedef enum EbHeaderProblem
+{
+	EB_HEADER_OK = 0,
+	EB_HEADER_EMPTY_NAME,		/* no name at all */
+	EB_HEADER_BAD_NAME,			/* a name character outside RFC 9110's tchar */
+	EB_HEADER_CONTROL,			/* a control character other than HTAB */
+	EB_HEADER_RESERVED,			/* a header the worker sets itself */
+	EB_HEADER_TOO_LONG			/* name and value over EB_HEADER_MAX_BYTES */
+} EbHeaderProblem;
+
+extern bool eb_final_status_valid(long http_status);
 extern EbVerdict eb_classify(EbTransport transport, long http_status);
 extern const char *eb_error_code(EbTransport transport, long http_status);
 extern int64_t eb_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms,
@@ -61,5 +86,12 @@ extern bool eb_parse_retry_after(const char *value, time_t now,
 extern int64_t eb_retry_delay_ms(int attempts, int64_t base_ms, int64_t max_ms,
 								 double rand01, const char *retry_after,
 								 time_t now);
+extern EbHeaderProblem eb_header_check(const char *name, size_t namelen,
+									   const char *value, size_t valuelen,
+									   bool check_reserved, size_t *at);
+extern void eb_header_problem_text(EbHeaderProblem problem,
+								   const char *name, const char *value,
+								   size_t at, char *buf, size_t bufsize);
+extern const char *eb_header_problem_hint(EbHeaderProblem problem);
 
 #endif							/* EVENTBUS_POLICY_H */

@@ -21,12 +21,14 @@ use Time::HiRes qw(usleep);
 our @EXPORT = qw(start_sink new_node add_target publish wait_for_value
   worker_pid dead_letters);
 
-my $sink_script = abs_path(dirname(__FILE__) . '/../sink/sink.py');
+my $sink_dir = abs_path(dirname(__FILE__) . '/../sink');
 
-# Starts the HTTP sink; fast => 1 answers 204 and records nothing.
+# Starts the HTTP sink; fast => 1 answers 204 and records nothing;
+# script => 'hostile.py' starts test/sink/hostile.py instead.
 sub start_sink
 {
 	my (%opts) = @_;
+	my $sink_script = "$sink_dir/" . ($opts{script} // 'sink.py');
 	my $dir = PostgreSQL::Test::Utils::tempdir();
 	my $self = bless {
 		dir => $dir,
