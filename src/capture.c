@@ -72,6 +72,9 @@ typedef struct CaptureErrorContext
 	const char *rows_name;
 } CaptureErrorContext;
 
+static void bad_arguments(TriggerData *trigdata, const char *why,
+						  const char *value) pg_attribute_noreturn();
+
 /* Raises the error for bad trigger arguments. */
 static void
 bad_arguments(TriggerData *trigdata, const char *why, const char *value)
