@@ -55,6 +55,7 @@ my @functions = (
 	[ 'format', 'text, integer', 'text' ],
 	[ 'format', 'text, text, text', 'text' ],
 	[ 'format', 'text, bigint, bigint', 'text' ],
+	[ 'format', 'text, text, bigint', 'text' ],
 	[ 'format', 'text, text, text, text', 'text' ],
 	[ 'format', 'text, text, text, text, text', 'text' ],
 	[ 'jsonb_build_object', 'text, uuid', 'jsonb' ],
@@ -97,7 +98,8 @@ my @aggregates = (
 	[ 'string_agg', 'text, text', 'text' ],
 	[ 'sum', 'integer', 'bigint' ],
 	[ 'min', 'timestamptz', 'timestamptz' ],
-	[ 'count', 'text', 'bigint' ],);
+	[ 'count', 'text', 'bigint' ],
+	[ 'count', '*', 'bigint' ],);
 
 # [operator, left, right, result]
 my @operators = (
@@ -125,7 +127,16 @@ my @operators = (
 	[ '+', 'timestamptz', 'interval', 'timestamptz' ],
 	[ '+', 'integer', 'integer', 'integer' ],
 	[ '-', 'integer', 'integer', 'integer' ],
-	[ '+', 'bigint', 'bigint', 'bigint' ],);
+	[ '+', 'bigint', 'bigint', 'bigint' ],
+	[ '+', 'integer', 'bigint', 'bigint' ],
+	[ '=', 'integer', 'integer', 'boolean' ],
+	[ '>', 'integer', 'integer', 'boolean' ],
+	[ '>=', 'integer', 'integer', 'boolean' ],
+	[ '<=', 'integer', 'integer', 'boolean' ],
+	[ '>', 'bigint', 'integer', 'boolean' ],
+	[ '>=', 'bigint', 'integer', 'boolean' ],
+	[ '>=', 'interval', 'interval', 'boolean' ],
+	[ '<=', 'interval', 'interval', 'boolean' ],);
 
 # relations the owner-rights code reads and writes, shadowed by views
 my @relations =
@@ -172,11 +183,11 @@ END
 	for my $a (@aggregates)
 	{
 		my ($name, $args, $stype) = @$a;
-		my @types = split /\s*,\s*/, $args;
+		my @types = $args eq '*' ? () : split /\s*,\s*/, $args;
 		my $fn = "mallory_agg_" . $n++;
-		my $params = join(', ', map { "a$_ $types[$_ - 1]" } 1 .. @types);
+		my $params = join('', map { ", a$_ $types[$_ - 1]" } 1 .. @types);
 		$sql .= qq{
-CREATE FUNCTION $schema.$fn(s $stype, $params) RETURNS $stype LANGUAGE plpgsql AS \$f\$
+CREATE FUNCTION $schema.$fn(s $stype$params) RETURNS $stype LANGUAGE plpgsql AS \$f\$
 BEGIN
 	PERFORM mallory.tripwire('$schema.$name($args)');
 	RETURN s;
@@ -332,8 +343,8 @@ SELECT eventbus.put_events('[
 	{"Source": 7, "DetailType": "x", "Detail": "{}"},
 	{"Source": "shadow.events", "DetailType": "Big", "Detail": {"x": "$big"}}]'::jsonb);
 INSERT INTO mallory.moods VALUES (1, 'calm', 'a'), (2, 'angry', 'b');
-UPDATE mallory.moods SET m = 'angry' WHERE id = 1;
-DELETE FROM mallory.moods WHERE id = 2;
+UPDATE mallory.moods SET m = 'angry' WHERE id OPERATOR(pg_catalog.=) 1;
+DELETE FROM mallory.moods WHERE id OPERATOR(pg_catalog.=) 2;
 INSERT INTO tempers VALUES (1, 'hot');
 });
 
