@@ -26,6 +26,18 @@
 -- The outbox trigger and the SQL surface's rights
 ------------------------------------------------------------------------------
 
+/*
+ * capture() in C, without SECURITY DEFINER (src/capture.c): it converts the
+ * rows with the rights of the role whose write fires it, and only the
+ * finished event is published with the extension owner's rights.  CREATE
+ * OR REPLACE keeps the triggers that already use it, and its grants.
+ */
+CREATE OR REPLACE FUNCTION eventbus.capture()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'eventbus_capture'
+LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION eventbus.capture() IS 'Trigger function: publishes each row change of a table as an event (the transactional outbox); the rows are converted with the writer''s rights.';
+
 -- (end of outbox and rights)
 
 

@@ -51,7 +51,98 @@ CREATE TRIGGER t_nobus_events AFTER INSERT ON t_nobus
 	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('x', 'no-such-bus');
 SELECT pg_temp.error_of($$INSERT INTO t_nobus VALUES (1)$$);
 
-DROP TABLE orders, customers, t_noarg, t_stmt, t_nobus;
+CREATE TABLE t_before (id int);
+CREATE TRIGGER t_before_events BEFORE INSERT ON t_before
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('x');
+SELECT pg_temp.error_of($$INSERT INTO t_before VALUES (1)$$);
+CREATE TABLE t_badargs (id int PRIMARY KEY);
+CREATE TRIGGER t_badargs_events AFTER INSERT ON t_badargs
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('', 'rows=new');
+SELECT pg_temp.error_of($$INSERT INTO t_badargs VALUES (1)$$);
+DROP TRIGGER t_badargs_events ON t_badargs;
+CREATE TRIGGER t_badargs_events AFTER INSERT ON t_badargs
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('x', 'rows=all');
+SELECT pg_temp.error_of($$INSERT INTO t_badargs VALUES (1)$$);
+DROP TRIGGER t_badargs_events ON t_badargs;
+CREATE TRIGGER t_badargs_events AFTER INSERT ON t_badargs
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('x', 'rows=new', 'colour=red');
+SELECT pg_temp.error_of($$INSERT INTO t_badargs VALUES (1)$$);
+DROP TRIGGER t_badargs_events ON t_badargs;
+CREATE TRIGGER t_badargs_events AFTER INSERT ON t_badargs
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('x', 'rows=new', 'crm');
+SELECT pg_temp.error_of($$INSERT INTO t_badargs VALUES (1)$$);
+DROP TRIGGER t_badargs_events ON t_badargs;
+CREATE TRIGGER t_badargs_events AFTER INSERT ON t_badargs
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('x', 'detail_type=');
+SELECT pg_temp.error_of($$INSERT INTO t_badargs VALUES (1)$$);
+SELECT pg_temp.error_of($$SELECT eventbus.capture()$$);
+
+-- rows=new: the new row whole, the old row's key; rows=keys: keys only;
+-- options may come without the bus; detail_type=... replaces "<schema>.<table>"
+DELETE FROM eventbus.deliveries;
+DELETE FROM eventbus.events;
+CREATE TABLE items (sku text, shop int, name text, price numeric, PRIMARY KEY (shop, sku));
+CREATE TRIGGER items_new AFTER INSERT OR UPDATE OR DELETE ON items
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('com.example.items', 'rows=new');
+CREATE TRIGGER items_keys AFTER INSERT OR UPDATE OR DELETE ON items
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('com.example.item-keys', 'crm', 'detail_type=Item', 'rows=keys');
+INSERT INTO items VALUES ('a-1', 7, 'anvil', 10);
+UPDATE items SET price = 12;
+DELETE FROM items;
+SELECT bus, source, detail_type, detail FROM eventbus.events ORDER BY published_at, source;
+-- the key is the replica identity's
+CREATE UNIQUE INDEX items_name ON items (name);
+ALTER TABLE items ALTER name SET NOT NULL, REPLICA IDENTITY USING INDEX items_name;
+INSERT INTO items VALUES ('b-2', 7, 'bellows', 20);
+SELECT detail -> 'new' AS new FROM eventbus.events WHERE source = 'com.example.item-keys' AND detail_type = 'Item INSERT';
+
+-- a table without a key: rows=new and rows=keys fail at its first change
+CREATE TABLE t_nokey (id int);
+CREATE TRIGGER t_nokey_events AFTER INSERT OR UPDATE ON t_nokey
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('x', 'rows=new');
+SELECT pg_temp.error_of($$INSERT INTO t_nokey VALUES (1)$$);
+
+-- the limits: put_event's checks, with a context that names the trigger and
+-- the argument that avoids the error
+CREATE TABLE docs (id int PRIMARY KEY, body text);
+CREATE TRIGGER docs_events AFTER INSERT OR UPDATE ON docs
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('com.example.docs');
+INSERT INTO docs VALUES (1, repeat('x', 140000));
+UPDATE docs SET body = body || 'y';
+DROP TRIGGER docs_events ON docs;
+CREATE TRIGGER docs_events AFTER INSERT OR UPDATE ON docs
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('com.example.docs', 'rows=new');
+UPDATE docs SET body = body || 'y';
+SELECT detail_type, detail -> 'old' AS old, length(detail -> 'new' ->> 'body') AS body_length
+FROM eventbus.events WHERE source = 'com.example.docs';
+CREATE SCHEMA a_schema_whose_name_is_quite_long_as_some_are_in_real_databases;
+CREATE TABLE a_schema_whose_name_is_quite_long_as_some_are_in_real_databases.and_a_table_whose_name_is_as_long_as_that_making_a_long_event (id int);
+CREATE TRIGGER long_events AFTER INSERT
+	ON a_schema_whose_name_is_quite_long_as_some_are_in_real_databases.and_a_table_whose_name_is_as_long_as_that_making_a_long_event
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('com.example.long');
+INSERT INTO a_schema_whose_name_is_quite_long_as_some_are_in_real_databases.and_a_table_whose_name_is_as_long_as_that_making_a_long_event VALUES (1);
+-- an error caught in a subtransaction leaves the caller's role and path
+DO $$
+BEGIN
+	INSERT INTO a_schema_whose_name_is_quite_long_as_some_are_in_real_databases.and_a_table_whose_name_is_as_long_as_that_making_a_long_event VALUES (1);
+EXCEPTION WHEN invalid_parameter_value THEN
+	RAISE NOTICE 'caught; search_path is %, current_user is the session user: %',
+		current_setting('search_path'), current_user = session_user;
+END
+$$;
+DROP TRIGGER long_events
+	ON a_schema_whose_name_is_quite_long_as_some_are_in_real_databases.and_a_table_whose_name_is_as_long_as_that_making_a_long_event;
+CREATE TRIGGER long_events AFTER INSERT
+	ON a_schema_whose_name_is_quite_long_as_some_are_in_real_databases.and_a_table_whose_name_is_as_long_as_that_making_a_long_event
+	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('com.example.long', 'detail_type=long');
+INSERT INTO a_schema_whose_name_is_quite_long_as_some_are_in_real_databases.and_a_table_whose_name_is_as_long_as_that_making_a_long_event VALUES (2);
+SELECT detail_type, detail -> 'schema' AS schema FROM eventbus.events WHERE source = 'com.example.long';
+-- the caller's search_path and role are back after the trigger
+SHOW search_path;
+SELECT current_user = session_user AS same_user;
+
+DROP SCHEMA a_schema_whose_name_is_quite_long_as_some_are_in_real_databases CASCADE;
+DROP TABLE orders, customers, t_noarg, t_stmt, t_nobus, t_before, t_badargs, items, t_nokey, docs;
 DELETE FROM eventbus.deliveries;
 DELETE FROM eventbus.events;
 SELECT eventbus.delete_rule('order-changes');
