@@ -191,6 +191,7 @@ envelope_walk(const EnvelopeWriter *w, void *arg, const Datum *values,
 typedef struct TextWriter
 {
 	StringInfo	buf;
+	bool		object_empty;
 	bool		in_array;
 	bool		array_empty;
 } TextWriter;
@@ -201,7 +202,9 @@ text_key(void *arg, const char *key)
 {
 	TextWriter *tw = arg;
 
-	appendStringInfoString(tw->buf, tw->buf->len > 1 ? ", " : "");
+	if (!tw->object_empty)
+		appendStringInfoString(tw->buf, ", ");
+	tw->object_empty = false;
 	escape_json(tw->buf, key);
 	appendStringInfoString(tw->buf, ": ");
 }
@@ -285,7 +288,7 @@ char *
 eb_envelope_text(const Datum *values, const bool *isnull, int *len)
 {
 	StringInfoData buf;
-	TextWriter	tw = {&buf, false, false};
+	TextWriter	tw = {&buf, true, false, false};
 
 	initStringInfo(&buf);
 	enlargeStringInfo(&buf, VARSIZE_ANY(DatumGetPointer(values[EB_EV_DETAIL])) + 256);

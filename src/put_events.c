@@ -234,7 +234,7 @@ bus_of(const char *name, int len)
 	static const char *const parts[] = {"arn:", NULL, "events:", NULL, NULL,
 	"event-bus/"};
 
-	for (int i = 0; i < lengthof(parts); i++)
+	for (int i = 0; i < (int) lengthof(parts); i++)
 	{
 		if (parts[i] == NULL)
 		{
@@ -294,13 +294,15 @@ read_entry(JsonbValue *entry, EbEvent *ev, char **message)
 		ev->detail_type = string_text(&v);
 	}
 
-	/* Detail: a JSON object, or a string holding one (as AWS takes it) */
-	if (entry_field(c, "Detail", &v))
+	/*
+	 * Detail: a JSON object, or a string holding one (as AWS takes it); an
+	 * empty string is no Detail
+	 */
+	if (entry_field(c, "Detail", &v) &&
+		!(v.type == jbvString && v.val.string.len == 0))
 	{
 		if (is_container(&v, false))
 			ev->detail = JsonbValueToJsonb(&v);
-		else if (v.type == jbvString && v.val.string.len == 0)
-			 /* missing */ ;
 		else if (v.type != jbvString)
 		{
 			*message = "Detail is malformed.";
