@@ -176,6 +176,8 @@ envelope_walk(const EnvelopeWriter *w, void *arg, const Datum *values,
 		}
 	}
 	array_free_iterator(it);
+	if ((Pointer) resources != DatumGetPointer(values[EB_EV_RESOURCES]))
+		pfree(resources);
 	w->end_array(arg);
 
 	walk_text_member(w, arg, "detail-type", values[EB_EV_DETAIL_TYPE]);
