@@ -231,8 +231,10 @@ bus_of(const char *name, int len)
 {
 	const char *p = name;
 	const char *end = name + len;
-	static const char *const parts[] = {"arn:", NULL, "events:", NULL, NULL,
-	"event-bus/"};
+	/* literal parts, and NULL for a field that runs to the next ':' */
+	static const char *const parts[] = {
+		"arn:", NULL, "events:", NULL, NULL, "event-bus/"
+	};
 
 	for (int i = 0; i < (int) lengthof(parts); i++)
 	{
