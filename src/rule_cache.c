@@ -45,6 +45,9 @@ static HTAB *bus_cache = NULL;
 static MemoryContext rule_cache_cxt = NULL;
 static Oid	rules_relid = InvalidOid;
 
+/* What eventbus_bus_rules() returns for a name that is not a bus. */
+static BusRuleSet no_such_bus;
+
 /*
  * Relcache callback: marks every bus stale when eventbus.rules is
  * invalidated (or on a full reset).  It must not free anything: a publish
@@ -196,7 +199,8 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
 /*
  * Returns the compiled rule set of a bus, rebuilding it when rules or
  * targets changed since it was built.  The result is valid until the next
- * call.
+ * call.  Only buses that exist are cached; for any other name the result
+ * is an empty set with bus_exists false.
  */
 BusRuleSet *
 eventbus_bus_rules(const char *bus)
@@ -216,11 +220,7 @@ eventbus_bus_rules(const char *bus)
 
 	/* no bus has a longer name; don't let a truncated key alias one */
 	if (strlen(bus) >= BUS_NAME_MAX)
-	{
-		static BusRuleSet no_such_bus;
-
 		return &no_such_bus;
-	}
 
 	memset(key, 0, sizeof(key));
 	strlcpy(key, bus, sizeof(key));
@@ -247,6 +247,17 @@ eventbus_bus_rules(const char *bus)
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
+
+		/*
+		 * Keep nothing for a name that is not a bus: a session trying many
+		 * wrong names must not grow by an entry for each.
+		 */
+		if (!entry->set.bus_exists)
+		{
+			bus_rule_set_release(&entry->set);
+			hash_search(bus_cache, key, HASH_REMOVE, NULL);
+			return &no_such_bus;
+		}
 	}
 	return &entry->set;
 }

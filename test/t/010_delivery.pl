@@ -45,26 +45,33 @@ ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries', '0'),
 	'delivery settled');
 
 # the worker writes the envelope itself: the same text as eventbus.envelope()
-# for awkward events (escapes, non-ASCII, numbers, an era, an infinite or a
-# five-digit year, a detail stored out of line, replay-name), and the same
-# webhook-id as the SQL digest
+# for awkward events (escapes, non-ASCII, numbers, the first second of year
+# 1, a detail stored out of line, replay-name), and the same webhook-id as
+# the SQL digest
 add_target($node, 'odd', 'test.odd', 'odd.target-1', $sink->url('/odd'));
 my @odd = map { $node->safe_psql('postgres', "SELECT eventbus.put_event($_)") } (
 	q|'test.odd', E'Odd "type"\n\t\u00e9', '{"n": 1.50, "big": 12345678901234567890, |
 	  . q|"s": "a\"b\\\\c\u00e9\u2028\u0001", "arr": [1, null, true, {"k": []}], "e": {}}', |
-	  . q|ARRAY['arn:a"b', E'x\\\\y', 'ü'], "time" => '0044-03-15 12:00:00+00 BC'|,
-	q|'test.odd', 'Infinite', '{}', "time" => 'infinity'|,
-	q|'test.odd', 'Far', '{"x": [1.0e3, -0, 2e-7]}', "time" => '12345-06-07 08:09:10.999+00'|,
+	  . q|ARRAY['arn:a"b', E'x\\\\y', 'ü', ''], "time" => '0001-01-01 00:00:00+00'|,
 	# about 200 KB that does not compress: the detail is stored out of line
 	q|'test.odd', 'Big', jsonb_build_object('hex', (SELECT string_agg(md5(g::text), '')|
 	  . q| FROM generate_series(1, 6000) g))|);
+# rows put_event refuses (an era, an infinite or a five-digit year, 2-D
+# resources), stored directly as a database from 0.1.0 may hold them: the
+# body says "time": null and flattens the resources, as envelope() does
 $node->safe_psql('postgres', q{
-INSERT INTO eventbus.events (id, bus, source, detail_type, detail, "time", account, region, replay_name)
-VALUES ('00000000-0000-4000-8000-000000000001', 'default', 'test.odd', 'Replayed', '{"r": 1}',
-	'2026-01-02 03:04:05+00', '123456789012', 'eu-west-1', 'nightly "replay"');
+INSERT INTO eventbus.events (id, bus, source, detail_type, resources, detail, "time", account, region, replay_name)
+VALUES ('00000000-0000-4000-8000-000000000001', 'default', 'test.odd', 'Replayed', '{}', '{"r": 1}',
+	'2026-01-02 03:04:05+00', '123456789012', 'eu-west-1', 'nightly "replay"'),
+	('00000000-0000-4000-8000-000000000002', 'default', 'test.odd', 'Era', '{}', '{}',
+	'0044-03-15 12:00:00+00 BC', '123456789012', 'eu-west-1', NULL),
+	('00000000-0000-4000-8000-000000000003', 'default', 'test.odd', 'Infinite', '{{a,b},{"",NULL}}', '{}',
+	'infinity', '123456789012', 'eu-west-1', NULL),
+	('00000000-0000-4000-8000-000000000004', 'default', 'test.odd', 'Far', '{}', '{"x": [1.0e3, -0, 2e-7]}',
+	'12345-06-07 08:09:10.999+00', '123456789012', 'eu-west-1', NULL);
 });
-push @odd, '00000000-0000-4000-8000-000000000001';
-is($sink->wait_count('/odd', 5), 5, 'awkward events received');
+push @odd, map { "00000000-0000-4000-8000-00000000000$_" } 1 .. 4;
+is($sink->wait_count('/odd', 6), 6, 'awkward events received');
 my %odd_body = map { decode_json(encode('UTF-8', $_->{body}))->{id} => $_ } @{ $sink->received('/odd') };
 for my $oid (@odd)
 {
@@ -74,6 +81,10 @@ for my $oid (@odd)
 	is($odd_body{$oid}{headers}{'webhook-id'},
 		webhook_id($oid, 'default', 'odd', 'odd.target-1'), "webhook-id of $oid");
 }
+is_deeply([ map { decode_json(encode('UTF-8', $odd_body{"00000000-0000-4000-8000-00000000000$_"}{body}))->{time} } 2 .. 4 ],
+	[ undef, undef, undef ], 'times an envelope cannot spell are null');
+is_deeply(decode_json(encode('UTF-8', $odd_body{'00000000-0000-4000-8000-000000000003'}{body}))->{resources},
+	[ 'a', 'b', '', undef ], '2-D resources are flattened');
 ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries', '0'),
 	'delivery settled');
 
@@ -92,7 +103,7 @@ is($node->safe_psql('postgres', qq{
 SELECT error_code, exhausted_condition, attempts, event = jsonb_build_object('id', event_id)
 FROM eventbus.dead_letters WHERE event_id = '$gone'}),
 	'INTERNAL_FAILURE|NonRetryable|1|t', 'as an internal failure, without a request');
-is($sink->count('/odd'), 5, 'nothing sent for it');
+is($sink->count('/odd'), 6, 'nothing sent for it');
 $node->safe_psql('postgres', "DELETE FROM eventbus.dead_letters WHERE event_id = '$gone'");
 
 # a rolled-back publish is never delivered
