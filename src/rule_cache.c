@@ -129,10 +129,13 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
 	values[0] = CStringGetTextDatum(bus);
 	ret = SPI_execute_with_args(
 								"SELECT r.name, r.event_pattern,"
-								" array_agg(t.target_id ORDER BY t.target_id)"
+								" pg_catalog.array_agg(t.target_id ORDER BY t.target_id)"
 								" FROM eventbus.rules r"
-								" JOIN eventbus.targets t ON t.bus = r.bus AND t.rule = r.name"
-								" WHERE r.bus = $1 AND r.state = 'ENABLED'"
+								" JOIN eventbus.targets t"
+								" ON t.bus OPERATOR(pg_catalog.=) r.bus"
+								" AND t.rule OPERATOR(pg_catalog.=) r.name"
+								" WHERE r.bus OPERATOR(pg_catalog.=) $1"
+								" AND r.state OPERATOR(pg_catalog.=) 'ENABLED'"
 								" GROUP BY r.bus, r.name ORDER BY r.name",
 								1, argtypes, values, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -185,7 +188,7 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
 		MemoryContextSwitchTo(oldcxt);
 	}
 
-	ret = SPI_execute_with_args("SELECT 1 FROM eventbus.buses WHERE name = $1",
+	ret = SPI_execute_with_args("SELECT 1 FROM eventbus.buses WHERE name OPERATOR(pg_catalog.=) $1",
 								1, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not look up event bus \"%s\": %s",
