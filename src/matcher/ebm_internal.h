@@ -261,9 +261,11 @@ typedef struct ebm_parse
 #define EBM_PRINTF_ATTR(f, a)
 #endif
 
+/* operators.c, the lower layer of the parser (pattern_parse.c calls it) */
 extern bool ebm_parse_fail(ebm_parse *ps, const char *op, const char *fmt,...)
 			EBM_PRINTF_ATTR(3, 4);
 extern bool ebm_parse_match_list(ebm_parse *ps, uint32_t arr, ebm_field *f);
+extern bool ebm_is_operator_name(const char *s, size_t len);
 
 /* ---- flattened event (event.c) ---- */
 
