@@ -8,7 +8,8 @@
  * ebm_pattern, a list of sub-rules ($or already expanded), each a
  * conjunction of fields, each field an OR of conditions; compile.c merges
  * the sub-rules of every rule into one index; event.c flattens an event into
- * leaves (field path id -> value, with the array positions on the way);
+ * leaves (field path id -> value, with the innermost array element around
+ * it, the elements forming a tree);
  * eval.c decides whether one sub-rule holds for a flattened event; match.c
  * uses the index to find the few sub-rules worth deciding.
  *

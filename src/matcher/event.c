@@ -188,6 +188,7 @@ ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
 	frame	   *frames;
 	size_t		depth = 0;
 	uint32_t	i;
+	uint32_t	ticks = 0;		/* tokens since the last ebm_tick */
 	const uint64_t *firsts = ebm_pathtrie_firsts(t);
 	size_t		nnodes = ebm_pathtrie_nnodes(t);
 
@@ -236,8 +237,13 @@ ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
 		uint32_t	node;
 		const ebm_token *v;
 
-		if (!ebm_tick(ctx, 1))
-			return EBM_ERR_INTERRUPTED;
+		/* counted locally: this loop runs once per token */
+		if (++ticks == 256)
+		{
+			ticks = 0;
+			if (!ebm_tick(ctx, 256))
+				return EBM_ERR_INTERRUPTED;
+		}
 		if (i >= f->end)
 		{
 			depth--;
