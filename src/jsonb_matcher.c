@@ -28,6 +28,9 @@ PG_FUNCTION_INFO_V1(eventbus_validate_event_pattern);
 static ebm_builder *scratch_builder = NULL;
 static ebm_match_ctx *scratch_ctx = NULL;
 
+/* A reset callback is registered to forget the builder's document. */
+static bool builder_release_armed = false;
+
 /*
  * Numbers whose plain decimal form would be longer than this many digits
  * before or after the point are given to the matcher in scientific
@@ -81,7 +84,25 @@ eventbus_match_interrupt(void *arg)
 		(QueryCancelPending || ProcDiePending);
 }
 
-/* The backend's reusable builder, reset and ready for a new document. */
+/*
+ * Memory context reset callback: forget the builder's document, which
+ * frees the buffers a large one made it grow (the match context frees its
+ * own at the end of each match).
+ */
+static void
+release_builder(void *arg)
+{
+	builder_release_armed = false;
+	if (scratch_builder != NULL)
+		ebm_builder_reset(scratch_builder);
+}
+
+/*
+ * The backend's reusable builder, reset and ready for a new document.  The
+ * document is forgotten when the memory context current now is reset or
+ * deleted (the end of the caller's statement at the latest), so a large
+ * event's buffers do not outlive the statement that matched it.
+ */
 ebm_builder *
 eventbus_builder(void)
 {
@@ -92,6 +113,16 @@ eventbus_builder(void)
 			eventbus_check_ebm(EBM_ERR_NOMEM);
 	}
 	ebm_builder_reset(scratch_builder);
+	if (!builder_release_armed && CurrentMemoryContext != TopMemoryContext)
+	{
+		MemoryContextCallback *cb = MemoryContextAlloc(CurrentMemoryContext,
+													   sizeof(MemoryContextCallback));
+
+		cb->func = release_builder;
+		cb->arg = NULL;
+		MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+		builder_release_armed = true;
+	}
 	return scratch_builder;
 }
 
