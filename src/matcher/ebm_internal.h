@@ -153,7 +153,7 @@ extern bool ebm_wildcard_check(const char *p, size_t len, char *why,
 							   size_t whylen);
 extern int	ebm_wildcard_complexity(const char *p, size_t len, int cap);
 extern bool ebm_wildcard_match(const char *p, size_t plen,
-							   const char *s, size_t slen);
+							   const char *s, size_t slen, ebm_match_ctx *ctx);
 
 /* ---- patterns (pattern_parse.c) ---- */
 typedef enum ebm_condkind

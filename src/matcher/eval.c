@@ -136,7 +136,7 @@ any_string_literal(const ebm_cond *c, int kind, const ebm_leaf *v,
 					return true;
 				break;
 			case EBM_C_WILDCARD:
-				if (ebm_wildcard_match(lit->str, lit->len, s, n))
+				if (ebm_wildcard_match(lit->str, lit->len, s, n, ctx))
 					return true;
 				break;
 		}

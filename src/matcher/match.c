@@ -261,7 +261,8 @@ prefilter(const ebm_field *f, ebm_match_ctx *ctx)
 	uint32_t	i,
 				k;
 
-	for (i = 0; i < n; i++)
+	ebm_tick(ctx, n * f->ncond);
+	for (i = 0; i < n && !ctx->interrupted; i++)
 		for (k = 0; k < f->ncond; k++)
 			if (ebm_cond_holds(&f->conds[k], &lv[i], ctx))
 				return true;
@@ -367,6 +368,8 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 
 		if (sgen[s] == gen)
 			continue;
+		if (!ebm_tick(ctx, 1 + n))
+			return;				/* match.c's caller sees ctx->interrupted */
 		if (f->kind == EBM_F_NONE)
 			r = EBM_FILTER_HOLDS;
 		else if (f->kind == EBM_F_FIELD)
@@ -629,9 +632,11 @@ collect_candidates(const ebm_ruleset *rs, ebm_match_ctx *ctx)
 		for (i = 0; i < pi->ngroups; i++)
 			probe_group(rs, &ix->groups[pi->groups[i]], ctx);
 		add_cands(rs, ctx, pi->presence, pi->npresence);
+		if (ctx->interrupted)
+			return;
 		if (pi->has_exact || pi->has_eic || pi->nlens[0] || pi->nlens[1] ||
 			pi->nlens[2] || pi->nlens[3] || pi->nranges)
-			for (i = 0; i < n; i++)
+			for (i = 0; i < n && ebm_tick(ctx, 1); i++)
 			{
 				probe_strings(rs, pi, p, &lv[i], ctx);
 				if (pi->nranges && lv[i].vtype == EBM_V_NUMBER && lv[i].finite)
