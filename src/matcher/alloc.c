@@ -110,6 +110,22 @@ ebm_grow(void **p, size_t *cap, size_t need, size_t elsize)
 	return true;
 }
 
+/*
+ * Free the scratch array *p (capacity *cap elements of elsize bytes) if it
+ * outgrew EBM_KEEP_SCRATCH bytes: the next use grows it again only if it
+ * needs to, and one large event does not leave its high-water mark behind.
+ */
+void
+ebm_trim_scratch(void **p, size_t *cap, size_t elsize)
+{
+	if (*cap * elsize > EBM_KEEP_SCRATCH)
+	{
+		ebm_free(*p);
+		*p = NULL;
+		*cap = 0;
+	}
+}
+
 /* Human-readable name of a status code. */
 const char *
 ebm_status_string(ebm_status s)

@@ -38,6 +38,7 @@ extern void ebm_free(void *p);
 extern void *ebm_calloc(size_t n, size_t size);
 extern char *ebm_memdup(const char *s, size_t len);
 extern bool ebm_grow(void **p, size_t *cap, size_t need, size_t elsize);
+extern void ebm_trim_scratch(void **p, size_t *cap, size_t elsize);
 
 /* ebm_grow, with the common "already big enough" case inline. */
 static inline bool
@@ -436,6 +437,7 @@ ebm_tick(ebm_match_ctx *ctx, uint32_t n)
 /* event.c */
 extern ebm_status ebm_event_flatten(const ebm_pathtrie *t, size_t npaths,
 									const ebm_builder *b, ebm_match_ctx *ctx);
+extern void ebm_event_trim(ebm_match_ctx *ctx);
 
 /* pathtrie (pathtrie.c): dotted path -> id, walked segment by segment */
 #define EBM_NO_NODE UINT32_MAX

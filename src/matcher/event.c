@@ -321,3 +321,14 @@ ebm_event_flatten(const ebm_pathtrie *t, size_t npaths, const ebm_builder *b,
 		return EBM_ERR_NOMEM;
 	return EBM_OK;
 }
+
+/* Free the walk's buffers that one large event grew (match.c, after a match). */
+void
+ebm_event_trim(ebm_match_ctx *ctx)
+{
+	ebm_trim_scratch((void **) &ctx->leaves, &ctx->leafcap, sizeof(ebm_leaf));
+	ebm_trim_scratch((void **) &ctx->byp, &ctx->bypcap, sizeof(ebm_leaf));
+	ebm_trim_scratch((void **) &ctx->elems, &ctx->elemcap, sizeof(ebm_elem));
+	ebm_trim_scratch((void **) &ctx->arrs, &ctx->arrcap, sizeof(ebm_arr));
+	ebm_trim_scratch(&ctx->frames, &ctx->framecap, sizeof(frame));
+}

@@ -125,21 +125,6 @@ ebm_tick_slow(ebm_match_ctx *ctx)
 }
 
 /*
- * Free a scratch buffer that outgrew EBM_KEEP_SCRATCH bytes: the next
- * event grows it again only if it needs to.
- */
-static void
-trim(void **p, size_t *cap, size_t elsize)
-{
-	if (*cap * elsize > EBM_KEEP_SCRATCH)
-	{
-		ebm_free(*p);
-		*p = NULL;
-		*cap = 0;
-	}
-}
-
-/*
  * Hand back what one large event made the context grow.  Buffers sized by
  * the rule set (stamps per sub-rule, rank bitmap, ids) stay: the next
  * event on the same rules needs them.  The per-element arrays share ecap,
@@ -148,15 +133,11 @@ trim(void **p, size_t *cap, size_t elsize)
 static void
 trim_ctx(ebm_match_ctx *ctx)
 {
-	trim((void **) &ctx->leaves, &ctx->leafcap, sizeof(ebm_leaf));
-	trim((void **) &ctx->byp, &ctx->bypcap, sizeof(ebm_leaf));
-	trim((void **) &ctx->elems, &ctx->elemcap, sizeof(ebm_elem));
-	trim((void **) &ctx->arrs, &ctx->arrcap, sizeof(ebm_arr));
-	trim((void **) &ctx->pick, &ctx->pickcap, sizeof(ebm_leaf *));
-	trim((void **) &ctx->fold, &ctx->foldcap, 1);
-	trim((void **) &ctx->probefold, &ctx->probefoldcap, 1);
-	trim(&ctx->frames, &ctx->framecap, 64);
-	trim((void **) &ctx->astamp, &ctx->acap, sizeof(uint32_t));
+	ebm_event_trim(ctx);
+	ebm_trim_scratch((void **) &ctx->pick, &ctx->pickcap, sizeof(ebm_leaf *));
+	ebm_trim_scratch((void **) &ctx->fold, &ctx->foldcap, 1);
+	ebm_trim_scratch((void **) &ctx->probefold, &ctx->probefoldcap, 1);
+	ebm_trim_scratch((void **) &ctx->astamp, &ctx->acap, sizeof(uint32_t));
 	if (ctx->ecap * 8 * sizeof(uint32_t) > EBM_KEEP_SCRATCH)
 	{
 		ebm_free(ctx->estamp);
