@@ -18,7 +18,10 @@
  *	  runs      one value repeated n times at several paths;
  *	  numbers   numbers with huge exponents and very long digit strings;
  *	  dotted    the same path reached through dotted keys, which needs the
- *	            budgeted search: it must answer or fail with EBM_ERR_LIMIT.
+ *	            budgeted search: it must answer or fail with EBM_ERR_LIMIT;
+ *	  interrupt the interrupt callback is asked often during a long match,
+ *	            stops it when it says so, and the context matches normally
+ *	            afterwards.
  *
  *	  adversarial [--report] [--time-scale X] [family]
  *	      run every case (or one family); exit 1 on a failed check
@@ -647,6 +650,108 @@ case_dotted(int k, int n, double max_seconds)
 	ebm_builder_free(ev);
 }
 
+#ifdef EBM_HAS_LIMITS
+static int	interrupt_calls;
+static int	interrupt_after;	/* say "stop" at this call (0: never) */
+
+/* Interrupt callback of the test: counts calls, stops when told to. */
+static bool
+test_interrupt(void *arg)
+{
+	(void) arg;
+	interrupt_calls++;
+	return interrupt_after > 0 && interrupt_calls >= interrupt_after;
+}
+
+/*
+ * The items event with m items: the callback is asked at least once per
+ * EBM_TICK_INTERVAL-ish units of work, a "stop" ends the match with
+ * EBM_ERR_INTERRUPTED, and the same context then matches normally.
+ */
+static void
+case_interrupt(int m)
+{
+	ebm_builder *pb = ebm_builder_new();
+	ebm_builder *ev = ebm_builder_new();
+	ebm_match_ctx *ctx = ebm_match_ctx_new();
+	ebm_ruleset *rs;
+	const uint32_t *ids;
+	size_t		nids = 0;
+	ebm_status	st;
+	int			i;
+	bool		ok;
+
+	CHECK(ebm_begin_object(pb));
+	key(pb, "detail");
+	CHECK(ebm_begin_object(pb));
+	key(pb, "items");
+	CHECK(ebm_begin_object(pb));
+	key(pb, "sku");
+	CHECK(ebm_begin_array(pb));
+	str(pb, "X");
+	CHECK(ebm_end_array(pb));
+	key(pb, "discount");
+	CHECK(ebm_begin_array(pb));
+	CHECK(ebm_begin_object(pb));
+	key(pb, "exists");
+	CHECK(ebm_bool(pb, false));
+	CHECK(ebm_end_object(pb));
+	CHECK(ebm_end_array(pb));
+	CHECK(ebm_end_object(pb));
+	CHECK(ebm_end_object(pb));
+	CHECK(ebm_end_object(pb));
+	rs = ruleset_of(pb);
+	begin_event(ev);
+	key(ev, "items");
+	CHECK(ebm_begin_array(ev));
+	for (i = 0; i < m; i++)
+	{
+		CHECK(ebm_begin_object(ev));
+		key(ev, "sku");
+		str(ev, "X");
+		if (i < m - 1)
+		{
+			key(ev, "discount");
+			num(ev, "5");
+		}
+		CHECK(ebm_end_object(ev));
+	}
+	CHECK(ebm_end_array(ev));
+	end_event(ev);
+	ebm_match_ctx_set_interrupt(ctx, test_interrupt, NULL);
+
+	/* never stopped: asked at least once per 4,096 items of the event */
+	interrupt_calls = 0;
+	interrupt_after = 0;
+	st = ebm_match(rs, ev, ctx, &ids, &nids);
+	ok = st == EBM_OK && nids == 1 && interrupt_calls >= m / 4096;
+	printf("%s interrupt m=%d: never stopped: %s, %zu match, %d calls\n",
+		   ok ? "ok  " : "FAIL", m, ebm_status_string(st), nids, interrupt_calls);
+	ok ? passes++ : failures++;
+
+	/* stopped at the second call */
+	interrupt_calls = 0;
+	interrupt_after = 2;
+	st = ebm_match(rs, ev, ctx, &ids, &nids);
+	ok = st == EBM_ERR_INTERRUPTED && interrupt_calls == 2;
+	printf("%s interrupt m=%d: stopped: %s after %d calls\n",
+		   ok ? "ok  " : "FAIL", m, ebm_status_string(st), interrupt_calls);
+	ok ? passes++ : failures++;
+
+	/* and the context is fine afterwards */
+	interrupt_after = 0;
+	st = ebm_match(rs, ev, ctx, &ids, &nids);
+	ok = st == EBM_OK && nids == 1 && ids[0] == 7;
+	printf("%s interrupt m=%d: afterwards: %s, %zu match\n",
+		   ok ? "ok  " : "FAIL", m, ebm_status_string(st), nids);
+	ok ? passes++ : failures++;
+	ebm_match_ctx_free(ctx);
+	ebm_ruleset_free(rs);
+	ebm_builder_free(pb);
+	ebm_builder_free(ev);
+}
+#endif
+
 int
 main(int argc, char **argv)
 {
@@ -691,6 +796,10 @@ main(int argc, char **argv)
 		case_dotted(3, 4, 0.5);
 		case_dotted(12, 8, 2.0);
 	}
+#ifdef EBM_HAS_LIMITS
+	if (WANT("interrupt"))
+		case_interrupt(100000);
+#endif
 	printf("adversarial: %d passed, %d failed\n", passes, failures);
 	return failures ? 1 : 0;
 }
