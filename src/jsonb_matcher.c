@@ -28,8 +28,14 @@ PG_FUNCTION_INFO_V1(eventbus_validate_event_pattern);
 static ebm_builder *scratch_builder = NULL;
 static ebm_match_ctx *scratch_ctx = NULL;
 
-/* A reset callback is registered to forget the builder's document. */
+/*
+ * A reset callback is registered to forget the builder's document; it
+ * forgets it only if no newer document has been started since (counted
+ * by builder_uses), so it never disturbs a document in use.
+ */
 static bool builder_release_armed = false;
+static uint64 builder_uses = 0;
+static uint64 builder_release_use = 0;
 
 /*
  * Numbers whose plain decimal form would be longer than this many digits
@@ -93,15 +99,16 @@ static void
 release_builder(void *arg)
 {
 	builder_release_armed = false;
-	if (scratch_builder != NULL)
+	if (scratch_builder != NULL && builder_uses == builder_release_use)
 		ebm_builder_reset(scratch_builder);
 }
 
 /*
  * The backend's reusable builder, reset and ready for a new document.  The
  * document is forgotten when the memory context current now is reset or
- * deleted (the end of the caller's statement at the latest), so a large
- * event's buffers do not outlive the statement that matched it.
+ * deleted (usually the end of the caller's row or statement), unless a
+ * newer one has been started by then, so a large event's buffers do not
+ * outlive the operation that matched it.
  */
 ebm_builder *
 eventbus_builder(void)
@@ -113,6 +120,7 @@ eventbus_builder(void)
 			eventbus_check_ebm(EBM_ERR_NOMEM);
 	}
 	ebm_builder_reset(scratch_builder);
+	builder_uses++;
 	if (!builder_release_armed && CurrentMemoryContext != TopMemoryContext)
 	{
 		MemoryContextCallback *cb = MemoryContextAlloc(CurrentMemoryContext,
@@ -122,6 +130,7 @@ eventbus_builder(void)
 		cb->arg = NULL;
 		MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
 		builder_release_armed = true;
+		builder_release_use = builder_uses;
 	}
 	return scratch_builder;
 }
