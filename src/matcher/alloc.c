@@ -110,20 +110,13 @@ ebm_grow(void **p, size_t *cap, size_t need, size_t elsize)
 	return true;
 }
 
-/*
- * Free the scratch array *p (capacity *cap elements of elsize bytes) if it
- * outgrew EBM_KEEP_SCRATCH bytes: the next use grows it again only if it
- * needs to, and one large event does not leave its high-water mark behind.
- */
+/* Free a scratch array and forget its capacity (see ebm_trim_scratch). */
 void
-ebm_trim_scratch(void **p, size_t *cap, size_t elsize)
+ebm_free_scratch(void **p, size_t *cap)
 {
-	if (*cap * elsize > EBM_KEEP_SCRATCH)
-	{
-		ebm_free(*p);
-		*p = NULL;
-		*cap = 0;
-	}
+	ebm_free(*p);
+	*p = NULL;
+	*cap = 0;
 }
 
 /* Human-readable name of a status code. */

@@ -38,7 +38,7 @@ extern void ebm_free(void *p);
 extern void *ebm_calloc(size_t n, size_t size);
 extern char *ebm_memdup(const char *s, size_t len);
 extern bool ebm_grow(void **p, size_t *cap, size_t need, size_t elsize);
-extern void ebm_trim_scratch(void **p, size_t *cap, size_t elsize);
+extern void ebm_free_scratch(void **p, size_t *cap);
 
 /* ebm_grow, with the common "already big enough" case inline. */
 static inline bool
@@ -320,6 +320,18 @@ typedef struct ebm_leaf
  * that one huge event does not leave its high-water mark behind.
  */
 #define EBM_KEEP_SCRATCH 65536
+
+/*
+ * Free the scratch array *p (capacity *cap elements of elsize bytes) if it
+ * outgrew EBM_KEEP_SCRATCH bytes: the next use grows it again only if it
+ * needs to, and one large event does not leave its high-water mark behind.
+ */
+static inline void
+ebm_trim_scratch(void **p, size_t *cap, size_t elsize)
+{
+	if (*cap * elsize > EBM_KEEP_SCRATCH)
+		ebm_free_scratch(p, cap);
+}
 
 /* ---- rule set (compile.c) and matching context (match.c) ---- */
 typedef struct ebm_ruleset_priv ebm_ruleset_priv;

@@ -339,6 +339,7 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 	uint32_t	n = 0;
 	uint32_t	cls[NIN_LEAVES];	/* classes of lv, when known */
 	bool		known = false;
+	uint32_t	work = 0;		/* counted locally, reported in batches */
 
 	for (i = 0; i < h->count; i++)
 	{
@@ -349,8 +350,13 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 
 		if (sgen[s] == gen)
 			continue;
-		if (!ebm_tick(ctx, 1 + n))
-			return;				/* match.c's caller sees ctx->interrupted */
+		work += 1 + n;
+		if (work >= 256)
+		{
+			if (!ebm_tick(ctx, work))
+				return;			/* ebm_match sees ctx->interrupted */
+			work = 0;
+		}
 		if (f->kind == EBM_F_NONE)
 			r = EBM_FILTER_HOLDS;
 		else if (f->kind == EBM_F_FIELD)
@@ -380,6 +386,8 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 			prefetch_subrule(rs, s);
 		}
 	}
+	if (work)
+		ebm_tick(ctx, work);
 }
 
 /* Leaves of the event at path p (count in *n). */
@@ -617,12 +625,16 @@ collect_candidates(const ebm_ruleset *rs, ebm_match_ctx *ctx)
 			return;
 		if (pi->has_exact || pi->has_eic || pi->nlens[0] || pi->nlens[1] ||
 			pi->nlens[2] || pi->nlens[3] || pi->nranges)
-			for (i = 0; i < n && ebm_tick(ctx, 1); i++)
+		{
+			if (!ebm_tick(ctx, n))
+				return;
+			for (i = 0; i < n && !ctx->interrupted; i++)
 			{
 				probe_strings(rs, pi, p, &lv[i], ctx);
 				if (pi->nranges && lv[i].vtype == EBM_V_NUMBER && lv[i].finite)
 					probe_ranges(rs, pi, lv[i].num, ctx);
 			}
+		}
 	}
 	add_cands(rs, ctx, ix->always, ix->nalways);
 }
