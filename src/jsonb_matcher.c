@@ -3,7 +3,8 @@
  * jsonb_matcher.c
  *	  Binds jsonb to the matcher: walks jsonb documents straight into the
  *	  matcher's builder (no JSON text round trip), turns matcher errors into
- *	  ereports, and implements TestEventPattern.
+ *	  ereports, lets query cancels and timeouts stop a match, and implements
+ *	  TestEventPattern.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,7 +12,9 @@
 
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
@@ -26,8 +29,26 @@ static ebm_builder *scratch_builder = NULL;
 static ebm_match_ctx *scratch_ctx = NULL;
 
 /*
- * Reports an out-of-memory or misuse status of the matcher.  These are not
- * user errors: the user cannot fix them by changing their input.
+ * A reset callback is registered to forget the builder's document; it
+ * forgets it only if no newer document has been started since (counted
+ * by builder_uses), so it never disturbs a document in use.
+ */
+static bool builder_release_armed = false;
+static uint64 builder_uses = 0;
+static uint64 builder_release_use = 0;
+
+/*
+ * Numbers whose plain decimal form would be longer than this many digits
+ * before or after the point are given to the matcher in scientific
+ * notation (feed_numeric).
+ */
+#define EVENTBUS_PLAIN_NUMBER_DIGITS 64
+
+/*
+ * Reports a failed status of the matcher.  Running out of memory and misuse
+ * are not user errors; an interrupted match becomes the cancel or timeout
+ * that interrupted it; an event that needs more search than the matcher's
+ * budget is 54000.
  */
 void
 eventbus_check_ebm(ebm_status st)
@@ -38,10 +59,57 @@ eventbus_check_ebm(ebm_status st)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory in the event-pattern matcher")));
+	if (st == EBM_ERR_INTERRUPTED)
+	{
+		/* as the regex library's REG_CANCEL: let the pending interrupt act */
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("event-pattern matching was interrupted")));
+	}
+	if (st == EBM_ERR_LIMIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("event is too complex to match against the event patterns"),
+				 errdetail("The event reaches one field path at two places of one object (a key containing dots beside the nested keys it names), and deciding the match needed more than %d search steps.",
+						   EBM_SEARCH_BUDGET),
+				 errhint("Spell each field path one way in the event: nest the objects instead of writing keys with dots.")));
 	elog(ERROR, "event-pattern matcher failed: %s", ebm_status_string(st));
 }
 
-/* The backend's reusable builder, reset and ready for a new document. */
+/*
+ * The matcher's interrupt callback: stop when a query cancel (a statement
+ * timeout is one) or a termination is pending, as the regex library does;
+ * eventbus_check_ebm() then lets CHECK_FOR_INTERRUPTS() act.
+ */
+static bool
+eventbus_match_interrupt(void *arg)
+{
+	(void) arg;
+	return INTERRUPTS_PENDING_CONDITION() &&
+		(QueryCancelPending || ProcDiePending);
+}
+
+/*
+ * Memory context reset callback: forget the builder's document, which
+ * frees the buffers a large one made it grow (the match context frees its
+ * own at the end of each match).
+ */
+static void
+release_builder(void *arg)
+{
+	builder_release_armed = false;
+	if (scratch_builder != NULL && builder_uses == builder_release_use)
+		ebm_builder_reset(scratch_builder);
+}
+
+/*
+ * The backend's reusable builder, reset and ready for a new document.  The
+ * document is forgotten when the memory context current now is reset or
+ * deleted (usually the end of the caller's row or statement), unless a
+ * newer one has been started by then, so a large event's buffers do not
+ * outlive the operation that matched it.
+ */
 ebm_builder *
 eventbus_builder(void)
 {
@@ -52,6 +120,18 @@ eventbus_builder(void)
 			eventbus_check_ebm(EBM_ERR_NOMEM);
 	}
 	ebm_builder_reset(scratch_builder);
+	builder_uses++;
+	if (!builder_release_armed && CurrentMemoryContext != TopMemoryContext)
+	{
+		MemoryContextCallback *cb = MemoryContextAlloc(CurrentMemoryContext,
+													   sizeof(MemoryContextCallback));
+
+		cb->func = release_builder;
+		cb->arg = NULL;
+		MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+		builder_release_armed = true;
+		builder_release_use = builder_uses;
+	}
 	return scratch_builder;
 }
 
@@ -64,6 +144,8 @@ eventbus_match_ctx(void)
 		scratch_ctx = ebm_match_ctx_new();
 		if (scratch_ctx == NULL)
 			eventbus_check_ebm(EBM_ERR_NOMEM);
+		/* every match in this backend can be cancelled */
+		ebm_match_ctx_set_interrupt(scratch_ctx, eventbus_match_interrupt, NULL);
 	}
 	return scratch_ctx;
 }
@@ -88,6 +170,65 @@ eventbus_feed_string(ebm_builder *b, const char *s, int len, bool is_key)
 	eventbus_check_ebm(is_key ? ebm_key(b, utf8, len) : ebm_string(b, utf8, len));
 }
 
+/*
+ * Feeds one number.  numeric_out() writes every digit, so 1e131071 would be
+ * 131,072 characters of text (and a few bytes of jsonb); a number whose
+ * plain form would have more than EVENTBUS_PLAIN_NUMBER_DIGITS digits on
+ * either side of the point goes to the matcher in scientific notation
+ * instead, with all its significant digits and no trailing zeros, so its
+ * text is at most about twice its stored size.  The matcher compares
+ * numbers by value, and numbers beyond the double range by their text,
+ * which is then this canonical form on the pattern's side and the event's
+ * alike: no verdict depends on the choice.
+ */
+static void
+feed_numeric(ebm_builder *b, Numeric num)
+{
+	static Numeric big = NULL;
+	static Numeric minus_big = NULL;
+	char	   *text;
+	int32		dscale = DatumGetInt32(DirectFunctionCall1(numeric_scale,
+														   NumericGetDatum(num)));
+
+	if (big == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		big = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+												  CStringGetDatum("1e" CppAsString2(EVENTBUS_PLAIN_NUMBER_DIGITS)),
+												  ObjectIdGetDatum(InvalidOid),
+												  Int32GetDatum(-1)));
+		minus_big = DatumGetNumeric(DirectFunctionCall1(numeric_uminus,
+														NumericGetDatum(big)));
+		MemoryContextSwitchTo(old);
+	}
+	if (dscale > EVENTBUS_PLAIN_NUMBER_DIGITS ||
+		DatumGetBool(DirectFunctionCall2(numeric_ge, NumericGetDatum(num),
+										 NumericGetDatum(big))) ||
+		DatumGetBool(DirectFunctionCall2(numeric_le, NumericGetDatum(num),
+										 NumericGetDatum(minus_big))))
+	{
+		char	   *e;
+		char	   *m;
+
+		/* two bytes of storage hold at most four digits: no rounding */
+		text = numeric_out_sci(num, 2 * (int) VARSIZE_ANY_EXHDR(num));
+		e = strchr(text, 'e');
+		Assert(e != NULL);
+		m = e;
+		while (m > text && m[-1] == '0')
+			m--;
+		if (m > text && m[-1] == '.')
+			m--;
+		memmove(m, e, strlen(e) + 1);
+	}
+	else
+		text = DatumGetCString(DirectFunctionCall1(numeric_out,
+												   NumericGetDatum(num)));
+	eventbus_check_ebm(ebm_number(b, text, strlen(text)));
+	pfree(text);
+}
+
 /* Feeds one scalar jsonb value. */
 static void
 feed_scalar(ebm_builder *b, JsonbValue *v)
@@ -104,14 +245,8 @@ feed_scalar(ebm_builder *b, JsonbValue *v)
 			eventbus_feed_string(b, v->val.string.val, v->val.string.len, false);
 			break;
 		case jbvNumeric:
-			{
-				char	   *text = DatumGetCString(DirectFunctionCall1(numeric_out,
-																	   NumericGetDatum(v->val.numeric)));
-
-				eventbus_check_ebm(ebm_number(b, text, strlen(text)));
-				pfree(text);
-				break;
-			}
+			feed_numeric(b, v->val.numeric);
+			break;
 		default:
 			elog(ERROR, "unexpected jsonb scalar type %d", (int) v->type);
 	}
@@ -119,7 +254,8 @@ feed_scalar(ebm_builder *b, JsonbValue *v)
 
 /*
  * Walks a jsonb container into the builder in document order, as jsonb's
- * iterator yields it.
+ * iterator yields it.  The walk is as long as the document, so it lets a
+ * cancel act as it goes.
  */
 void
 eventbus_feed_jsonb(ebm_builder *b, JsonbContainer *container)
@@ -131,6 +267,7 @@ eventbus_feed_jsonb(ebm_builder *b, JsonbContainer *container)
 
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 	{
+		CHECK_FOR_INTERRUPTS();
 		switch (tok)
 		{
 			case WJB_BEGIN_OBJECT:
@@ -299,6 +436,8 @@ eventbus_test_event_pattern(PG_FUNCTION_ARGS)
 
 	st = ebm_match(rs, b, eventbus_match_ctx(), &ids, &nids);
 	ebm_ruleset_free(rs);
+	/* forget the event now, handing back what a large one made us keep */
+	ebm_builder_reset(b);
 	eventbus_check_ebm(st);
 	PG_RETURN_BOOL(nids > 0);
 }

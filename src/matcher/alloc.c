@@ -3,8 +3,10 @@
  * alloc.c
  *	  Memory allocation through replaceable hooks, and status names.
  *
- * Every allocation of the library goes through here so that the PostgreSQL
- * glue can route it to its own allocator (or a test can count it).
+ * Every allocation of the library goes through here, so that a caller can
+ * route it to an allocator of its own with ebm_set_allocator() (the tests
+ * count with it; the PostgreSQL glue keeps malloc, since the library frees
+ * what it allocates and longjmps never cross it).
  *
  *-------------------------------------------------------------------------
  */
@@ -108,6 +110,15 @@ ebm_grow(void **p, size_t *cap, size_t need, size_t elsize)
 	return true;
 }
 
+/* Free a scratch array and forget its capacity (see ebm_trim_scratch). */
+void
+ebm_free_scratch(void **p, size_t *cap)
+{
+	ebm_free(*p);
+	*p = NULL;
+	*cap = 0;
+}
+
 /* Human-readable name of a status code. */
 const char *
 ebm_status_string(ebm_status s)
@@ -122,6 +133,10 @@ ebm_status_string(ebm_status s)
 			return "builder call out of order or document incomplete";
 		case EBM_ERR_PATTERN:
 			return "invalid event pattern";
+		case EBM_ERR_INTERRUPTED:
+			return "interrupted";
+		case EBM_ERR_LIMIT:
+			return "the event needs more work than the matcher's budget allows";
 	}
 	return "unknown status";
 }

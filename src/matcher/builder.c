@@ -7,8 +7,8 @@
  * value; we append a token per call and check that the calls form a valid
  * document (keys only directly inside objects, one value per key, one root
  * value).  Containers learn their end index when they close, so readers can
- * skip whole subtrees.  reset() keeps every buffer, so a warm builder
- * allocates nothing.
+ * skip whole subtrees.  reset() keeps the buffers (up to a modest size),
+ * so a warm builder allocates nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,10 +43,37 @@ ebm_builder_free(ebm_builder *b)
 	ebm_free(b);
 }
 
-/* Forget the document, keep the buffers. */
+/*
+ * Forget the document.  Keep the buffers up to EBM_KEEP_SCRATCH bytes each
+ * (a warm builder allocates nothing); free larger ones, so that one large
+ * document does not leave its high-water mark behind.
+ */
 void
 ebm_builder_reset(ebm_builder *b)
 {
+	if (b->tokcap * sizeof(ebm_token) > EBM_KEEP_SCRATCH)
+	{
+		ebm_free(b->toks);
+		b->toks = NULL;
+		b->tokcap = 0;
+	}
+	if (b->textcap > EBM_KEEP_SCRATCH)
+	{
+		char	   *t = ebm_realloc(b->text, 256);
+
+		/* shrinking cannot really fail; if it does, keep the large one */
+		if (t)
+		{
+			b->text = t;
+			b->textcap = 256;
+		}
+	}
+	if (b->stackcap * sizeof(uint32_t) > EBM_KEEP_SCRATCH)
+	{
+		ebm_free(b->stack);
+		b->stack = NULL;
+		b->stackcap = 0;
+	}
 	b->ntoks = 0;
 	b->textlen = 0;
 	b->depth = 0;

@@ -5,7 +5,7 @@
  *
  * Two strings are equal ignoring case when their foldings are byte-equal.
  * ASCII takes a fast path; other code points are looked up in a sorted
- * table (casefold_table.h).  Invalid UTF-8 bytes are copied unchanged, so
+ * table (casefold_table.h, written by gen_casefold_table.py).  Invalid UTF-8 bytes are copied unchanged, so
  * folding never fails.
  *
  *-------------------------------------------------------------------------

@@ -20,6 +20,13 @@
  * values.  No global mutable state apart from the allocator hooks, so
  * separate objects may be used from separate threads.
  *
+ * Bounds: matching one event costs at most linear time in the event's size
+ * times the size of the rules it touches, and memory a small multiple of
+ * the event's size, handed back at the end of each match (the argument is
+ * at the head of eval.c).  A long match calls an interrupt callback every
+ * few thousand steps (ebm_match_ctx_set_interrupt), so its caller can stop
+ * it at once.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef EBM_H
@@ -40,8 +47,24 @@ typedef enum ebm_status
 	EBM_OK = 0,
 	EBM_ERR_NOMEM,				/* allocation failed */
 	EBM_ERR_STATE,				/* builder call out of order (e.g. key in array) */
-	EBM_ERR_PATTERN				/* the pattern is invalid: see ebm_error */
+	EBM_ERR_PATTERN,			/* the pattern is invalid: see ebm_error */
+	EBM_ERR_INTERRUPTED,		/* the interrupt callback asked to stop */
+	EBM_ERR_LIMIT				/* the event needs more work than the search
+								 * budget allows (see eval.c) */
 } ebm_status;
+
+/* This version has EBM_ERR_LIMIT and the interrupt callback. */
+#define EBM_HAS_LIMITS 1
+
+/*
+ * The budget of the search that decides a match for an event reaching one
+ * field path at two places of one object (a key with dots such as "a.b"
+ * beside "a": {"b": ...}, or a repeated key): deciding those exactly is a
+ * search, and past this many steps in one event ebm_match() returns
+ * EBM_ERR_LIMIT rather than guess (a few tens of milliseconds).  Other
+ * events never search (eval.c).
+ */
+#define EBM_SEARCH_BUDGET 20000000
 
 /*
  * Why a pattern was rejected.  message is what a user reads, in the spirit
@@ -66,7 +89,8 @@ typedef struct ebm_error
  * may repeat: for patterns the last one wins, as in AWS.
  *
  * A builder is reusable: ebm_builder_reset() forgets the document but keeps
- * the allocated buffers, so the per-event path allocates nothing once warm.
+ * the allocated buffers up to a modest size (larger ones, left by a large
+ * document, are freed), so the per-event path allocates nothing once warm.
  */
 typedef struct ebm_builder ebm_builder;
 
@@ -131,12 +155,27 @@ extern size_t ebm_ruleset_size(const ebm_ruleset *rs);	/* rules added */
  * matching rule ids in ascending order, valid until the next ebm_match()
  * with the same context or until the context is freed.  A context is the
  * reusable scratch space of one matching thread; it may be used with any
- * rule set.
+ * rule set.  Besides EBM_OK it returns EBM_ERR_NOMEM, EBM_ERR_STATE (the
+ * builder holds no finished object), EBM_ERR_INTERRUPTED (see below) and
+ * EBM_ERR_LIMIT (an event that reaches one field path at two places of an
+ * object, through dotted or repeated keys, needed more search than the
+ * budget allows; never a guessed verdict).
  */
 typedef struct ebm_match_ctx ebm_match_ctx;
 
 extern ebm_match_ctx *ebm_match_ctx_new(void);
 extern void ebm_match_ctx_free(ebm_match_ctx *ctx);
+
+/*
+ * Interrupts.  While matching with ctx, the library calls cb(arg) every few
+ * thousand steps of work (well under a millisecond apart); when it returns
+ * true, ebm_match() stops and returns EBM_ERR_INTERRUPTED, leaving the
+ * context ready for the next match.  The callback must return: it is
+ * asked, it does not act (a caller that wants to raise an error raises it
+ * after ebm_match() returns).  NULL removes it.
+ */
+extern void ebm_match_ctx_set_interrupt(ebm_match_ctx *ctx,
+										bool (*cb) (void *arg), void *arg);
 extern ebm_status ebm_match(const ebm_ruleset *rs, ebm_builder *event,
 							ebm_match_ctx *ctx,
 							const uint32_t **ids, size_t *nids);

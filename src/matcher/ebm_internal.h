@@ -8,7 +8,8 @@
  * ebm_pattern, a list of sub-rules ($or already expanded), each a
  * conjunction of fields, each field an OR of conditions; compile.c merges
  * the sub-rules of every rule into one index; event.c flattens an event into
- * leaves (field path id -> value, with the array positions on the way);
+ * leaves (field path id -> value, with the innermost array element around
+ * it, the elements forming a tree);
  * eval.c decides whether one sub-rule holds for a flattened event; match.c
  * uses the index to find the few sub-rules worth deciding.
  *
@@ -37,6 +38,7 @@ extern void ebm_free(void *p);
 extern void *ebm_calloc(size_t n, size_t size);
 extern char *ebm_memdup(const char *s, size_t len);
 extern bool ebm_grow(void **p, size_t *cap, size_t need, size_t elsize);
+extern void ebm_free_scratch(void **p, size_t *cap);
 
 /* ebm_grow, with the common "already big enough" case inline. */
 static inline bool
@@ -152,7 +154,7 @@ extern bool ebm_wildcard_check(const char *p, size_t len, char *why,
 							   size_t whylen);
 extern int	ebm_wildcard_complexity(const char *p, size_t len, int cap);
 extern bool ebm_wildcard_match(const char *p, size_t plen,
-							   const char *s, size_t slen);
+							   const char *s, size_t slen, ebm_match_ctx *ctx);
 
 /* ---- patterns (pattern_parse.c) ---- */
 typedef enum ebm_condkind
@@ -261,32 +263,79 @@ typedef struct ebm_parse
 #define EBM_PRINTF_ATTR(f, a)
 #endif
 
+/* operators.c, the lower layer of the parser (pattern_parse.c calls it) */
 extern bool ebm_parse_fail(ebm_parse *ps, const char *op, const char *fmt,...)
 			EBM_PRINTF_ATTR(3, 4);
 extern bool ebm_parse_match_list(ebm_parse *ps, uint32_t arr, ebm_field *f);
+extern bool ebm_is_operator_name(const char *s, size_t len);
 
 /* ---- flattened event (event.c) ---- */
-typedef struct ebm_arrpos
+
+/*
+ * The arrays of an event form a tree: each array sits in one element of an
+ * enclosing array (or outside every array), and each element of an array
+ * is a node of its own.  A value records only the innermost element it sits
+ * in; the elements know their parents.  This costs one record per array
+ * element, whatever the nesting depth (copying the chain of enclosing
+ * positions into every value cost depth x values).
+ */
+#define EBM_NO_ELEM UINT32_MAX
+
+typedef struct ebm_elem
 {
-	uint32_t	array;			/* which array of the document */
-	uint32_t	index;			/* element index in it */
-} ebm_arrpos;
+	uint32_t	array;			/* the array it is an element of */
+	uint32_t	index;			/* its position in that array */
+} ebm_elem;
+
+typedef struct ebm_arr
+{
+	uint32_t	parent;			/* element it sits in, or EBM_NO_ELEM */
+	uint32_t	node;			/* path trie node of its path */
+} ebm_arr;
 
 typedef struct ebm_leaf
 {
 	uint32_t	path_id;
 	uint8_t		vtype;			/* ebm_vtype */
 	bool		finite;			/* numbers: num is usable */
-	uint16_t	ntrail;			/* enclosing arrays, outermost first */
+	uint32_t	ntrail;			/* number of enclosing arrays (0: none) */
 	uint32_t	len;
 	const char *str;			/* string, or number text */
 	double		num;
-	uint32_t	trail;			/* offset into ctx->trails */
+	uint32_t	elem;			/* innermost element, or EBM_NO_ELEM */
 	uint64_t	digest;			/* ebm_value_digest() of the value */
 } ebm_leaf;
 
+/*
+ * The work a match may do before it calls the interrupt callback again
+ * (each unit is a small constant: a token read, a value compared, a search
+ * step): a few thousand, a fraction of a millisecond.
+ */
+#define EBM_TICK_INTERVAL 4096
+
+/* EBM_SEARCH_BUDGET (ebm.h) bounds the search for ambiguous events. */
+
+/*
+ * Scratch buffers over this many bytes are freed at the end of a match, so
+ * that one huge event does not leave its high-water mark behind.
+ */
+#define EBM_KEEP_SCRATCH 65536
+
+/*
+ * Free the scratch array *p (capacity *cap elements of elsize bytes) if it
+ * outgrew EBM_KEEP_SCRATCH bytes: the next use grows it again only if it
+ * needs to, and one large event does not leave its high-water mark behind.
+ */
+static inline void
+ebm_trim_scratch(void **p, size_t *cap, size_t elsize)
+{
+	if (*cap * elsize > EBM_KEEP_SCRATCH)
+		ebm_free_scratch(p, cap);
+}
+
 /* ---- rule set (compile.c) and matching context (match.c) ---- */
 typedef struct ebm_ruleset_priv ebm_ruleset_priv;
+typedef struct ebm_pathtrie ebm_pathtrie;
 
 typedef struct ebm_strtab ebm_strtab;
 
@@ -297,11 +346,42 @@ struct ebm_match_ctx
 	size_t		leafcap;
 	ebm_leaf   *byp;			/* the same, grouped by path */
 	size_t		bypcap;
-	ebm_arrpos *trails;
-	size_t		ntrails;
-	size_t		trailcap;
-	ebm_arrpos *trailstack;
-	size_t		trailstackcap;
+	ebm_elem   *elems;			/* array elements, in document order */
+	size_t		nelems;
+	size_t		elemcap;
+	ebm_arr    *arrs;			/* arrays, in document order */
+	size_t		narrs;
+	size_t		arrcap;
+	bool		ambiguous;		/* a path reached twice in one object */
+	uint64_t   *nodeseen;		/* per trie node: (walk, object) stamp */
+	size_t		nodeseencap;
+	uint32_t	walk;			/* flatten count, for nodeseen */
+	/* the array-tree decision (eval.c): per element, array, trie node */
+	uint32_t   *estamp;			/* element visited in this decision */
+	uint32_t   *ecount;			/* positive fields covered in it */
+	uint32_t   *efield;			/* last field counted in it (+1) */
+	uint32_t   *epend;			/* children not yet decided */
+	uint32_t   *eanchor;		/* innermost constrained element above */
+	uint32_t   *equeue;			/* elements ready to decide */
+	uint32_t   *evisit;			/* elements visited in this decision */
+	uint32_t   *eastamp;		/* eanchor computed in this decision */
+	uint8_t    *ebad;			/* an absence field fails in it */
+	size_t		ecap;
+	uint32_t   *astamp;			/* array found good in this decision */
+	size_t		acap;
+	uint32_t   *nstamp;			/* trie node: npos computed */
+	uint32_t   *npos;			/* trie node: positive fields under it */
+	size_t		ncap;
+	uint32_t	dgen;			/* decision count, for the stamps */
+	/* interrupts and budgets */
+	bool		(*interrupt) (void *arg);
+	void	   *interrupt_arg;
+	uint32_t	ticks;			/* work since the last callback */
+	bool		interrupted;	/* the callback asked to stop */
+	uint64_t	search_steps;	/* budgeted search steps in this event */
+	bool		over_budget;
+	bool		force_search;	/* tests: decide every choice by search */
+	const ebm_pathtrie *trie;	/* of the rule set being matched */
 	/* per path id: first leaf in byp, count, generation */
 	uint32_t   *pfirst;
 	uint32_t   *pcount;
@@ -350,10 +430,26 @@ extern bool ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx);
 extern bool ebm_ctx_reserve_eval(ebm_match_ctx *ctx, size_t maxfields);
 extern bool ebm_ctx_reserve_fold(ebm_match_ctx *ctx, size_t need);
 
+/* match.c: count work, call the interrupt callback now and then */
+extern bool ebm_tick_slow(ebm_match_ctx *ctx);
+
+/*
+ * Note n units of work; false when the match must stop (the callback asked
+ * to, now or earlier).
+ */
+static inline bool
+ebm_tick(ebm_match_ctx *ctx, uint32_t n)
+{
+	ctx->ticks += n;
+	if (ctx->ticks < EBM_TICK_INTERVAL)
+		return !ctx->interrupted;
+	return ebm_tick_slow(ctx);
+}
+
 /* event.c */
-typedef struct ebm_pathtrie ebm_pathtrie;
 extern ebm_status ebm_event_flatten(const ebm_pathtrie *t, size_t npaths,
 									const ebm_builder *b, ebm_match_ctx *ctx);
+extern void ebm_event_trim(ebm_match_ctx *ctx);
 
 /* pathtrie (pathtrie.c): dotted path -> id, walked segment by segment */
 #define EBM_NO_NODE UINT32_MAX
@@ -366,6 +462,9 @@ extern uint32_t ebm_pathtrie_child(const ebm_pathtrie *t, uint32_t node,
 extern uint32_t ebm_pathtrie_path_id(const ebm_pathtrie *t, uint32_t node);
 extern uint32_t ebm_pathtrie_npaths(const ebm_pathtrie *t);
 extern const uint64_t *ebm_pathtrie_firsts(const ebm_pathtrie *t);
+extern uint32_t ebm_pathtrie_node_of(const ebm_pathtrie *t, uint32_t path_id);
+extern uint32_t ebm_pathtrie_nnodes(const ebm_pathtrie *t);
+extern bool ebm_pathtrie_covers(const ebm_pathtrie *t, uint32_t a, uint32_t d);
 
 /*
  * Hash of a byte string, eight bytes at a time (callers mix the result

@@ -17,6 +17,54 @@
  * An allocation failure while deciding counts as "does not hold" (match.c
  * reserves the scratch space beforehand, so this does not happen there).
  *
+ * How the choice of array elements is decided, and what it costs
+ * ---------------------------------------------------------------
+ * Call a field without exists:false positive, one with it an absence field.
+ * Choosing one value per positive field, pairwise compatible, is a search
+ * whose naive form tries every combination: n^k for k fields in arrays of
+ * n objects.  We decide it instead on the tree the arrays form.
+ *
+ * In an event where no object reaches one field path at two places (no
+ * repeated key, no dotted key such as "a.b" beside "a"), every path has one
+ * place in each element of the arrays around it.  So, for an array A at
+ * path q, the positive fields whose values must come from one element of A
+ * are exactly the positive fields whose path lies under q: npos(q) of them,
+ * known from the path trie alone.  Call A constrained when npos(q) > 0.
+ * An element X of A is good when some choice inside it satisfies all those
+ * npos(q) fields and leaves every absence field under q holding; A is good
+ * when one of its elements is.  Then X is good exactly when
+ *	  (fields with a satisfying value directly in X)
+ *	+ (npos of each good array directly in X)  =  npos(q),
+ * and no absence field fails in X, because different fields and different
+ * child arrays of X never share a path.  The root (the part of the event
+ * outside every array) is decided the same way against all positive
+ * fields.  An absence field's value fits the choice exactly when the
+ * innermost constrained element around it (its anchor) is chosen, since
+ * arrays that are not constrained are never narrowed; so the field fails
+ * in an anchor when values of it are anchored there and none of them
+ * satisfies its other conditions.
+ *
+ * The decision visits the elements around the positive fields' satisfying
+ * values once (each chain of enclosing elements is walked up until it
+ * meets a visited element), decides them children first (each element
+ * waits for the count of its visited children), and finds each absence
+ * value's anchor with memoised, path-compressed walks.  So deciding one
+ * sub-rule costs O(V + E + P * F * D): V values at its fields' paths, E
+ * array elements of the event, and per array path (P of them) a test of
+ * each of its F fields against a path of D segments.  Matching one event
+ * costs O(event size) to flatten plus that much per sub-rule decided: at
+ * most linear in the event's size times the size of the rules it touches.
+ * Memory: a few words per leaf, element, array and trie node, reserved
+ * once per event (ebm_ctx_reserve_eval).
+ *
+ * An event that does reach a path at two places of one object makes the
+ * element choice a true search (each such path can be taken from either
+ * place, and the choices interact like the variables of a boolean
+ * formula).  Such events (rare: a repeated key, or keys spelled with dots
+ * beside nested ones) are decided by the direct search over combinations,
+ * counted in steps; past EBM_SEARCH_BUDGET steps in one event the match
+ * fails with EBM_ERR_LIMIT, never with a guessed verdict.
+ *
  *-------------------------------------------------------------------------
  */
 #include <string.h>
@@ -88,7 +136,7 @@ any_string_literal(const ebm_cond *c, int kind, const ebm_leaf *v,
 					return true;
 				break;
 			case EBM_C_WILDCARD:
-				if (ebm_wildcard_match(lit->str, lit->len, s, n))
+				if (ebm_wildcard_match(lit->str, lit->len, s, n, ctx))
 					return true;
 				break;
 		}
@@ -153,28 +201,60 @@ ebm_cond_holds(const ebm_cond *c, const ebm_leaf *v, ebm_match_ctx *ctx)
 	return false;
 }
 
-/* May two leaves come from the same element of every array they share? */
-static bool
-compatible(const ebm_match_ctx *ctx, const ebm_leaf *a, const ebm_leaf *b)
+/* Parent element of element e (EBM_NO_ELEM: outside every array). */
+static inline uint32_t
+parent_elem(const ebm_match_ctx *ctx, uint32_t e)
 {
-	const ebm_arrpos *ta = ctx->trails + a->trail;
-	const ebm_arrpos *tb = ctx->trails + b->trail;
-	uint16_t	n = a->ntrail < b->ntrail ? a->ntrail : b->ntrail;
-	uint16_t	i;
+	return ctx->arrs[ctx->elems[e].array].parent;
+}
 
-	for (i = 0; i < n; i++)
+/* Count n steps of the budgeted search; false when it must stop. */
+static inline bool
+search_step(ebm_match_ctx *ctx, uint32_t n)
+{
+	ctx->search_steps += n;
+	if (ctx->search_steps > EBM_SEARCH_BUDGET)
+		ctx->over_budget = true;
+	return ebm_tick(ctx, n) && !ctx->over_budget;
+}
+
+/*
+ * May two leaves come from the same element of every array they share?
+ * They may unless, where their chains of enclosing elements part, both
+ * sit in elements of one array.
+ */
+static bool
+compatible(ebm_match_ctx *ctx, const ebm_leaf *a, const ebm_leaf *b)
+{
+	uint32_t	x = a->elem;
+	uint32_t	y = b->elem;
+	uint32_t	dx = a->ntrail;
+	uint32_t	dy = b->ntrail;
+
+	search_step(ctx, 1 + (dx > dy ? dx : dy));
+	while (dx > dy)
 	{
-		if (ta[i].array != tb[i].array)
-			return true;
-		if (ta[i].index != tb[i].index)
-			return false;
+		x = parent_elem(ctx, x);
+		dx--;
 	}
-	return true;
+	while (dy > dx)
+	{
+		y = parent_elem(ctx, y);
+		dy--;
+	}
+	if (x == y)
+		return true;			/* one chain contains the other */
+	while (parent_elem(ctx, x) != parent_elem(ctx, y))
+	{
+		x = parent_elem(ctx, x);
+		y = parent_elem(ctx, y);
+	}
+	return ctx->elems[x].array != ctx->elems[y].array;
 }
 
 /* Is leaf l compatible with the leaves chosen for fields 0..nf-1? */
 static bool
-fits_choice(const ebm_match_ctx *ctx, const ebm_leaf *l, uint32_t nf)
+fits_choice(ebm_match_ctx *ctx, const ebm_leaf *l, uint32_t nf)
 {
 	uint32_t	g;
 
@@ -227,12 +307,15 @@ absences_hold(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t nf)
 }
 
 /*
- * Choose one candidate per positive field (the nf pick lists), pairwise
- * compatible, such that the absence fields hold too: depth-first search
- * with an explicit choice array.
+ * The search for ambiguous events (see the head of the file): choose one
+ * candidate per positive field (the nf pick lists), pairwise compatible,
+ * such that the absence fields hold too, depth first with an explicit
+ * choice array.  Every comparison counts against the event's budget; when
+ * it runs out (or the interrupt callback asks to stop) the answer is
+ * false and match.c reports the reason instead of the verdict.
  */
 static bool
-consistent_choice(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t nf)
+search_choice(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t nf)
 {
 	uint32_t	f = 0;
 
@@ -245,11 +328,15 @@ consistent_choice(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t nf)
 		uint32_t	count = ctx->pickoff[2 * f + 1];
 		bool		ok = false;
 
+		if (!search_step(ctx, 1))
+			return false;
 		while (ctx->choice[f] < count)
 		{
 			ok = fits_choice(ctx, ctx->pick[start + ctx->choice[f]], f);
 			if (ok && f + 1 == nf && !absences_hold(s, ctx, nf))
 				ok = false;
+			if (ctx->over_budget || ctx->interrupted)
+				return false;
 			if (ok)
 				break;
 			ctx->choice[f]++;
@@ -269,19 +356,80 @@ consistent_choice(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t nf)
 	}
 }
 
+/* Grow a stamp array to cap entries, the new ones zero (never a stamp). */
+static bool
+reserve_stamps(uint32_t **p, size_t *cap, size_t need)
+{
+	size_t		old = *cap;
+
+	if (need <= *cap)
+		return true;
+	if (!ebm_grow((void **) p, cap, need, sizeof(uint32_t)))
+		return false;
+	memset(*p + old, 0, (*cap - old) * sizeof(uint32_t));
+	return true;
+}
+
 /*
- * Make the backtracking scratch fit sub-rules of up to maxfields fields
- * (match.c calls this once per event, so deciding allocates nothing).
+ * Make the scratch space fit sub-rules of up to maxfields fields and the
+ * event just flattened (match.c calls this once per event, so deciding
+ * allocates nothing).
  */
 bool
 ebm_ctx_reserve_eval(ebm_match_ctx *ctx, size_t maxfields)
 {
-	return ebm_reserve((void **) &ctx->pickoff, &ctx->pickoffcap, 2 * maxfields + 2,
-					   sizeof(uint32_t)) &&
-		ebm_reserve((void **) &ctx->choice, &ctx->choicecap, maxfields + 1,
-					sizeof(uint32_t)) &&
-		ebm_reserve((void **) &ctx->pick, &ctx->pickcap, ctx->nleaves + 1,
-					sizeof(ebm_leaf *));
+	size_t		nnodes = ctx->trie ? ebm_pathtrie_nnodes(ctx->trie) : 0;
+
+	if (!ebm_reserve((void **) &ctx->pickoff, &ctx->pickoffcap, 2 * maxfields + 2,
+					 sizeof(uint32_t)) ||
+		!ebm_reserve((void **) &ctx->choice, &ctx->choicecap, maxfields + 1,
+					 sizeof(uint32_t)) ||
+		!ebm_reserve((void **) &ctx->pick, &ctx->pickcap, ctx->nleaves + 1,
+					 sizeof(ebm_leaf *)))
+		return false;
+	if (ctx->nelems + 1 > ctx->ecap)
+	{
+		size_t		old = ctx->ecap;
+		size_t		cap = old ? old : 16;
+		void	   *np;
+
+		while (cap < ctx->nelems + 1)
+			cap *= 2;
+		/* every per-element array has ecap entries; the stamps start zero */
+#define EBM_GROW_TO(field, type) \
+		do { \
+			np = ebm_realloc(ctx->field, cap * sizeof(type)); \
+			if (np == NULL) \
+				return false; \
+			ctx->field = np; \
+		} while (0)
+		EBM_GROW_TO(estamp, uint32_t);
+		EBM_GROW_TO(eastamp, uint32_t);
+		EBM_GROW_TO(ecount, uint32_t);
+		EBM_GROW_TO(efield, uint32_t);
+		EBM_GROW_TO(epend, uint32_t);
+		EBM_GROW_TO(eanchor, uint32_t);
+		EBM_GROW_TO(equeue, uint32_t);
+		EBM_GROW_TO(evisit, uint32_t);
+		EBM_GROW_TO(ebad, uint8_t);
+#undef EBM_GROW_TO
+		memset(ctx->estamp + old, 0, (cap - old) * sizeof(uint32_t));
+		memset(ctx->eastamp + old, 0, (cap - old) * sizeof(uint32_t));
+		ctx->ecap = cap;
+	}
+	if (!reserve_stamps(&ctx->astamp, &ctx->acap, ctx->narrs + 1))
+		return false;
+	if (nnodes + 1 > ctx->ncap)
+	{
+		size_t		c = ctx->ncap;
+
+		if (!reserve_stamps(&ctx->nstamp, &c, nnodes + 1))
+			return false;
+		if (!ebm_reserve((void **) &ctx->npos, &ctx->ncap, c, sizeof(uint32_t)))
+			return false;
+		ctx->ncap = c;
+	}
+	return true;
 }
 
 /*
@@ -334,18 +482,236 @@ field_holds(const ebm_field *f, const ebm_leaf *v, ebm_match_ctx *ctx)
 }
 
 /*
+ * Number of the sub-rule's positive fields whose path lies under trie node
+ * node (memoised per decision).
+ */
+static uint32_t
+npos_of(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t node)
+{
+	uint32_t	i,
+				n = 0;
+
+	if (ctx->nstamp[node] == ctx->dgen)
+		return ctx->npos[node];
+	for (i = 0; i < s->nfields; i++)
+		if (!s->fields[i].absent_ok &&
+			ebm_pathtrie_covers(ctx->trie, node,
+								ebm_pathtrie_node_of(ctx->trie, s->fields[i].path_id)))
+			n++;
+	ctx->nstamp[node] = ctx->dgen;
+	ctx->npos[node] = n;
+	return n;
+}
+
+/* Is the array of element e constrained (a positive field lies under it)? */
+static inline bool
+constrained(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t e)
+{
+	return npos_of(s, ctx, ctx->arrs[ctx->elems[e].array].node) > 0;
+}
+
+/*
+ * Visit element e and the chain of elements around it, up to the first
+ * one already visited, counting each new element once in its parent's
+ * pending count.
+ */
+static void
+visit_chain(ebm_match_ctx *ctx, uint32_t e, size_t *nvisit)
+{
+	uint32_t	child = EBM_NO_ELEM;
+
+	while (e != EBM_NO_ELEM)
+	{
+		bool		fresh = ctx->estamp[e] != ctx->dgen;
+
+		if (fresh)
+		{
+			ctx->estamp[e] = ctx->dgen;
+			ctx->ecount[e] = 0;
+			ctx->efield[e] = 0;
+			ctx->epend[e] = 0;
+			ctx->ebad[e] = 0;
+			ctx->evisit[(*nvisit)++] = e;
+		}
+		if (child != EBM_NO_ELEM)
+			ctx->epend[e]++;
+		if (!fresh)
+			break;
+		child = e;
+		e = parent_elem(ctx, e);
+	}
+}
+
+/*
+ * The anchor of element e: the innermost constrained element around (or
+ * being) e, or EBM_NO_ELEM for the root.  Walks are memoised and every
+ * element on one is given the answer, so each element is walked once.
+ */
+static uint32_t
+anchor_of(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t e)
+{
+	uint32_t	x = e;
+	uint32_t	a;
+
+	while (x != EBM_NO_ELEM && ctx->eastamp[x] != ctx->dgen && !constrained(s, ctx, x))
+		x = parent_elem(ctx, x);
+	if (x == EBM_NO_ELEM)
+		a = EBM_NO_ELEM;
+	else if (ctx->eastamp[x] == ctx->dgen)
+		a = ctx->eanchor[x];
+	else
+	{
+		a = x;
+		ctx->eastamp[x] = ctx->dgen;
+		ctx->eanchor[x] = x;
+	}
+	while (e != x)
+	{
+		ctx->eastamp[e] = ctx->dgen;
+		ctx->eanchor[e] = a;
+		e = parent_elem(ctx, e);
+	}
+	return a;
+}
+
+/*
+ * Decide the choice of array elements on the array tree (see the head of
+ * the file).  The nf pick lists hold the satisfying in-array values of the
+ * positive fields not settled outside every array; nsettled fields were.
+ */
+static bool
+tree_decide(const ebm_subrule *s, ebm_match_ctx *ctx, uint32_t nf,
+			uint32_t nsettled)
+{
+	size_t		nvisit = 0;
+	size_t		nq = 0;
+	uint32_t	rootcount = nsettled;
+	bool		rootbad = false;
+	uint32_t	npos_total = 0;
+	uint32_t	i,
+				j;
+	size_t		v;
+
+	if (++ctx->dgen == 0)
+	{
+		memset(ctx->estamp, 0, ctx->ecap * sizeof(uint32_t));
+		memset(ctx->eastamp, 0, ctx->ecap * sizeof(uint32_t));
+		memset(ctx->astamp, 0, ctx->acap * sizeof(uint32_t));
+		memset(ctx->nstamp, 0, ctx->ncap * sizeof(uint32_t));
+		ctx->dgen = 1;
+	}
+	for (i = 0; i < s->nfields; i++)
+		if (!s->fields[i].absent_ok)
+			npos_total++;
+
+	/* the satisfying values of the positive fields, in their elements */
+	for (i = 0; i < nf; i++)
+	{
+		uint32_t	start = ctx->pickoff[2 * i];
+		uint32_t	count = ctx->pickoff[2 * i + 1];
+
+		if (!ebm_tick(ctx, count))
+			return false;
+		for (j = 0; j < count; j++)
+		{
+			uint32_t	e = ctx->pick[start + j]->elem;
+
+			visit_chain(ctx, e, &nvisit);
+			if (ctx->efield[e] != i + 1)
+			{
+				ctx->efield[e] = i + 1;
+				ctx->ecount[e]++;
+			}
+		}
+	}
+
+	/* the absence fields: where they fail */
+	for (i = 0; i < s->nfields; i++)
+	{
+		const ebm_field *f = &s->fields[i];
+		uint32_t	p = f->path_id;
+		uint32_t	n = (p < ctx->npathcap && ctx->pgen[p] == ctx->gen) ? ctx->pcount[p] : 0;
+		const ebm_leaf *leaves = ctx->byp + (n ? ctx->pfirst[p] : 0);
+		uint32_t	mark = nf + 1 + i;
+		bool		rootsat = false;
+		int			pass;
+
+		if (!f->absent_ok || n == 0)
+			continue;
+		if (!ebm_tick(ctx, 2 * n))
+			return false;
+		/* first the anchors with a satisfying value, then the others */
+		for (pass = 0; pass < 2; pass++)
+			for (j = 0; j < n; j++)
+			{
+				const ebm_leaf *l = &leaves[j];
+				bool		sat = field_holds(f, l, ctx);
+				uint32_t	a;
+
+				if (sat != (pass == 0))
+					continue;
+				a = l->elem == EBM_NO_ELEM ? EBM_NO_ELEM : anchor_of(s, ctx, l->elem);
+				if (a == EBM_NO_ELEM)
+				{
+					if (sat)
+						rootsat = true;
+					else if (!rootsat)
+						rootbad = true;
+				}
+				else if (ctx->estamp[a] == ctx->dgen)
+				{
+					/* (an element never visited cannot be good anyway) */
+					if (sat)
+						ctx->efield[a] = mark;
+					else if (ctx->efield[a] != mark)
+						ctx->ebad[a] = 1;
+				}
+			}
+	}
+
+	/* decide the visited elements, children first */
+	for (v = 0; v < nvisit; v++)
+		if (ctx->epend[ctx->evisit[v]] == 0)
+			ctx->equeue[nq++] = ctx->evisit[v];
+	if (!ebm_tick(ctx, (uint32_t) (nvisit < UINT32_MAX ? nvisit : UINT32_MAX)))
+		return false;
+	while (nq > 0)
+	{
+		uint32_t	e = ctx->equeue[--nq];
+		uint32_t	a = ctx->elems[e].array;
+		uint32_t	want = npos_of(s, ctx, ctx->arrs[a].node);
+		uint32_t	p = ctx->arrs[a].parent;
+
+		if (!ctx->ebad[e] && ctx->ecount[e] == want && ctx->astamp[a] != ctx->dgen)
+		{
+			/* the array is good: its fields count in its parent */
+			ctx->astamp[a] = ctx->dgen;
+			if (p == EBM_NO_ELEM)
+				rootcount += want;
+			else
+				ctx->ecount[p] += want;
+		}
+		if (p != EBM_NO_ELEM && --ctx->epend[p] == 0)
+			ctx->equeue[nq++] = p;
+	}
+	return !rootbad && rootcount == npos_total;
+}
+
+/*
  * Does the sub-rule hold for the event flattened in ctx?
  *
  * A value outside every array fits with any choice of the other fields, so
  * a field with such a satisfying value is settled at once; only fields whose
- * satisfying values all sit in arrays take part in the search for one
- * consistent choice (consistent_choice), as do fields that may hold by
- * absence.
+ * satisfying values all sit in arrays take part in the choice of array
+ * elements (tree_decide, or search_choice for ambiguous events), as do
+ * fields that may hold by absence.  False as well when the match must stop
+ * (ctx->interrupted or ctx->over_budget say so).
  */
 bool
 ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 {
 	uint32_t	nf = 0;
+	uint32_t	nsettled = 0;
 	uint32_t	npick = 0;
 	bool		absences = false;
 	uint32_t	i;
@@ -382,6 +748,8 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 		}
 		if (n == 0)
 			return false;
+		if (!ebm_tick(ctx, n))
+			return false;
 		leaves = byp + pfirst[p];
 		for (j = 0; j < n; j++)
 		{
@@ -394,6 +762,7 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 		if (j < n)
 		{
 			npick = first;
+			nsettled++;
 			continue;
 		}
 		if (npick == first)
@@ -404,5 +773,7 @@ ebm_subrule_holds(const ebm_subrule *s, ebm_match_ctx *ctx)
 	}
 	if (!absences && nf < 2)
 		return true;			/* nothing to keep consistent */
-	return consistent_choice(s, ctx, nf);
+	if (ctx->ambiguous || ctx->force_search)
+		return search_choice(s, ctx, nf);
+	return tree_decide(s, ctx, nf, nsettled);
 }

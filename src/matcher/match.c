@@ -8,7 +8,10 @@
  * they fully checked, decide each remaining candidate exactly (eval.c), and
  * return the distinct rule ids in ascending order.  The cost
  * follows the event's size and the number of candidates, not the number of
- * rules.  Scratch space lives in the context and is reused.
+ * rules (eval.c has the bound).  Scratch space lives in the context and is
+ * reused; buffers grown past EBM_KEEP_SCRATCH by a large event are freed
+ * at the end of its match.  Every loop whose length an event decides
+ * counts its work with ebm_tick, which calls the interrupt callback.
  *
  *-------------------------------------------------------------------------
  */
@@ -67,8 +70,21 @@ ebm_match_ctx_free(ebm_match_ctx *ctx)
 		return;
 	ebm_free(ctx->leaves);
 	ebm_free(ctx->byp);
-	ebm_free(ctx->trails);
-	ebm_free(ctx->trailstack);
+	ebm_free(ctx->elems);
+	ebm_free(ctx->arrs);
+	ebm_free(ctx->nodeseen);
+	ebm_free(ctx->estamp);
+	ebm_free(ctx->ecount);
+	ebm_free(ctx->efield);
+	ebm_free(ctx->epend);
+	ebm_free(ctx->eanchor);
+	ebm_free(ctx->equeue);
+	ebm_free(ctx->evisit);
+	ebm_free(ctx->eastamp);
+	ebm_free(ctx->ebad);
+	ebm_free(ctx->astamp);
+	ebm_free(ctx->nstamp);
+	ebm_free(ctx->npos);
 	ebm_free(ctx->pfirst);
 	ebm_free(ctx->pcount);
 	ebm_free(ctx->pgen);
@@ -84,6 +100,60 @@ ebm_match_ctx_free(ebm_match_ctx *ctx)
 	ebm_free(ctx->choice);
 	ebm_free(ctx->frames);
 	ebm_free(ctx);
+}
+
+/* Set or remove the interrupt callback; see ebm.h. */
+void
+ebm_match_ctx_set_interrupt(ebm_match_ctx *ctx, bool (*cb) (void *arg),
+							void *arg)
+{
+	ctx->interrupt = cb;
+	ctx->interrupt_arg = arg;
+}
+
+/*
+ * ebm_tick's slow path, every EBM_TICK_INTERVAL units of work: ask the
+ * callback whether to stop.  False when the match must stop.
+ */
+bool
+ebm_tick_slow(ebm_match_ctx *ctx)
+{
+	ctx->ticks = 0;
+	if (ctx->interrupt && !ctx->interrupted && ctx->interrupt(ctx->interrupt_arg))
+		ctx->interrupted = true;
+	return !ctx->interrupted;
+}
+
+/*
+ * Hand back what one large event made the context grow.  Buffers sized by
+ * the rule set (stamps per sub-rule, rank bitmap, ids) stay: the next
+ * event on the same rules needs them.  The per-element arrays share ecap,
+ * the per-path ones npathcap.
+ */
+static void
+trim_ctx(ebm_match_ctx *ctx)
+{
+	ebm_event_trim(ctx);
+	ebm_trim_scratch((void **) &ctx->pick, &ctx->pickcap, sizeof(ebm_leaf *));
+	ebm_trim_scratch((void **) &ctx->fold, &ctx->foldcap, 1);
+	ebm_trim_scratch((void **) &ctx->probefold, &ctx->probefoldcap, 1);
+	ebm_trim_scratch((void **) &ctx->astamp, &ctx->acap, sizeof(uint32_t));
+	if (ctx->ecap * 8 * sizeof(uint32_t) > EBM_KEEP_SCRATCH)
+	{
+		ebm_free(ctx->estamp);
+		ebm_free(ctx->ecount);
+		ebm_free(ctx->efield);
+		ebm_free(ctx->epend);
+		ebm_free(ctx->eanchor);
+		ebm_free(ctx->equeue);
+		ebm_free(ctx->evisit);
+		ebm_free(ctx->eastamp);
+		ebm_free(ctx->ebad);
+		ctx->estamp = ctx->ecount = ctx->efield = ctx->epend = NULL;
+		ctx->eanchor = ctx->equeue = ctx->evisit = ctx->eastamp = NULL;
+		ctx->ebad = NULL;
+		ctx->ecap = 0;
+	}
 }
 
 /* Make room for one stamp and one candidate slot per sub-rule. */
@@ -172,7 +242,8 @@ prefilter(const ebm_field *f, ebm_match_ctx *ctx)
 	uint32_t	i,
 				k;
 
-	for (i = 0; i < n; i++)
+	ebm_tick(ctx, n * f->ncond);
+	for (i = 0; i < n && !ctx->interrupted; i++)
 		for (k = 0; k < f->ncond; k++)
 			if (ebm_cond_holds(&f->conds[k], &lv[i], ctx))
 				return true;
@@ -268,6 +339,7 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 	uint32_t	n = 0;
 	uint32_t	cls[NIN_LEAVES];	/* classes of lv, when known */
 	bool		known = false;
+	uint32_t	work = 0;		/* counted locally, reported in batches */
 
 	for (i = 0; i < h->count; i++)
 	{
@@ -278,6 +350,13 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 
 		if (sgen[s] == gen)
 			continue;
+		work += 1 + n;
+		if (work >= 256)
+		{
+			if (!ebm_tick(ctx, work))
+				return;			/* ebm_match sees ctx->interrupted */
+			work = 0;
+		}
 		if (f->kind == EBM_F_NONE)
 			r = EBM_FILTER_HOLDS;
 		else if (f->kind == EBM_F_FIELD)
@@ -307,6 +386,8 @@ add_run(const ebm_ruleset *rs, ebm_match_ctx *ctx, const ebm_htab *t,
 			prefetch_subrule(rs, s);
 		}
 	}
+	if (work)
+		ebm_tick(ctx, work);
 }
 
 /* Leaves of the event at path p (count in *n). */
@@ -540,14 +621,20 @@ collect_candidates(const ebm_ruleset *rs, ebm_match_ctx *ctx)
 		for (i = 0; i < pi->ngroups; i++)
 			probe_group(rs, &ix->groups[pi->groups[i]], ctx);
 		add_cands(rs, ctx, pi->presence, pi->npresence);
+		if (ctx->interrupted)
+			return;
 		if (pi->has_exact || pi->has_eic || pi->nlens[0] || pi->nlens[1] ||
 			pi->nlens[2] || pi->nlens[3] || pi->nranges)
-			for (i = 0; i < n; i++)
+		{
+			if (!ebm_tick(ctx, n))
+				return;
+			for (i = 0; i < n && !ctx->interrupted; i++)
 			{
 				probe_strings(rs, pi, p, &lv[i], ctx);
 				if (pi->nranges && lv[i].vtype == EBM_V_NUMBER && lv[i].finite)
 					probe_ranges(rs, pi, lv[i].num, ctx);
 			}
+		}
 	}
 	add_cands(rs, ctx, ix->always, ix->nalways);
 }
@@ -617,11 +704,23 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 	if (!reserve_subs(ctx, rs->nsubs) ||
 		!reserve_ranks(ctx, rs->nranks))
 		return EBM_ERR_NOMEM;
+	ctx->trie = rs->paths;
+	ctx->ticks = 0;
+	ctx->interrupted = false;
+	ctx->search_steps = 0;
+	ctx->over_budget = false;
+	ctx->nids = 0;
 	st = ebm_event_flatten(rs->paths, ebm_pathtrie_npaths(rs->paths), event, ctx);
 	if (st != EBM_OK)
+	{
+		trim_ctx(ctx);
 		return st;
+	}
 	if (!ebm_ctx_reserve_eval(ctx, rs->maxfields))
+	{
+		trim_ctx(ctx);
 		return EBM_ERR_NOMEM;
+	}
 	/* a new one-byte generation; clear the stamps when it wraps */
 	if (++ctx->sgen_gen == 0)
 	{
@@ -633,17 +732,26 @@ ebm_match(const ebm_ruleset *rs, ebm_builder *event, ebm_match_ctx *ctx,
 	ctx->rank_hi = 0;
 	ctx->nmatched = 0;
 	collect_candidates(rs, ctx);
-	for (c = 0; c < ctx->ncands; c++)
+	for (c = 0; c < ctx->ncands && !ctx->interrupted && !ctx->over_budget; c++)
 	{
 		uint32_t	s = ctx->cands[c];
 
-		if (ebm_subrule_holds(&rs->subs[s], ctx))
+		if (ebm_subrule_holds(&rs->subs[s], ctx) &&
+			!ctx->interrupted && !ctx->over_budget)
 			mark_matched(rs, ctx, s);
+		if (!ebm_tick(ctx, 1))
+			break;
 	}
+	/* read the bitmap back (which also clears it) even when stopping */
 	if (ctx->nmatched)
 		collect_ids(rs, ctx, ctx->rank_lo, ctx->rank_hi);
 	else
 		ctx->nids = 0;
+	trim_ctx(ctx);
+	if (ctx->interrupted)
+		return EBM_ERR_INTERRUPTED;
+	if (ctx->over_budget)
+		return EBM_ERR_LIMIT;
 	*ids = ctx->ids;
 	*nids = ctx->nids;
 	return EBM_OK;

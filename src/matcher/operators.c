@@ -9,14 +9,81 @@
  * does.  Error messages follow event-ruler's wording (which is what AWS
  * returns after "Event pattern is not valid. Reason: ").
  *
+ * This file is the lower layer of the parser: pattern_parse.c (objects,
+ * paths, $or) calls into it, never the other way.  It also owns the
+ * parse's error reporting (ebm_parse_fail) and the list of operator names.
+ *
  *-------------------------------------------------------------------------
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ebm_internal.h"
 
 #define TOK(ps, i) (&(ps)->b->toks[(i)])
+
+/* The match operators; operator_names[] spells them, in this order. */
+typedef enum ebm_opname
+{
+	OP_PREFIX,
+	OP_SUFFIX,
+	OP_EQUALS_IC,
+	OP_WILDCARD,
+	OP_NUMERIC,
+	OP_EXISTS,
+	OP_CIDR,
+	OP_ANYTHING_BUT,
+	OP_EXACTLY,
+	OP_NONE						/* not an operator name */
+} ebm_opname;
+
+static const char *const operator_names[] = {
+	"prefix", "suffix", "equals-ignore-case", "wildcard", "numeric",
+	"exists", "cidr", "anything-but", "exactly"
+};
+
+/* The operator named by s (len bytes), or OP_NONE. */
+static ebm_opname
+operator_of(const char *s, size_t len)
+{
+	int			i;
+
+	for (i = 0; i < OP_NONE; i++)
+		if (strlen(operator_names[i]) == len && memcmp(operator_names[i], s, len) == 0)
+			return (ebm_opname) i;
+	return OP_NONE;
+}
+
+/*
+ * Is s the name of a match operator?  (pattern_parse.c asks: an operator
+ * name among an array's object keys makes "$or" a plain field.)
+ */
+bool
+ebm_is_operator_name(const char *s, size_t len)
+{
+	return operator_of(s, len) != OP_NONE;
+}
+
+/* Record why the pattern is invalid, at the current path; returns false. */
+bool
+ebm_parse_fail(ebm_parse *ps, const char *op, const char *fmt,...)
+{
+	va_list		ap;
+	size_t		n;
+
+	if (ps->err == NULL)
+		return false;
+	va_start(ap, fmt);
+	vsnprintf(ps->err->message, sizeof(ps->err->message), fmt, ap);
+	va_end(ap);
+	n = ps->pathlen < sizeof(ps->err->path) - 1 ? ps->pathlen : sizeof(ps->err->path) - 1;
+	memcpy(ps->err->path, ps->path ? ps->path : "", n);
+	ps->err->path[n] = '\0';
+	snprintf(ps->err->op, sizeof(ps->err->op), "%s", op);
+	return false;
+}
+
 
 /* Token index after the value at index i (skips a whole container). */
 static uint32_t
@@ -214,7 +281,7 @@ parse_icase_object(ebm_parse *ps, uint32_t vi, ebm_cond *c, const char *op)
 	}
 	if (!any)
 		return ebm_parse_fail(ps, op, "%s match pattern must be a string", op);
-	if (!tok_is(ps, TOK(ps, last), "equals-ignore-case"))
+	if (operator_of(ebm_tok_text(ps->b, TOK(ps, last)), TOK(ps, last)->len) != OP_EQUALS_IC)
 		return ebm_parse_fail(ps, op, "Unsupported %s pattern: %.*s", op,
 							  (int) (TOK(ps, last)->len > 64 ? 64 : TOK(ps, last)->len),
 							  ebm_tok_text(ps->b, TOK(ps, last)));
@@ -333,6 +400,7 @@ parse_anything_but(ebm_parse *ps, uint32_t vi, ebm_cond *c)
 	{
 		uint32_t	last = 0;
 		bool		any = false;
+		ebm_opname	name;
 		const ebm_token *k;
 
 		for (i = vi + 1; i < v->end; i = next_value(ps, i + 1))
@@ -347,13 +415,14 @@ parse_anything_but(ebm_parse *ps, uint32_t vi, ebm_cond *c)
 		if (!any)
 			return ebm_parse_fail(ps, "anything-but", "Value of anything-but must be an array or single string/number value.");
 		k = TOK(ps, last);
-		if (tok_is(ps, k, "prefix"))
+		name = operator_of(ebm_tok_text(ps->b, k), k->len);
+		if (name == OP_PREFIX)
 			c->abkind = EBM_AB_PREFIX;
-		else if (tok_is(ps, k, "suffix"))
+		else if (name == OP_SUFFIX)
 			c->abkind = EBM_AB_SUFFIX;
-		else if (tok_is(ps, k, "equals-ignore-case"))
+		else if (name == OP_EQUALS_IC)
 			c->abkind = EBM_AB_EQUALS_IC;
-		else if (tok_is(ps, k, "wildcard"))
+		else if (name == OP_WILDCARD)
 			c->abkind = EBM_AB_WILDCARD;
 		else
 			return ebm_parse_fail(ps, "anything-but", "Unsupported anything-but pattern: %.*s",
@@ -375,6 +444,7 @@ parse_operator(ebm_parse *ps, uint32_t oi, ebm_cond *c)
 	uint32_t	last = 0;
 	bool		any = false;
 	char		why[160];
+	ebm_opname	name;
 
 	for (i = oi + 1; i < obj->end; i = next_value(ps, i + 1))
 	{
@@ -389,18 +459,19 @@ parse_operator(ebm_parse *ps, uint32_t oi, ebm_cond *c)
 		return ebm_parse_fail(ps, "", "Empty objects are not allowed");
 	k = TOK(ps, last);
 	v = TOK(ps, last + 1);
-	if (tok_is(ps, k, "prefix") || tok_is(ps, k, "suffix"))
+	name = operator_of(ebm_tok_text(ps->b, k), k->len);
+	if (name == OP_PREFIX || name == OP_SUFFIX)
 	{
-		const char *op = tok_is(ps, k, "prefix") ? "prefix" : "suffix";
+		const char *op = operator_names[name];
 
-		c->kind = (op[0] == 'p') ? EBM_C_PREFIX : EBM_C_SUFFIX;
+		c->kind = (name == OP_PREFIX) ? EBM_C_PREFIX : EBM_C_SUFFIX;
 		if (v->type == EBM_T_STRING)
 			return add_literal(ps, c, v, false);
 		if (v->type == EBM_T_OBJECT)
 			return parse_icase_object(ps, last + 1, c, op);
 		return ebm_parse_fail(ps, op, "%s match pattern must be a string", op);
 	}
-	if (tok_is(ps, k, "exactly"))
+	if (name == OP_EXACTLY)
 	{
 		/* event-ruler's spelled-out exact match; strings only */
 		c->kind = EBM_C_EXACT;
@@ -408,14 +479,14 @@ parse_operator(ebm_parse *ps, uint32_t oi, ebm_cond *c)
 			return ebm_parse_fail(ps, "exactly", "exact match pattern must be a string");
 		return add_literal(ps, c, v, false);
 	}
-	if (tok_is(ps, k, "equals-ignore-case"))
+	if (name == OP_EQUALS_IC)
 	{
 		c->kind = EBM_C_EQUALS_IC;
 		if (v->type != EBM_T_STRING)
 			return ebm_parse_fail(ps, "equals-ignore-case", "equals-ignore-case match pattern must be a string");
 		return add_literal(ps, c, v, true);
 	}
-	if (tok_is(ps, k, "wildcard"))
+	if (name == OP_WILDCARD)
 	{
 		c->kind = EBM_C_WILDCARD;
 		if (v->type != EBM_T_STRING)
@@ -427,9 +498,9 @@ parse_operator(ebm_parse *ps, uint32_t oi, ebm_cond *c)
 			return ebm_parse_fail(ps, "wildcard", "Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character");
 		return add_literal(ps, c, v, false);
 	}
-	if (tok_is(ps, k, "numeric"))
+	if (name == OP_NUMERIC)
 		return parse_numeric(ps, last + 1, c);
-	if (tok_is(ps, k, "exists"))
+	if (name == OP_EXISTS)
 	{
 		c->kind = EBM_C_EXISTS;
 		if (v->type != EBM_T_TRUE && v->type != EBM_T_FALSE)
@@ -439,7 +510,7 @@ parse_operator(ebm_parse *ps, uint32_t oi, ebm_cond *c)
 			ps->absent_ok = true;
 		return true;
 	}
-	if (tok_is(ps, k, "cidr"))
+	if (name == OP_CIDR)
 	{
 		c->kind = EBM_C_CIDR;
 		if (v->type != EBM_T_STRING)
@@ -448,7 +519,7 @@ parse_operator(ebm_parse *ps, uint32_t oi, ebm_cond *c)
 			return ebm_parse_fail(ps, "cidr", "%s", why);
 		return true;
 	}
-	if (tok_is(ps, k, "anything-but"))
+	if (name == OP_ANYTHING_BUT)
 		return parse_anything_but(ps, last + 1, c);
 	return ebm_parse_fail(ps, "", "Unrecognized match type %.*s",
 						  (int) (k->len > 64 ? 64 : k->len), ebm_tok_text(ps->b, k));

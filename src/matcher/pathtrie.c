@@ -27,6 +27,10 @@ typedef struct edge
 struct ebm_pathtrie
 {
 	uint32_t   *path_id;		/* per node: path id or EBM_NO_NODE */
+	uint32_t   *parent;			/* per node: parent node (root: itself) */
+	uint32_t   *depth;			/* per node: segments from the root */
+	uint32_t   *node_of;		/* per path id: its node */
+	size_t		node_of_cap;
 	uint64_t   *firsts;			/* per node: 256-bit set of its children's
 								 * first bytes, to turn most misses away
 								 * without hashing */
@@ -59,7 +63,9 @@ ebm_pathtrie_new(void)
 		return NULL;
 	t->edgecap = 64;
 	t->edges = ebm_malloc(t->edgecap * sizeof(edge));
-	if (t->edges == NULL || !ebm_grow((void **) &t->path_id, &t->nodecap, 1, sizeof(uint32_t)))
+	if (t->edges == NULL || !ebm_grow((void **) &t->path_id, &t->nodecap, 1, sizeof(uint32_t)) ||
+		(t->parent = ebm_malloc(t->nodecap * sizeof(uint32_t))) == NULL ||
+		(t->depth = ebm_malloc(t->nodecap * sizeof(uint32_t))) == NULL)
 	{
 		ebm_pathtrie_free(t);
 		return NULL;
@@ -73,6 +79,8 @@ ebm_pathtrie_new(void)
 	for (i = 0; i < t->edgecap; i++)
 		t->edges[i].child = EBM_NO_NODE;
 	t->path_id[0] = EBM_NO_NODE;
+	t->parent[0] = 0;
+	t->depth[0] = 0;
 	t->nnodes = 1;
 	return t;
 }
@@ -84,6 +92,9 @@ ebm_pathtrie_free(ebm_pathtrie *t)
 	if (t == NULL)
 		return;
 	ebm_free(t->path_id);
+	ebm_free(t->parent);
+	ebm_free(t->depth);
+	ebm_free(t->node_of);
 	ebm_free(t->firsts);
 	ebm_free(t->edges);
 	ebm_free(t->segs);
@@ -162,9 +173,18 @@ child_or_add(ebm_pathtrie *t, uint32_t node, const char *seg, size_t len)
 		size_t		old = t->nodecap;
 		size_t		cap = t->nodecap;
 		uint64_t   *nf;
+		uint32_t   *np;
 
 		if (!ebm_grow((void **) &t->path_id, &cap, t->nnodes + 1, sizeof(uint32_t)))
 			return EBM_NO_NODE;
+		np = ebm_realloc(t->parent, cap * sizeof(uint32_t));
+		if (np == NULL)
+			return EBM_NO_NODE;
+		t->parent = np;
+		np = ebm_realloc(t->depth, cap * sizeof(uint32_t));
+		if (np == NULL)
+			return EBM_NO_NODE;
+		t->depth = np;
 		nf = ebm_realloc(t->firsts, cap * 4 * sizeof(uint64_t));
 		if (nf == NULL)
 			return EBM_NO_NODE;
@@ -192,6 +212,8 @@ child_or_add(ebm_pathtrie *t, uint32_t node, const char *seg, size_t len)
 		t->firsts[4 * (size_t) node + c0 / 64] |= UINT64_C(1) << (c0 % 64);
 	}
 	t->path_id[t->nnodes] = EBM_NO_NODE;
+	t->parent[t->nnodes] = node;
+	t->depth[t->nnodes] = t->depth[node] + 1;
 	return t->nnodes++;
 }
 
@@ -214,7 +236,13 @@ ebm_pathtrie_add(ebm_pathtrie *t, const char *path, size_t len, uint32_t *id)
 		}
 	}
 	if (t->path_id[node] == EBM_NO_NODE)
+	{
+		if (!ebm_reserve((void **) &t->node_of, &t->node_of_cap, t->npaths + 1,
+						 sizeof(uint32_t)))
+			return false;
+		t->node_of[t->npaths] = node;
 		t->path_id[node] = t->npaths++;
+	}
 	*id = t->path_id[node];
 	return true;
 }
@@ -241,4 +269,30 @@ uint32_t
 ebm_pathtrie_npaths(const ebm_pathtrie *t)
 {
 	return t->npaths;
+}
+
+/* The node of a path id. */
+uint32_t
+ebm_pathtrie_node_of(const ebm_pathtrie *t, uint32_t path_id)
+{
+	return t->node_of[path_id];
+}
+
+/* Number of nodes (the root included). */
+uint32_t
+ebm_pathtrie_nnodes(const ebm_pathtrie *t)
+{
+	return t->nnodes;
+}
+
+/*
+ * Is node a an ancestor of node d, or d itself?  Walks up from d, one step
+ * per segment: at most the length of a pattern's path.
+ */
+bool
+ebm_pathtrie_covers(const ebm_pathtrie *t, uint32_t a, uint32_t d)
+{
+	while (t->depth[d] > t->depth[a])
+		d = t->parent[d];
+	return d == a;
 }

@@ -12,7 +12,6 @@
  *
  *-------------------------------------------------------------------------
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,25 +25,6 @@ typedef struct alts
 	ebm_subrule *subs;
 	uint32_t	n;
 } alts;
-
-/* Record why the pattern is invalid, at the current path; returns false. */
-bool
-ebm_parse_fail(ebm_parse *ps, const char *op, const char *fmt,...)
-{
-	va_list		ap;
-	size_t		n;
-
-	if (ps->err == NULL)
-		return false;
-	va_start(ap, fmt);
-	vsnprintf(ps->err->message, sizeof(ps->err->message), fmt, ap);
-	va_end(ap);
-	n = ps->pathlen < sizeof(ps->err->path) - 1 ? ps->pathlen : sizeof(ps->err->path) - 1;
-	memcpy(ps->err->path, ps->path ? ps->path : "", n);
-	ps->err->path[n] = '\0';
-	snprintf(ps->err->op, sizeof(ps->err->op), "%s", op);
-	return false;
-}
 
 /* Free a list of alternatives. */
 static void
@@ -149,20 +129,6 @@ path_push(ebm_parse *ps, size_t base, const char *key, size_t len)
 	return true;
 }
 
-/* Is key the name of a match operator (which makes "$or" a plain field)? */
-static bool
-is_operator_name(const char *s, size_t len)
-{
-	static const char *const ops[] = {"prefix", "suffix", "equals-ignore-case",
-		"wildcard", "numeric", "exists", "cidr", "anything-but", "exactly"};
-	size_t		i;
-
-	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (strlen(ops[i]) == len && memcmp(ops[i], s, len) == 0)
-			return true;
-	return false;
-}
-
 /*
  * Is the value at vi a real $or: an array of at least two objects, none
  * with an operator name among its keys?
@@ -188,7 +154,7 @@ is_real_or(const ebm_parse *ps, uint32_t vi)
 			const ebm_token *key = TOK(ps, k);
 			const ebm_token *v = TOK(ps, k + 1);
 
-			if (is_operator_name(ebm_tok_text(ps->b, key), key->len))
+			if (ebm_is_operator_name(ebm_tok_text(ps->b, key), key->len))
 				return false;
 			k = (v->type == EBM_T_OBJECT || v->type == EBM_T_ARRAY) ? v->end : k + 2;
 		}

@@ -207,10 +207,13 @@ ebm_wildcard_complexity(const char *p, size_t len, int cap)
 /*
  * Does the string s match the wildcard pattern p?  The classic two-pointer
  * glob walk: on a mismatch, let the last star swallow one more byte.
- * Time O(|p| * |s|) at worst, which the complexity limit keeps small.
+ * Time O(|p| * |s|) at worst; each restart (at most |s| of them, each
+ * costing at most |p|) counts as work for ctx's interrupt callback, and
+ * when it asks to stop the answer is false (match.c discards it).
  */
 bool
-ebm_wildcard_match(const char *p, size_t plen, const char *s, size_t slen)
+ebm_wildcard_match(const char *p, size_t plen, const char *s, size_t slen,
+				   ebm_match_ctx *ctx)
 {
 	size_t		pi = 0;
 	size_t		si = 0;
@@ -243,6 +246,8 @@ ebm_wildcard_match(const char *p, size_t plen, const char *s, size_t slen)
 			}
 		}
 		if (star_p == SIZE_MAX)
+			return false;
+		if (!ebm_tick(ctx, 1 + (uint32_t) (plen / 64)))
 			return false;
 		pi = star_p;
 		si = ++star_s;

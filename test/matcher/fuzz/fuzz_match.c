@@ -4,7 +4,8 @@
  *	  an array whose last element is the event and whose other elements are
  *	  patterns (invalid ones are skipped).  Besides looking for crashes, it
  *	  checks the compiled index against deciding every sub-rule one by one,
- *	  and aborts if they disagree.
+ *	  and deciding each sub-rule on the array tree against the direct
+ *	  search over combinations (eval.c), and aborts if they disagree.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,16 +68,38 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t		k,
 						nexp = 0;
 			uint32_t	s;
+			uint32_t	got[8];
 
+			/* copy the ids: flattening again reuses the context */
+			memcpy(got, ids, (nids < 8 ? nids : 8) * sizeof(uint32_t));
+			if (nids > 8)
+				abort();
+			if (ebm_event_flatten(rs->paths, ebm_pathtrie_npaths(rs->paths), b, ctx) != EBM_OK ||
+				!ebm_ctx_reserve_eval(ctx, rs->maxfields))
+				abort();
 			for (s = 0; s < rs->nsubs; s++)
-				if (ebm_subrule_holds(&rs->subs[s], ctx))
+			{
+				bool		tree,
+							search;
+
+				ctx->force_search = false;
+				tree = ebm_subrule_holds(&rs->subs[s], ctx);
+				ctx->force_search = true;
+				ctx->search_steps = 0;
+				ctx->over_budget = false;
+				search = ebm_subrule_holds(&rs->subs[s], ctx);
+				ctx->force_search = false;
+				if (!ctx->over_budget && tree != search)
+					abort();
+				if (tree)
 					seen[rs->sub_rule[s]] = 1;
+			}
 			for (k = 0; k < 8; k++)
 				nexp += seen[k];
 			if (nexp != nids)
 				abort();
 			for (k = 0; k < nids; k++)
-				if (ids[k] >= 8 || !seen[ids[k]] || (k > 0 && ids[k] <= ids[k - 1]))
+				if (got[k] >= 8 || !seen[got[k]] || (k > 0 && got[k] <= got[k - 1]))
 					abort();
 		}
 	}
