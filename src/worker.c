@@ -30,8 +30,11 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
-#include "commands/dbcommands.h"
+#include "catalog/pg_database.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -108,6 +111,26 @@ note_connect_failure(int code, Datum arg)
 }
 
 /*
+ * Does the database exist?  Read with a plain scan of pg_database, as the
+ * autovacuum launcher does: a process connected to no database can read
+ * only the shared catalogs, and not through every index.
+ */
+static bool
+database_exists(const char *name)
+{
+	Relation	rel = table_open(DatabaseRelationId, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+	HeapTuple	tuple;
+	bool		found = false;
+
+	while (!found && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		found = (strcmp(NameStr(((Form_pg_database) GETSTRUCT(tuple))->datname), name) == 0);
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * Waits, connected to no database, until eventbus.database exists; says so
  * once.  Then exits, to be started again (bgw_restart_time) and connect:
  * a process cannot connect to a database after connecting to none.
@@ -128,7 +151,7 @@ wait_for_database(void)
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		pgstat_report_activity(STATE_RUNNING, "pg_eventbus: waiting for the database");
-		exists = OidIsValid(get_database_oid(eb_settings->database, true));
+		exists = database_exists(eb_settings->database);
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (exists)

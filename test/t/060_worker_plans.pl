@@ -74,9 +74,9 @@ my %plans_of = (
 	claim => [ grep { $_->[0] =~ /^WITH due AS/ } @plans ],
 	done => [ grep { $_->[0] =~ /^DELETE FROM eventbus\.deliveries/ } @plans ],
 	retry => [ grep { $_->[0] =~ /^UPDATE eventbus\.deliveries d SET next_attempt_at = s\.next/ } @plans ],
-	dead => [ grep { $_->[0] =~ /INSERT INTO eventbus\.dead_letters .*FROM gone g/ } @plans ],
+	dead => [ grep { $_->[0] =~ /SELECT eventbus\.dead_letter\(.*FROM gone g/ } @plans ],
 	# rows claimed beyond the target's limit of 4 requests, handed back
-	release => [ grep { $_->[0] =~ /^UPDATE eventbus\.deliveries d SET attempts = d\.attempts - 1/ } @plans ],
+	release => [ grep { $_->[0] =~ /^UPDATE eventbus\.deliveries d SET attempts = d\.attempts OPERATOR\(pg_catalog\.-\) 1/ } @plans ],
 );
 for my $kind (sort keys %plans_of)
 {
