@@ -4,7 +4,7 @@
  *	  Request slots per target: a target may have in flight at most
  *
  *		min(eventbus.max_concurrent_per_target,
- *			its fair share: max_concurrent_requests / (busy targets + 1),
+ *			its fair share: max_concurrent_requests / (other busy targets + 1),
  *			what it has earned by answering)
  *
  * A target starts with EB_SLOTS_START slots and earns one more with every
@@ -54,11 +54,16 @@ eb_slots_init(void)
 						  HASH_ELEM | HASH_STRINGS);
 }
 
-/* The most requests the target may have in flight now. */
+/*
+ * The most requests the target may have in flight now: its fair share
+ * counts the other targets with requests in flight, plus one for a target
+ * that has none yet.
+ */
 static int
 limit_of(const TargetSlots *t)
 {
-	int			share = eb_settings->max_concurrent_requests / (busy_targets + 1);
+	int			others = busy_targets - (t->in_flight > 0 ? 1 : 0);
+	int			share = eb_settings->max_concurrent_requests / (others + 1);
 
 	return Max(1, Min(Min(eb_settings->max_concurrent_per_target, share),
 					  t->earned));
