@@ -8,7 +8,8 @@
 # installs the extension, and runs a throwaway cluster and nginx as the
 # postgres user in a temporary directory on 127.0.0.1.
 #
-# Settings (environment): EVENTS (100000) events for the throughput run,
+# Settings (environment): PG_BIN or PG_CONFIG (the server to build against
+# and run; default the system's PostgreSQL 15), EVENTS (100000) events for the throughput run,
 # CONCURRENCY (256), WORKERS (2, eventbus.workers: one per core), LATENCY_RATE (1000
 # events/s) for LATENCY_SECONDS (10), LONG_RUN (1000000; 0 skips)
 # deliveries for the memory check.  Also logged (lines starting with #):
@@ -23,6 +24,12 @@ WORKERS=${WORKERS:-2}
 LATENCY_RATE=${LATENCY_RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 LONG_RUN=${LONG_RUN:-1000000}
+# the server: PG_BIN, else PG_CONFIG's bindir, else PGBIN, else the system's
+if [ -n "${PG_BIN:-}" ]; then
+	PGBIN=$PG_BIN
+elif [ -n "${PG_CONFIG:-}" ]; then
+	PGBIN=$("$PG_CONFIG" --bindir)
+fi
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 RUNAS=postgres
 HERE=$(cd "$(dirname "$0")" && pwd)

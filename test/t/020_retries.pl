@@ -147,17 +147,32 @@ $dl = dead_letter_of('ghost');
 is("$dl->{error_code} $dl->{exhausted_condition}", 'TARGET_DELETED TargetDeleted',
 	'missing target: TargetDeleted');
 
-# a target removed while its request is in flight: the settle is ignored
+# a target removed while its request is in flight: the answer decides.
+# A failure is dead-lettered as TargetDeleted (the row comes back to the
+# claim, which finds no target); a 2xx is a delivery, never a dead letter.
 my $pid = worker_pid($node);
-add_target($node, 'vanish', 'test.vanish', 'vanish', $sink->url('/delay/1500/500'));
+add_target($node, 'vanish', 'test.vanish', 'vanish', $sink->url('/delay/2000/500'));
 publish($node, 'test.vanish', 1);
-$sink->wait_count('/delay/1500/500', 1);
+ok(wait_for_value($node,
+	"SELECT count(*) FROM eventbus.deliveries WHERE target_id = 'vanish' AND leased_until IS NOT NULL", '1'),
+	'removed target, failing: request in flight');
 $node->safe_psql('postgres', "SELECT eventbus.remove_target('vanish', 'vanish')");
-sleep 2;
+ok(wait_for_value($node, "SELECT count(*) FROM eventbus.dead_letters WHERE target_id = 'vanish'", '1', 15),
+	'removed target, failed request: one dead letter');
 $dl = dead_letters($node, "target_id = 'vanish'");
-is(scalar @$dl, 1, 'removed target: one dead letter');
 is($dl->[0]{exhausted_condition}, 'TargetDeleted', 'removed target: TargetDeleted');
-is(worker_pid($node), $pid, 'worker survived a settle of a vanished row');
+add_target($node, 'answered', 'test.answered', 'answered', $sink->url('/delay/2000/200'));
+publish($node, 'test.answered', 1);
+ok(wait_for_value($node,
+	"SELECT count(*) FROM eventbus.deliveries WHERE target_id = 'answered' AND leased_until IS NOT NULL", '1'),
+	'removed target, answering: request in flight');
+$node->safe_psql('postgres', "SELECT eventbus.remove_target('answered', 'answered')");
+is($sink->wait_count('/delay/2000/200', 1), 1, 'removed target, answering: the request arrived');
+ok(wait_for_value($node, "SELECT count(*) FROM eventbus.deliveries WHERE target_id = 'answered'", '0', 15),
+	'removed target, answered 2xx: settled');
+is($node->safe_psql('postgres', "SELECT count(*) FROM eventbus.dead_letters WHERE target_id = 'answered'"),
+	'0', 'removed target, answered 2xx: delivered, not dead-lettered');
+is(worker_pid($node), $pid, 'worker survived settling rows of removed targets');
 
 # redrive: the dead letters of "down" delivered, with the same webhook-id
 my $first_wid = $sink->received('/status/500?')->[0]{headers}{'webhook-id'};
