@@ -55,6 +55,7 @@
 #include "pg_eventbus.h"
 #include "policy.h"
 #include "queue.h"
+#include "signature.h"
 #include "worker_internal.h"
 
 #define EB_USER_AGENT "User-Agent: pg_eventbus/0.2.0"
@@ -103,6 +104,8 @@ static bool extension_logged = false;
 
 /* Prepared statements, kept across transactions. */
 static SPIPlanPtr claim_plan = NULL;
+static const char *claim_keys_column = NULL;	/* the one claim_plan has */
+static char *claim_text = NULL; /* claim_sql, keys column, claim_from_sql */
 static SPIPlanPtr release_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
 static SPIPlanPtr done_plan = NULL;
@@ -171,7 +174,13 @@ static const char *const claim_sql =
 "  (extract(epoch FROM l.timeout) * 1000)::bigint,"
 "  e.published_at, l.bus, l.rule, l.target_id,"
 "  e.id, e.detail_type, e.source, e.account, e.\"time\", e.region,"
-"  e.resources, e.detail, e.replay_name"
+"  e.resources, e.detail, e.replay_name";
+
+/*
+ * The claim's last column, the target's signing keys (signature.c chooses
+ * it), comes between claim_sql and this.
+ */
+static const char *const claim_from_sql =
 " FROM leased l LEFT JOIN eventbus.events e ON e.id = l.event_id";
 
 /* Columns of the claim's result. */
@@ -193,6 +202,9 @@ enum
 	CLAIM_TARGET_ID,
 	CLAIM_EVENT					/* the event's columns, in EbEventColumn order */
 };
+
+/* After the event's columns: the target's signing keys (bytea[], or NULL). */
+#define CLAIM_SIGNING_KEYS (CLAIM_EVENT + EB_EV_NCOLUMNS)
 
 /* When the next row becomes due (rows leased by anyone included). */
 static const char *const next_due_sql =
@@ -503,6 +515,10 @@ start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key,
 	int			body_len = 0;
 	char		webhook_id[EB_WEBHOOK_ID_LEN];
 	char		line[128];
+	char		timestamp[32];
+	char	   *signature;
+	Datum		keys;
+	bool		no_keys;
 
 	/*
 	 * The body and the webhook-id first, in the claim's memory: printing
@@ -564,9 +580,20 @@ start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key,
 	}
 	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
 	eb_http_add_header(&d->http, line);
-	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long) time(NULL));
+	snprintf(timestamp, sizeof(timestamp), "%lld", (long long) time(NULL));
+	snprintf(line, sizeof(line), "webhook-timestamp: %s", timestamp);
 	eb_http_add_header(&d->http, line);
 	MemoryContextSwitchTo(old);
+
+	/* signed over the very id, timestamp and body sent (signature.c) */
+	keys = SPI_getbinval(tuple, desc, CLAIM_SIGNING_KEYS, &no_keys);
+	if (!no_keys)
+	{
+		signature = eb_signature_header(keys, webhook_id, timestamp,
+										d->http.body, d->http.body_len);
+		if (signature != NULL)
+			eb_http_add_header(&d->http, signature);
+	}
 	pfree(body);
 
 	eb_http_submit(&d->http);
@@ -630,9 +657,24 @@ eb_queue_claim_and_send(int room)
 		return GetCurrentTimestamp();
 	}
 
+	/* with the signing keys once the schema has them (0.2.0) */
+	if (eb_signing_keys_column() != claim_keys_column)
+	{
+		if (claim_plan != NULL)
+			SPI_freeplan(claim_plan);
+		claim_plan = NULL;
+		if (claim_text != NULL)
+			pfree(claim_text);
+		claim_keys_column = eb_signing_keys_column();
+		claim_text = MemoryContextStrdup(TopMemoryContext,
+										 psprintf("%s%s%s", claim_sql,
+												  claim_keys_column,
+												  claim_from_sql));
+	}
+
 	args[0] = Int32GetDatum(room);
 	args[1] = saturated_targets(&nsaturated);
-	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_sql, 2, types),
+	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_text, 2, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
 	n = SPI_processed;
