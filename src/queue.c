@@ -304,6 +304,14 @@ eb_queue_init(void)
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
+	 * The worker runs as the bootstrap superuser: its statements must
+	 * resolve to pg_catalog (and the eventbus names they qualify) whatever a
+	 * user has created in public, such as a cardinality(text[]) that would
+	 * be a better match than pg_catalog's for the claim.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
 	 * The statements are written for index scans driven by the few rows of a
 	 * batch, whatever the statistics said when they were planned (the queue
 	 * is often empty then): plan them once, never as sequential scans, and
