@@ -264,6 +264,145 @@ $$;
 -- Signed requests
 ------------------------------------------------------------------------------
 
+/*
+ * The signing secrets of targets (Standard Webhooks), one row per secret:
+ * the current one (expires_at NULL) and the previous ones still in their
+ * grace period.  The key is the secret's random bytes; src/signature.c
+ * owns its formats (the "whsec_" text, the fingerprint).  Nobody but the
+ * extension's owner may read this table: no grant, no view or function
+ * returns a key, and no constraint on the key whose failure would print
+ * the row.  The secrets go with their target.
+ */
+CREATE TABLE eventbus.signing_keys (
+	bus			text NOT NULL,
+	rule		text NOT NULL,
+	target_id	text NOT NULL,
+	id			bigint GENERATED ALWAYS AS IDENTITY,
+	key			bytea NOT NULL,
+	fingerprint text NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	expires_at	timestamptz,
+	PRIMARY KEY (bus, rule, target_id, id),
+	FOREIGN KEY (bus, rule, target_id) REFERENCES eventbus.targets (bus, rule, target_id)
+		ON DELETE CASCADE
+);
+COMMENT ON TABLE eventbus.signing_keys IS 'Signing secrets of targets. Readable by the extension''s owner only; see the view eventbus.signing_secrets.';
+REVOKE ALL ON eventbus.signing_keys FROM PUBLIC;
+
+-- What may be shown of the secrets that sign now: never the key.
+CREATE VIEW eventbus.signing_secrets AS
+	SELECT k.bus, k.rule, k.target_id, k.fingerprint, k.created_at, k.expires_at
+	FROM eventbus.signing_keys k
+	WHERE k.expires_at IS NULL OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+COMMENT ON VIEW eventbus.signing_secrets IS 'The secrets that sign each target''s requests now: fingerprint (first 8 hex digits of the SHA-256 of the secret), created, expires (NULL: the current one). Never the secret.';
+REVOKE ALL ON eventbus.signing_secrets FROM PUBLIC;
+
+/*
+ * A fresh key, its secret text ("whsec_" and base64), its fingerprint, and
+ * how many secrets a target keeps at most (src/signature.c).
+ */
+CREATE FUNCTION eventbus.new_signing_secret(OUT key bytea, OUT secret text,
+											OUT fingerprint text,
+											OUT max_secrets integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'eventbus_new_signing_secret'
+LANGUAGE C VOLATILE;
+REVOKE EXECUTE ON FUNCTION eventbus.new_signing_secret() FROM PUBLIC;
+
+-- Raises the error for a missing bus, rule or target; locks the target.
+CREATE FUNCTION eventbus.require_target(rule text, target_id text, bus text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM eventbus.require_rule(rule, bus);
+	PERFORM 1 FROM eventbus.targets t
+	WHERE t.bus = require_target.bus AND t.rule = require_target.rule
+	  AND t.target_id = require_target.target_id
+	FOR UPDATE;
+	IF NOT FOUND THEN
+		PERFORM eventbus.raise_error('42704',
+			format('target "%s" does not exist on rule "%s"', target_id, rule),
+			format('Event bus "%s" has no target "%s" on rule "%s".', bus, target_id, rule),
+			'List the targets with: SELECT bus, rule, target_id FROM eventbus.targets;');
+	END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.require_target(text, text, text) FROM PUBLIC;
+
+/*
+ * Gives the target a new signing secret and returns it (the only time it
+ * is shown).  It signs from now on; the previous ones keep signing until
+ * `grace` has passed (or their own earlier end), then stop; of the secrets
+ * that sign, the oldest are dropped so that at most max_secrets remain.
+ * grace => '0' stops the previous ones at once (after a leak).
+ */
+CREATE FUNCTION eventbus.rotate_signing_secret(rule text, target_id text,
+											   bus text DEFAULT 'default',
+											   grace interval DEFAULT '24 hours')
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_new record;
+BEGIN
+	PERFORM eventbus.require_target(rule, target_id, bus);
+	IF grace IS NULL OR grace < interval '0' OR grace > interval '7 days' THEN
+		PERFORM eventbus.raise_error('22023',
+			'grace must be between 0 and 7 days',
+			format('The value given is %s.', coalesce(grace::text, 'NULL')),
+			'The grace is how long the previous secrets keep signing next to the new one; give ''0'' to stop them at once, for example ''24 hours'' to leave receivers a day.');
+	END IF;
+	SELECT s.key, s.secret, s.fingerprint, s.max_secrets INTO v_new
+	FROM eventbus.new_signing_secret() s;
+	UPDATE eventbus.signing_keys k
+	SET expires_at = LEAST(k.expires_at, now() + grace)
+	WHERE k.bus = rotate_signing_secret.bus AND k.rule = rotate_signing_secret.rule
+	  AND k.target_id = rotate_signing_secret.target_id;
+	INSERT INTO eventbus.signing_keys (bus, rule, target_id, key, fingerprint)
+	VALUES (bus, rule, target_id, v_new.key, v_new.fingerprint);
+	-- expired secrets, and the oldest beyond max_secrets, are gone
+	DELETE FROM eventbus.signing_keys k
+	WHERE k.bus = rotate_signing_secret.bus AND k.rule = rotate_signing_secret.rule
+	  AND k.target_id = rotate_signing_secret.target_id
+	  AND (k.expires_at <= now()
+		   OR k.id < (SELECT min(n.id) FROM (
+						SELECT k2.id FROM eventbus.signing_keys k2
+						WHERE k2.bus = rotate_signing_secret.bus
+						  AND k2.rule = rotate_signing_secret.rule
+						  AND k2.target_id = rotate_signing_secret.target_id
+						  AND (k2.expires_at IS NULL OR k2.expires_at > now())
+						ORDER BY k2.id DESC
+						LIMIT v_new.max_secrets) n));
+	RETURN v_new.secret;
+END
+$$;
+COMMENT ON FUNCTION eventbus.rotate_signing_secret(text, text, text, interval) IS 'Gives a target a new signing secret and returns it, once; the previous ones keep signing for the grace period.';
+REVOKE EXECUTE ON FUNCTION eventbus.rotate_signing_secret(text, text, text, interval) FROM PUBLIC;
+
+-- Stops signing a target's requests: removes its secrets; returns how many.
+CREATE FUNCTION eventbus.delete_signing_secrets(rule text, target_id text,
+												bus text DEFAULT 'default')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_count bigint;
+BEGIN
+	PERFORM eventbus.require_target(rule, target_id, bus);
+	DELETE FROM eventbus.signing_keys k
+	WHERE k.bus = delete_signing_secrets.bus AND k.rule = delete_signing_secrets.rule
+	  AND k.target_id = delete_signing_secrets.target_id;
+	GET DIAGNOSTICS v_count = ROW_COUNT;
+	RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION eventbus.delete_signing_secrets(text, text, text) IS 'Removes a target''s signing secrets: its requests go out unsigned from the next attempt on.';
+REVOKE EXECUTE ON FUNCTION eventbus.delete_signing_secrets(text, text, text) FROM PUBLIC;
+
 -- (end of signed requests)
 
 

@@ -19,6 +19,12 @@ packages=(
 	bc
 )
 
+# Node.js and npm run the Standard Webhooks reference verifier in TAP test
+# 160_signatures.pl (test/webhooks); a Node.js installed otherwise will do.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -151,7 +151,14 @@ static const char *const claim_sql =
 "    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) l.target_id,"
 "  e.published_at,"
 "  e.id, e.detail_type, e.source, e.account, e.\"time\", e.region,"
-"  e.resources, e.detail, e.replay_name"
+"  e.resources, e.detail, e.replay_name,"
+"  (SELECT pg_catalog.array_agg(k.key ORDER BY k.id DESC)"
+"   FROM eventbus.signing_keys k"
+"   WHERE k.bus OPERATOR(pg_catalog.=) l.bus"
+"     AND k.rule OPERATOR(pg_catalog.=) l.rule"
+"     AND k.target_id OPERATOR(pg_catalog.=) l.target_id"
+"     AND (k.expires_at IS NULL"
+"       OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()))"
 " FROM leased l LEFT JOIN LATERAL ("
 "   SELECT ev.* FROM eventbus.events ev"
 "   WHERE ev.id OPERATOR(pg_catalog.=) l.event_id OFFSET 0) e ON true";
@@ -178,6 +185,12 @@ enum
 	CLAIM_PUBLISHED_AT,
 	CLAIM_EVENT					/* the event's columns, in EbEventColumn order */
 };
+
+/*
+ * After the event's columns: the target's signing keys that sign now,
+ * newest first (bytea[], NULL when it has none; see signature.c).
+ */
+#define CLAIM_SIGNING_KEYS (CLAIM_EVENT + EB_EV_NCOLUMNS)
 
 /* When the next row becomes due (rows leased by anyone included). */
 static const char *const next_due_sql =
@@ -544,6 +557,8 @@ read_claimed_row(HeapTuple tuple, TupleDesc desc, EbClaimedRow *row)
 	row->published_at = isnull ? 0 : DatumGetTimestampTz(v);
 	for (int i = 0; i < EB_EV_NCOLUMNS; i++)
 		row->event[i] = SPI_getbinval(tuple, desc, CLAIM_EVENT + i, &row->event_null[i]);
+	row->signing_keys = SPI_getbinval(tuple, desc, CLAIM_SIGNING_KEYS,
+									  &row->signing_keys_null);
 }
 
 /* The keys of the targets at their limit, as a text[] for the claim. */

@@ -20,6 +20,7 @@
 #include "utils/uuid.h"
 
 #include "request.h"
+#include "signature.h"
 
 #define EB_USER_AGENT "User-Agent: pg_eventbus/" EB_VERSION
 
@@ -69,6 +70,7 @@ eb_request_build(const EbClaimedRow *row)
 	int			body_len = 0;
 	char		webhook_id[EB_WEBHOOK_ID_LEN];
 	char		line[128];
+	char		timestamp[32];
 
 	/*
 	 * The body and the webhook-id first, in the caller's (the claim's)
@@ -137,8 +139,20 @@ eb_request_build(const EbClaimedRow *row)
 	}
 	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
 	eb_http_add_header(&d->http, line);
-	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long) time(NULL));
+	snprintf(timestamp, sizeof(timestamp), "%lld", (long long) time(NULL));
+	snprintf(line, sizeof(line), "webhook-timestamp: %s", timestamp);
 	eb_http_add_header(&d->http, line);
+
+	/* signed over the very id, timestamp and body sent (signature.c) */
+	if (!row->signing_keys_null)
+	{
+		char	   *signature = eb_signature_header(row->signing_keys, webhook_id,
+													timestamp, d->http.body,
+													d->http.body_len);
+
+		if (signature != NULL)
+			eb_http_add_header(&d->http, signature);
+	}
 	MemoryContextSwitchTo(old);
 	pfree(body);
 	return d;

@@ -45,6 +45,8 @@ typedef struct EbClaimedRow
 	Datum		event[EB_EV_NCOLUMNS];	/* the event, if it still exists */
 	bool		event_null[EB_EV_NCOLUMNS];
 	TimestampTz published_at;
+	Datum		signing_keys;	/* bytea[] of the keys that sign, newest first */
+	bool		signing_keys_null;	/* the target signs nothing */
 } EbClaimedRow;
 
 /*

@@ -23,7 +23,8 @@ our @EXPORT = qw(start_sink new_node add_target publish wait_for_value
 
 my $sink_dir = abs_path(dirname(__FILE__) . '/../sink');
 
-# Starts the HTTP sink; fast => 1 answers 204 and records nothing;
+# Starts the HTTP sink; fast => 1 answers 204 and records nothing; raw => 1
+# also records each body's bytes (body_base64);
 # script => 'hostile.py' starts test/sink/hostile.py instead.
 sub start_sink
 {
@@ -43,7 +44,8 @@ sub start_sink
 		open(STDOUT, '>', "$dir/sink.out");
 		open(STDERR, '>&', \*STDOUT);
 		exec('python3', $sink_script, '--port-file', $self->{port_file},
-			'--log', $self->{log}, ($opts{fast} ? ('--fast') : ()))
+			'--log', $self->{log}, ($opts{fast} ? ('--fast') : ()),
+			($opts{raw} ? ('--raw') : ()))
 		  or die "exec: $!";
 	}
 	$self->{pid} = $pid;

@@ -17,11 +17,13 @@ Query parameters: retry_after=V adds "Retry-After: V"; body=TEXT sets the
 response body.
 
 Recorded per request (also appended to --log as JSON lines): time, method,
-path, headers (names lower-cased), body, status.  --fast answers 204 at once
+path, headers (names lower-cased), body, status; with --raw also body_base64,
+the bytes received, for checking signatures.  --fast answers 204 at once
 and only counts requests (for benchmarks).  The port, chosen by the system
 unless --port is given, is written to --port-file once listening.
 """
 import argparse
+import base64
 import json
 import os
 import sys
@@ -33,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 LOCK = threading.Lock()
 RECEIVED = []
 COUNTERS = {}
-STATE = {"count": 0, "log": None, "fast": False}
+STATE = {"count": 0, "log": None, "fast": False, "raw": False}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -69,6 +71,8 @@ class Handler(BaseHTTPRequestHandler):
             "body": body.decode("utf-8", "replace"),
             "status": status,
         }
+        if STATE["raw"]:
+            rec["body_base64"] = base64.b64encode(body).decode("ascii")
         line = json.dumps(rec)
         with LOCK:
             RECEIVED.append(rec)
@@ -144,9 +148,11 @@ def main():
     ap.add_argument("--port-file")
     ap.add_argument("--log")
     ap.add_argument("--fast", action="store_true")
+    ap.add_argument("--raw", action="store_true")
     args = ap.parse_args()
 
     STATE["fast"] = args.fast
+    STATE["raw"] = args.raw
     if args.log:
         STATE["log"] = open(args.log, "a", encoding="utf-8")
     server = Server((args.host, args.port), Handler)
