@@ -19,6 +19,7 @@
 #include "utils/memutils.h"
 
 #include "pg_eventbus.h"
+#include "stats.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -72,6 +73,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	eventbus_worker_init();
+	eb_stats_init();
 
 	MarkGUCPrefixReserved("eventbus");
 }

@@ -26,6 +26,7 @@
 
 #include "pg_eventbus.h"
 #include "rule_cache.h"
+#include "stats.h"
 
 PG_FUNCTION_INFO_V1(eventbus_put_event);
 
@@ -216,6 +217,7 @@ eventbus_put_event(PG_FUNCTION_ARGS)
 	values[7] = CStringGetTextDatum(eventbus_account);
 	values[8] = CStringGetTextDatum(eventbus_region);
 	insert_event(values);
+	eb_stats_count_put(bus, size);
 
 	PG_RETURN_UUID_P(id);
 }

@@ -55,6 +55,7 @@
 #include "pg_eventbus.h"
 #include "policy.h"
 #include "queue.h"
+#include "stats.h"
 #include "worker_internal.h"
 
 #define EB_USER_AGENT "User-Agent: pg_eventbus/0.2.0"
@@ -398,6 +399,7 @@ eb_queue_wait_for_extension(void)
 			extension_logged = false;
 			return;
 		}
+		eb_stats_worker_state(EB_WORKER_WAITING_FOR_EXTENSION, 0);
 		if (!extension_logged)
 			ereport(LOG,
 					(errmsg("pg_eventbus delivery worker is waiting for CREATE EXTENSION pg_eventbus in database \"%s\"",
@@ -569,6 +571,8 @@ start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key,
 	MemoryContextSwitchTo(old);
 	pfree(body);
 
+	if (d->attempts == 1)
+		eb_stats_count_first_attempt(d->target_key, d->published_at);
 	eb_http_submit(&d->http);
 }
 
@@ -636,6 +640,7 @@ eb_queue_claim_and_send(int room)
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
 	n = SPI_processed;
+	eb_stats_worker_claimed((int) n);
 	release_ids = palloc(sizeof(Datum) * (n + 1));
 	release_tids = palloc(sizeof(Datum) * (n + 1));
 	for (uint64 i = 0; i < n; i++)
@@ -818,6 +823,8 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
 	TimestampTz next = 0;
 	bool		no_status = (req->transport != EB_TRANSPORT_OK);
 
+	eb_stats_count_attempt(d->target_key, req->transport, req->status, d->attempts,
+						   verdict == EB_VERDICT_SUCCESS, d->has_event ? d->published_at : 0);
 	if (verdict == EB_VERDICT_SUCCESS)
 	{
 		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease)};
@@ -863,6 +870,7 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
 	}
 
 	excerpt = excerpt_text(req);
+	eb_stats_count_dead_letter(d->target_key, req->transport);
 	{
 		Datum		v[] = {Int64GetDatum(d->id), PointerGetDatum(&d->tid),
 			TimestampTzGetDatum(d->lease),

@@ -49,6 +49,7 @@
 
 #include "http.h"
 #include "queue.h"
+#include "stats.h"
 #include "worker.h"
 #include "worker_internal.h"
 
@@ -450,6 +451,7 @@ deliver_forever(void)
 			(poked || next_due == 0 || next_due <= GetCurrentTimestamp()))
 		{
 			poked = false;
+			eb_stats_worker_state(EB_WORKER_CLAIMING, eb_http_in_flight());
 			next_due = eb_queue_claim_and_send(room);
 			if (next_due == 0)
 				next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -458,6 +460,7 @@ deliver_forever(void)
 
 		/* settle what has finished, while the new requests are on their way */
 		eb_http_drive();
+		eb_stats_worker_state(EB_WORKER_SETTLING, eb_http_in_flight());
 		retry_at = eb_queue_settle_finished(&settled);
 		if (retry_at != 0 && (next_due == 0 || retry_at < next_due))
 			next_due = retry_at;
@@ -472,6 +475,9 @@ deliver_forever(void)
 			timeout = Min(timeout, eb_http_timeout_ms());
 		if (room >= threshold)
 			timeout = ms_until(next_due, timeout);
+		eb_stats_worker_state(eb_http_in_flight() > 0 ? EB_WORKER_SENDING : EB_WORKER_IDLE,
+							  eb_http_in_flight());
+		eb_stats_save_periodically();
 		nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
 								   PG_WAIT_EXTENSION);
 		for (int i = 0; i < nevents; i++)
@@ -509,6 +515,7 @@ eventbus_worker_main(Datum main_arg)
 	SpinLockAcquire(&eb_shared->mutex);
 	eb_shared->procno[my_index] = MyProc->pgprocno;
 	SpinLockRelease(&eb_shared->mutex);
+	eb_stats_worker_register(my_index);
 
 	eb_queue_wait_for_extension();
 	eb_queue_reconcile_leases();
