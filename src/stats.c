@@ -422,6 +422,9 @@ stats_load(void)
 
 		if (fread(&buf, sizeof(buf), 1, f) != 1)
 			goto bad;
+		if (buf.key.kind < 0 || buf.key.kind >= EB_NKINDS)
+			goto bad;
+		buf.key.bus[EB_BUS_LEN] = buf.key.rule[EB_RULE_LEN] = buf.key.target[EB_TARGET_LEN] = '\0';
 		if (hash_get_num_entries(table) >= stats_max_entries + EB_NKINDS &&
 			hash_search(table, &buf.key, HASH_FIND, NULL) == NULL)
 			continue;			/* a smaller table now: the rest is lost */
@@ -472,8 +475,9 @@ stats_shmem_startup(void)
 						  &info, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE);
 	if (!found)
 	{
-		stats_load();
+		/* the "(other)" entries first: loading never takes their room */
 		create_other_entries();
+		stats_load();
 	}
 	LWLockRelease(AddinShmemInitLock);
 
