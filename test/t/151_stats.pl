@@ -11,7 +11,7 @@ use Test::More;
 use EventbusTest;
 
 my $sink = start_sink();
-my $node = new_node('stats', conf => "eventbus.workers = 2\n");
+my $node = new_node('stats', conf => "eventbus.workers = 2\nrestart_after_crash = on\n");
 
 # the counters of target $t as "invocations|attempts|successful|retries|throttled|timed_out|failed|dead"
 sub target_counters
@@ -149,6 +149,22 @@ is(target_counters('down') . ' ' . target_counters('busy'), $before,
 	'a clean restart keeps the counters');
 is($node->safe_psql('postgres', "SELECT put_events FROM eventbus.bus_stats WHERE bus = 'default'"),
 	'2', 'a clean restart keeps the bus counters');
+
+# a crash loses at most the counts since the first worker's last save
+# (every 10 s): after a save, kill -9 a worker, and the server restarts
+# with the saved counters
+publish($node, 'test.load', 1);
+ok(settled(), 'one more event settled');
+my $saved = target_counters('busy');
+is($saved, "3|6|3|3|3|0|0|0", 'counters before the crash');
+sleep(11);
+my $pid = worker_pid($node);
+kill 'KILL', $pid;
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 2 FROM eventbus.worker_status() WHERE pid <> $pid"),
+	'the server restarted after the crash');
+is(target_counters('busy'), $saved, 'the counters saved before the crash are back');
+like(slurp_file($node->logfile), qr/terminated by signal 9/, 'it was a crash');
 
 # several publishing sessions and two workers: no lost update
 $node->safe_psql('postgres', 'SELECT eventbus.stats_reset()');
