@@ -16,7 +16,7 @@
  * transaction commits or is prepared: a rollback counts nothing, and a
  * rolled-back savepoint drops what it published.
  *
- * Capacity.  eventbus.stats_max_entries entries; three more are reserved
+ * Capacity.  eventbus.eb_stats_max_entries entries; three more are reserved
  * for an "(other)" entry per kind, which takes the counts of new names once
  * the table is full (never an error in a user's write).  Entries stay
  * until eventbus.stats_reset() with no arguments removes them all: a
@@ -28,6 +28,8 @@
  * the first delivery worker also writes it every EB_STATS_SAVE_INTERVAL_MS,
  * so a crash loses at most the counts of those last seconds.
  *
+ * The SQL functions that read and reset the counters are in stats_sql.c.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -36,8 +38,6 @@
 
 #include "access/xact.h"
 #include "common/hashfn.h"
-#include "fmgr.h"
-#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
@@ -46,118 +46,25 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
-#include "utils/array.h"
-#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "stats.h"
+#include "stats_internal.h"
 #include "worker.h"
 #include "worker_internal.h"
 
-PG_FUNCTION_INFO_V1(eventbus_stats_entries);
-PG_FUNCTION_INFO_V1(eventbus_stats_reset);
-PG_FUNCTION_INFO_V1(eventbus_stats_overview);
-PG_FUNCTION_INFO_V1(eventbus_worker_status);
-PG_FUNCTION_INFO_V1(eventbus_latency_bucket_bounds);
-
-#define EB_STATS_FILE "pg_stat/pg_eventbus.stat"
-#define EB_STATS_FILE_MAGIC 0x45425331	/* "EBS1" */
-#define EB_STATS_SAVE_INTERVAL_MS 10000
-
-/* Longest names the API allows (README); longer ones are cut. */
-#define EB_BUS_LEN 256
-#define EB_RULE_LEN 64
-#define EB_TARGET_LEN 64
-
-/* The name an overflow entry shows: no bus, rule or target can have it. */
-#define EB_OTHER_NAME "(other)"
-
-typedef enum EbStatsKind
-{
-	EB_KIND_BUS = 0,
-	EB_KIND_RULE,
-	EB_KIND_TARGET,
-	EB_NKINDS
-} EbStatsKind;
-
-static const char *const kind_names[EB_NKINDS] = {"bus", "rule", "target"};
-
-/* The counters; which kind uses which is in the views. */
-typedef enum EbCounter
-{
-	C_PUT_EVENTS,				/* bus: events put */
-	C_PUT_BYTES,				/* bus: their size as PutEvents counts it */
-	C_MATCHED_EVENTS,			/* bus: events matching a rule; rule: events
-								 * it matched */
-	C_INVOCATIONS,				/* target: deliveries ended (success or
-								 * failure for good), after a request */
-	C_ATTEMPTS,					/* target: requests sent */
-	C_SUCCESSFUL_ATTEMPTS,
-	C_RETRY_ATTEMPTS,			/* requests that were retries */
-	C_THROTTLED_ATTEMPTS,		/* answered 429 */
-	C_TIMED_OUT_ATTEMPTS,		/* the target's timeout elapsed */
-	C_FAILED_INVOCATIONS,		/* failed for good after a request */
-	C_DEAD_LETTER_INVOCATIONS,	/* moved to dead_letters by the worker */
-	EB_NCOUNTERS
-} EbCounter;
-
 /* Latency histograms: upper bounds in microseconds, then +Inf. */
-#define EB_NBOUNDS 16
-#define EB_NBUCKETS (EB_NBOUNDS + 1)
-static const int64 bucket_bounds_us[EB_NBOUNDS] = {
+const int64 eb_stats_bucket_bounds_us[EB_NBOUNDS] = {
 	5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
 	2500000, 5000000, 10000000, 30000000, 60000000, 300000000,
 	900000000, 3600000000
 };
 
-typedef enum EbHistogram
-{
-	H_FIRST_ATTEMPT,			/* IngestionToInvocationStartLatency */
-	H_SUCCESS,					/* IngestionToInvocationSuccessLatency */
-	EB_NHISTOGRAMS
-} EbHistogram;
-
-/* An entry's key; zero-padded, compared and hashed up to each NUL. */
-typedef struct EbStatsKey
-{
-	int32		kind;
-	char		bus[EB_BUS_LEN + 1];
-	char		rule[EB_RULE_LEN + 1];
-	char		target[EB_TARGET_LEN + 1];
-} EbStatsKey;
-
-typedef struct EbStatsEntry
-{
-	EbStatsKey	key;
-	TimestampTz stats_reset;	/* under the lock */
-	pg_atomic_uint64 counters[EB_NCOUNTERS];
-	pg_atomic_uint64 buckets[EB_NHISTOGRAMS][EB_NBUCKETS];
-	pg_atomic_uint64 sum_us[EB_NHISTOGRAMS];
-} EbStatsEntry;
-
-/* A delivery worker's slot. */
-typedef struct EbWorkerSlot
-{
-	int			pid;			/* 0: not running */
-	EbWorkerState state;
-	int			in_flight;
-	TimestampTz last_claim;
-	int64		claimed;
-	TimestampTz started_at;
-} EbWorkerSlot;
-
-typedef struct EbStatsShared
-{
-	LWLock	   *lock;			/* the hash table and stats_reset */
-	TimestampTz stats_reset;	/* last reset of everything */
-	pg_atomic_uint64 overflowed;	/* counts that went to "(other)" */
-	slock_t		mutex;			/* the worker slots */
-	int			nworkers;
-	EbWorkerSlot workers[FLEXIBLE_ARRAY_MEMBER];
-} EbStatsShared;
+#define EB_STATS_FILE "pg_stat/pg_eventbus.stat"
+#define EB_STATS_FILE_MAGIC 0x45425331	/* "EBS1" */
+#define EB_STATS_SAVE_INTERVAL_MS 10000
 
 /* A publishing backend's counts, until its transaction ends. */
 typedef struct PendingKey
@@ -172,9 +79,9 @@ typedef struct PendingEntry
 	int64		counters[3];	/* put, bytes, matched */
 } PendingEntry;
 
-static int	stats_max_entries = 1000;
-static EbStatsShared *shared = NULL;
-static HTAB *table = NULL;
+int			eb_stats_max_entries = 1000;
+EbStatsShared *eb_stats_shared = NULL;
+HTAB	   *eb_stats_table = NULL;
 static HTAB *pending = NULL;
 static bool pending_any = false;
 static bool xact_callbacks_registered = false;
@@ -294,7 +201,7 @@ stats_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(shared_size()));
-	RequestAddinShmemSpace(hash_estimate_size(stats_max_entries + EB_NKINDS,
+	RequestAddinShmemSpace(hash_estimate_size(eb_stats_max_entries + EB_NKINDS,
 											  sizeof(EbStatsEntry)));
 	RequestNamedLWLockTranche("pg_eventbus stats", 1);
 }
@@ -312,18 +219,18 @@ find_entry(const EbStatsKey *key, bool *exclusive)
 	bool		found;
 
 	*exclusive = false;
-	LWLockAcquire(shared->lock, LW_SHARED);
-	e = hash_search(table, key, HASH_FIND, NULL);
+	LWLockAcquire(eb_stats_shared->lock, LW_SHARED);
+	e = hash_search(eb_stats_table, key, HASH_FIND, NULL);
 	if (e != NULL)
 		return e;
-	LWLockRelease(shared->lock);
+	LWLockRelease(eb_stats_shared->lock);
 
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(eb_stats_shared->lock, LW_EXCLUSIVE);
 	*exclusive = true;
-	if (hash_get_num_entries(table) < stats_max_entries + EB_NKINDS)
-		e = hash_search(table, key, HASH_ENTER_NULL, &found);
+	if (hash_get_num_entries(eb_stats_table) < eb_stats_max_entries + EB_NKINDS)
+		e = hash_search(eb_stats_table, key, HASH_ENTER_NULL, &found);
 	else
-		e = hash_search(table, key, HASH_FIND, &found);
+		e = hash_search(eb_stats_table, key, HASH_FIND, &found);
 	if (e == NULL)
 	{
 		EbStatsKey other;
@@ -331,8 +238,8 @@ find_entry(const EbStatsKey *key, bool *exclusive)
 		make_key(&other, key->kind, EB_OTHER_NAME,
 				 key->kind >= EB_KIND_RULE ? EB_OTHER_NAME : NULL,
 				 key->kind == EB_KIND_TARGET ? EB_OTHER_NAME : NULL);
-		pg_atomic_fetch_add_u64(&shared->overflowed, 1);
-		return hash_search(table, &other, HASH_FIND, NULL);
+		pg_atomic_fetch_add_u64(&eb_stats_shared->overflowed, 1);
+		return hash_search(eb_stats_table, &other, HASH_FIND, NULL);
 	}
 	if (!found)
 	{
@@ -350,8 +257,8 @@ find_entry(const EbStatsKey *key, bool *exclusive)
 }
 
 /* Zeroes an entry's counters; with the lock held exclusive. */
-static void
-zero_entry(EbStatsEntry *e, TimestampTz now)
+void
+eb_stats_zero_entry(EbStatsEntry *e, TimestampTz now)
 {
 	e->stats_reset = now;
 	for (int i = 0; i < EB_NCOUNTERS; i++)
@@ -377,9 +284,9 @@ create_other_entries(void)
 		make_key(&key, k, EB_OTHER_NAME,
 				 k >= EB_KIND_RULE ? EB_OTHER_NAME : NULL,
 				 k == EB_KIND_TARGET ? EB_OTHER_NAME : NULL);
-		e = hash_search(table, &key, HASH_ENTER, &found);
+		e = hash_search(eb_stats_table, &key, HASH_ENTER, &found);
 		if (!found)
-			zero_entry(e, GetCurrentTimestamp());
+			eb_stats_zero_entry(e, GetCurrentTimestamp());
 	}
 }
 
@@ -387,7 +294,7 @@ create_other_entries(void)
 static void
 stats_shmem_shutdown(int code, Datum arg)
 {
-	if (code != 0 || shared == NULL)
+	if (code != 0 || eb_stats_shared == NULL)
 		return;
 	stats_save();
 }
@@ -413,7 +320,7 @@ stats_load(void)
 		header[1] != sizeof(EbStatsEntry) ||
 		fread(&reset, sizeof(reset), 1, f) != 1)
 		goto bad;
-	shared->stats_reset = reset;
+	eb_stats_shared->stats_reset = reset;
 	for (uint32 i = 0; i < header[2]; i++)
 	{
 		EbStatsEntry buf;
@@ -425,10 +332,10 @@ stats_load(void)
 		if (buf.key.kind < 0 || buf.key.kind >= EB_NKINDS)
 			goto bad;
 		buf.key.bus[EB_BUS_LEN] = buf.key.rule[EB_RULE_LEN] = buf.key.target[EB_TARGET_LEN] = '\0';
-		if (hash_get_num_entries(table) >= stats_max_entries + EB_NKINDS &&
-			hash_search(table, &buf.key, HASH_FIND, NULL) == NULL)
+		if (hash_get_num_entries(eb_stats_table) >= eb_stats_max_entries + EB_NKINDS &&
+			hash_search(eb_stats_table, &buf.key, HASH_FIND, NULL) == NULL)
 			continue;			/* a smaller table now: the rest is lost */
-		e = hash_search(table, &buf.key, HASH_ENTER, &found);
+		e = hash_search(eb_stats_table, &buf.key, HASH_ENTER, &found);
 		memcpy(e, &buf, sizeof(buf));
 	}
 	FreeFile(f);
@@ -455,23 +362,23 @@ stats_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	shared = ShmemInitStruct("pg_eventbus stats", shared_size(), &found);
+	eb_stats_shared = ShmemInitStruct("pg_eventbus stats", shared_size(), &found);
 	if (!found)
 	{
-		shared->lock = &(GetNamedLWLockTranche("pg_eventbus stats"))->lock;
-		shared->stats_reset = GetCurrentTimestamp();
-		pg_atomic_init_u64(&shared->overflowed, 0);
-		SpinLockInit(&shared->mutex);
-		shared->nworkers = eb_settings->workers;
-		memset(shared->workers, 0, sizeof(EbWorkerSlot) * shared->nworkers);
+		eb_stats_shared->lock = &(GetNamedLWLockTranche("pg_eventbus stats"))->lock;
+		eb_stats_shared->stats_reset = GetCurrentTimestamp();
+		pg_atomic_init_u64(&eb_stats_shared->overflowed, 0);
+		SpinLockInit(&eb_stats_shared->mutex);
+		eb_stats_shared->nworkers = eb_settings->workers;
+		memset(eb_stats_shared->workers, 0, sizeof(EbWorkerSlot) * eb_stats_shared->nworkers);
 	}
 	info.keysize = sizeof(EbStatsKey);
 	info.entrysize = sizeof(EbStatsEntry);
 	info.hash = shared_hash;
 	info.match = shared_match;
-	table = ShmemInitHash("pg_eventbus stats table",
-						  stats_max_entries + EB_NKINDS,
-						  stats_max_entries + EB_NKINDS,
+	eb_stats_table = ShmemInitHash("pg_eventbus stats table",
+						  eb_stats_max_entries + EB_NKINDS,
+						  eb_stats_max_entries + EB_NKINDS,
 						  &info, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE);
 	if (!found)
 	{
@@ -486,17 +393,17 @@ stats_shmem_startup(void)
 }
 
 /*
- * Defines eventbus.stats_max_entries; when preloading, hooks shared
+ * Defines eventbus.eb_stats_max_entries; when preloading, hooks shared
  * memory.  Like the workers' start-up settings, it can be set only while
  * preloading (otherwise it merely shows its value).
  */
 void
 eb_stats_init(void)
 {
-	DefineCustomIntVariable("eventbus.stats_max_entries",
+	DefineCustomIntVariable("eventbus.eb_stats_max_entries",
 							"Most buses, rules and targets with counters in shared memory.",
 							"Counts of names beyond it go to an \"(other)\" entry per kind.",
-							&stats_max_entries,
+							&eb_stats_max_entries,
 							1000, 10, 1000000,
 							process_shared_preload_libraries_in_progress
 							? PGC_POSTMASTER : PGC_SUSET,
@@ -539,19 +446,19 @@ stats_save(void)
 				 errmsg("could not write file \"%s\": %m", tmp)));
 		return;
 	}
-	LWLockAcquire(shared->lock, LW_SHARED);
+	LWLockAcquire(eb_stats_shared->lock, LW_SHARED);
 	header[0] = EB_STATS_FILE_MAGIC;
 	header[1] = sizeof(EbStatsEntry);
-	header[2] = hash_get_num_entries(table);
+	header[2] = hash_get_num_entries(eb_stats_table);
 	ok = fwrite(header, sizeof(header), 1, f) == 1 &&
-		fwrite(&shared->stats_reset, sizeof(TimestampTz), 1, f) == 1;
-	hash_seq_init(&seq, table);
+		fwrite(&eb_stats_shared->stats_reset, sizeof(TimestampTz), 1, f) == 1;
+	hash_seq_init(&seq, eb_stats_table);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
 		if (ok && fwrite(e, sizeof(EbStatsEntry), 1, f) != 1)
 			ok = false;
 	}
-	LWLockRelease(shared->lock);
+	LWLockRelease(eb_stats_shared->lock);
 	if (FreeFile(f) != 0)
 		ok = false;
 	if (!ok)
@@ -574,7 +481,7 @@ eb_stats_save_periodically(void)
 {
 	TimestampTz now;
 
-	if (shared == NULL || my_slot != 0)
+	if (eb_stats_shared == NULL || my_slot != 0)
 		return;
 	now = GetCurrentTimestamp();
 	if (TimestampDifferenceExceeds(last_save, now, EB_STATS_SAVE_INTERVAL_MS))
@@ -611,7 +518,7 @@ pending_flush(void)
 			if (p->counters[2])
 				pg_atomic_fetch_add_u64(&e->counters[C_MATCHED_EVENTS], p->counters[2]);
 		}
-		LWLockRelease(shared->lock);
+		LWLockRelease(eb_stats_shared->lock);
 	}
 }
 
@@ -712,7 +619,7 @@ pending_add(EbStatsKind kind, const char *bus, const char *rule, int counter,
 	PendingEntry *p;
 	bool		found;
 
-	if (shared == NULL)
+	if (eb_stats_shared == NULL)
 		return;
 	if (pending == NULL)
 	{
@@ -775,7 +682,7 @@ observe(EbStatsEntry *e, EbHistogram h, TimestampTz from, TimestampTz to)
 	int64		us = Max(to - from, 0);
 	int			b = 0;
 
-	while (b < EB_NBOUNDS && us > bucket_bounds_us[b])
+	while (b < EB_NBOUNDS && us > eb_stats_bucket_bounds_us[b])
 		b++;
 	pg_atomic_fetch_add_u64(&e->buckets[h][b], 1);
 	pg_atomic_fetch_add_u64(&e->sum_us[h], (uint64) us);
@@ -797,13 +704,13 @@ eb_stats_count_first_attempt(const char *target_key, TimestampTz published_at)
 	EbStatsEntry *e;
 	bool		exclusive;
 
-	if (shared == NULL || published_at == 0)
+	if (eb_stats_shared == NULL || published_at == 0)
 		return;
 	target_key_from(&key, target_key);
 	e = find_entry(&key, &exclusive);
 	if (e != NULL)
 		observe(e, H_FIRST_ATTEMPT, published_at, GetCurrentTimestamp());
-	LWLockRelease(shared->lock);
+	LWLockRelease(eb_stats_shared->lock);
 }
 
 /* A finished attempt, as the worker settles it. */
@@ -816,7 +723,7 @@ eb_stats_count_attempt(const char *target_key, EbTransport transport,
 	EbStatsEntry *e;
 	bool		exclusive;
 
-	if (shared == NULL || !request_sent(transport))
+	if (eb_stats_shared == NULL || !request_sent(transport))
 		return;
 	target_key_from(&key, target_key);
 	e = find_entry(&key, &exclusive);
@@ -837,7 +744,7 @@ eb_stats_count_attempt(const char *target_key, EbTransport transport,
 				observe(e, H_SUCCESS, published_at, GetCurrentTimestamp());
 		}
 	}
-	LWLockRelease(shared->lock);
+	LWLockRelease(eb_stats_shared->lock);
 }
 
 /* A delivery the worker moves to dead_letters. */
@@ -848,7 +755,7 @@ eb_stats_count_dead_letter(const char *target_key, EbTransport transport)
 	EbStatsEntry *e;
 	bool		exclusive;
 
-	if (shared == NULL)
+	if (eb_stats_shared == NULL)
 		return;
 	target_key_from(&key, target_key);
 	e = find_entry(&key, &exclusive);
@@ -861,7 +768,7 @@ eb_stats_count_dead_letter(const char *target_key, EbTransport transport)
 			pg_atomic_fetch_add_u64(&e->counters[C_INVOCATIONS], 1);
 		}
 	}
-	LWLockRelease(shared->lock);
+	LWLockRelease(eb_stats_shared->lock);
 }
 
 /* ------------------------------------------------------------------------
@@ -873,27 +780,27 @@ eb_stats_count_dead_letter(const char *target_key, EbTransport transport)
 static void
 worker_slot_exit(int code, Datum arg)
 {
-	SpinLockAcquire(&shared->mutex);
-	shared->workers[my_slot].pid = 0;
-	shared->workers[my_slot].in_flight = 0;
-	SpinLockRelease(&shared->mutex);
+	SpinLockAcquire(&eb_stats_shared->mutex);
+	eb_stats_shared->workers[my_slot].pid = 0;
+	eb_stats_shared->workers[my_slot].in_flight = 0;
+	SpinLockRelease(&eb_stats_shared->mutex);
 }
 
 /* Takes slot `index` for this worker, until it exits. */
 void
 eb_stats_worker_register(int index)
 {
-	if (shared == NULL || index < 0 || index >= shared->nworkers)
+	if (eb_stats_shared == NULL || index < 0 || index >= eb_stats_shared->nworkers)
 		return;
 	my_slot = index;
-	SpinLockAcquire(&shared->mutex);
-	shared->workers[index].pid = MyProcPid;
-	shared->workers[index].state = EB_WORKER_STARTING;
-	shared->workers[index].in_flight = 0;
-	shared->workers[index].claimed = 0;
-	shared->workers[index].last_claim = 0;
-	shared->workers[index].started_at = GetCurrentTimestamp();
-	SpinLockRelease(&shared->mutex);
+	SpinLockAcquire(&eb_stats_shared->mutex);
+	eb_stats_shared->workers[index].pid = MyProcPid;
+	eb_stats_shared->workers[index].state = EB_WORKER_STARTING;
+	eb_stats_shared->workers[index].in_flight = 0;
+	eb_stats_shared->workers[index].claimed = 0;
+	eb_stats_shared->workers[index].last_claim = 0;
+	eb_stats_shared->workers[index].started_at = GetCurrentTimestamp();
+	SpinLockRelease(&eb_stats_shared->mutex);
 	on_shmem_exit(worker_slot_exit, (Datum) 0);
 }
 
@@ -903,10 +810,10 @@ eb_stats_worker_state(EbWorkerState state, int in_flight)
 {
 	if (my_slot < 0)
 		return;
-	SpinLockAcquire(&shared->mutex);
-	shared->workers[my_slot].state = state;
-	shared->workers[my_slot].in_flight = in_flight;
-	SpinLockRelease(&shared->mutex);
+	SpinLockAcquire(&eb_stats_shared->mutex);
+	eb_stats_shared->workers[my_slot].state = state;
+	eb_stats_shared->workers[my_slot].in_flight = in_flight;
+	SpinLockRelease(&eb_stats_shared->mutex);
 }
 
 /* The worker claimed `n` deliveries just now. */
@@ -917,223 +824,8 @@ eb_stats_worker_claimed(int n)
 
 	if (my_slot < 0)
 		return;
-	SpinLockAcquire(&shared->mutex);
-	shared->workers[my_slot].last_claim = now;
-	shared->workers[my_slot].claimed += n;
-	SpinLockRelease(&shared->mutex);
-}
-
-/* ------------------------------------------------------------------------
- * SQL functions
- * ------------------------------------------------------------------------
- */
-
-/* A bigint[] of a histogram's cumulative bucket counts, +Inf left out. */
-static Datum
-cumulative_buckets(EbStatsEntry *e, EbHistogram h, int64 *count)
-{
-	Datum		elems[EB_NBOUNDS];
-	int64		total = 0;
-
-	for (int b = 0; b < EB_NBUCKETS; b++)
-	{
-		total += (int64) pg_atomic_read_u64(&e->buckets[h][b]);
-		if (b < EB_NBOUNDS)
-			elems[b] = Int64GetDatum(total);
-	}
-	*count = total;
-	return PointerGetDatum(construct_array(elems, EB_NBOUNDS, INT8OID, 8,
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/* Are all of an entry's counters and histograms zero? */
-static bool
-entry_is_zero(EbStatsEntry *e)
-{
-	for (int i = 0; i < EB_NCOUNTERS; i++)
-		if (pg_atomic_read_u64(&e->counters[i]) != 0)
-			return false;
-	for (int h = 0; h < EB_NHISTOGRAMS; h++)
-		for (int b = 0; b < EB_NBUCKETS; b++)
-			if (pg_atomic_read_u64(&e->buckets[h][b]) != 0)
-				return false;
-	return true;
-}
-
-/*
- * eventbus.stats_entries(): every entry of the table, with its counters
- * and histograms (the views pick what each kind uses).
- */
-Datum
-eventbus_stats_entries(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	HASH_SEQ_STATUS seq;
-	EbStatsEntry *e;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (shared == NULL)
-		return (Datum) 0;
-
-	LWLockAcquire(shared->lock, LW_SHARED);
-	hash_seq_init(&seq, table);
-	while ((e = hash_seq_search(&seq)) != NULL)
-	{
-		Datum		values[4 + EB_NCOUNTERS + 3 * EB_NHISTOGRAMS + 1];
-		bool		nulls[lengthof(values)];
-		int			col = 0;
-
-		if (strcmp(e->key.bus, EB_OTHER_NAME) == 0 && entry_is_zero(e))
-			continue;			/* "(other)" shows only once it counts */
-		memset(nulls, 0, sizeof(nulls));
-		values[col++] = CStringGetTextDatum(kind_names[e->key.kind]);
-		values[col++] = CStringGetTextDatum(e->key.bus);
-		nulls[col] = (e->key.kind < EB_KIND_RULE);
-		values[col++] = CStringGetTextDatum(e->key.rule);
-		nulls[col] = (e->key.kind < EB_KIND_TARGET);
-		values[col++] = CStringGetTextDatum(e->key.target);
-		for (int i = 0; i < EB_NCOUNTERS; i++)
-			values[col++] = Int64GetDatum((int64) pg_atomic_read_u64(&e->counters[i]));
-		for (int h = 0; h < EB_NHISTOGRAMS; h++)
-		{
-			int64		count;
-
-			values[col++] = cumulative_buckets(e, h, &count);
-			values[col++] = Float8GetDatum((double) pg_atomic_read_u64(&e->sum_us[h]) / 1e6);
-			values[col++] = Int64GetDatum(count);
-		}
-		values[col++] = TimestampTzGetDatum(e->stats_reset);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	LWLockRelease(shared->lock);
-	return (Datum) 0;
-}
-
-/* eventbus.latency_bucket_bounds(): the histograms' upper bounds, in seconds. */
-Datum
-eventbus_latency_bucket_bounds(PG_FUNCTION_ARGS)
-{
-	Datum		elems[EB_NBOUNDS];
-
-	for (int b = 0; b < EB_NBOUNDS; b++)
-		elems[b] = Float8GetDatum((double) bucket_bounds_us[b] / 1e6);
-	PG_RETURN_ARRAYTYPE_P(construct_array(elems, EB_NBOUNDS, FLOAT8OID, 8,
-										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/*
- * eventbus.stats_reset(bus, rule, target_id): zeroes the entries that match
- * every given name -- the bus's own entry only when rule and target_id are
- * NULL, a rule's only when target_id is NULL -- and returns the reset time.
- * With no names, removes every entry (freeing the room of deleted rules and
- * targets) but the "(other)" ones, which are zeroed.
- */
-Datum
-eventbus_stats_reset(PG_FUNCTION_ARGS)
-{
-	char	   *bus = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *rule = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *target = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	TimestampTz now = GetCurrentTimestamp();
-	HASH_SEQ_STATUS seq;
-	EbStatsEntry *e;
-	bool		all = (bus == NULL && rule == NULL && target == NULL);
-
-	if (shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pg_eventbus statistics are not available"),
-				 errdetail("The counters live in shared memory, which needs the library preloaded."),
-				 errhint("Add pg_eventbus to shared_preload_libraries in postgresql.conf and restart the server.")));
-
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	hash_seq_init(&seq, table);
-	while ((e = hash_seq_search(&seq)) != NULL)
-	{
-		bool		other = (strcmp(e->key.bus, EB_OTHER_NAME) == 0);
-
-		if (all)
-		{
-			if (other)
-				zero_entry(e, now);
-			else
-				hash_search(table, &e->key, HASH_REMOVE, NULL);
-			continue;
-		}
-		if (bus != NULL && strcmp(e->key.bus, bus) != 0)
-			continue;
-		if (rule != NULL && (e->key.kind < EB_KIND_RULE || strcmp(e->key.rule, rule) != 0))
-			continue;
-		if (target != NULL && (e->key.kind < EB_KIND_TARGET || strcmp(e->key.target, target) != 0))
-			continue;
-		zero_entry(e, now);
-	}
-	if (all)
-	{
-		shared->stats_reset = now;
-		pg_atomic_write_u64(&shared->overflowed, 0);
-	}
-	LWLockRelease(shared->lock);
-	PG_RETURN_TIMESTAMPTZ(now);
-}
-
-/*
- * eventbus.stats_overview(): entries in use, the capacity, counts that went
- * to "(other)" entries, and the last reset of everything.
- */
-Datum
-eventbus_stats_overview(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (shared == NULL)
-		return (Datum) 0;
-	LWLockAcquire(shared->lock, LW_SHARED);
-	values[0] = Int64GetDatum((int64) hash_get_num_entries(table) - EB_NKINDS);
-	values[1] = Int64GetDatum((int64) stats_max_entries);
-	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&shared->overflowed));
-	values[3] = TimestampTzGetDatum(shared->stats_reset);
-	LWLockRelease(shared->lock);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	return (Datum) 0;
-}
-
-/* eventbus.worker_status(): one row per running delivery worker. */
-Datum
-eventbus_worker_status(PG_FUNCTION_ARGS)
-{
-	static const char *const state_names[] = {
-		"starting", "waiting for extension", "idle", "claiming", "sending",
-		"settling"
-	};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (shared == NULL)
-		return (Datum) 0;
-	for (int i = 0; i < shared->nworkers; i++)
-	{
-		EbWorkerSlot s;
-		Datum		values[7];
-		bool		nulls[7] = {false, false, false, false, false, false, false};
-
-		SpinLockAcquire(&shared->mutex);
-		s = shared->workers[i];
-		SpinLockRelease(&shared->mutex);
-		if (s.pid == 0)
-			continue;
-		values[0] = Int32GetDatum(i + 1);
-		values[1] = Int32GetDatum(s.pid);
-		values[2] = CStringGetTextDatum(state_names[s.state]);
-		values[3] = Int32GetDatum(s.in_flight);
-		values[4] = TimestampTzGetDatum(s.last_claim);
-		nulls[4] = (s.last_claim == 0);
-		values[5] = Int64GetDatum(s.claimed);
-		values[6] = TimestampTzGetDatum(s.started_at);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	return (Datum) 0;
+	SpinLockAcquire(&eb_stats_shared->mutex);
+	eb_stats_shared->workers[my_slot].last_claim = now;
+	eb_stats_shared->workers[my_slot].claimed += n;
+	SpinLockRelease(&eb_stats_shared->mutex);
 }
