@@ -257,6 +257,267 @@ $$;
 -- Statistics and metrics
 ------------------------------------------------------------------------------
 
+/*
+ * The counters in shared memory (src/stats.c) and the views over them.
+ * Counters are keyed by name, as CloudWatch keys metrics by dimension: a
+ * deleted rule or target keeps its counters until eventbus.stats_reset(),
+ * and one created again with the same name continues them.  Nothing here
+ * is granted to PUBLIC; pg_monitor may read the views and metrics() (see
+ * the README, "Statistics and metrics").
+ */
+CREATE FUNCTION eventbus.stats_entries(
+	OUT kind text, OUT bus text, OUT rule text, OUT target_id text,
+	OUT put_events bigint, OUT put_event_bytes bigint, OUT matched_events bigint,
+	OUT invocations bigint, OUT invocation_attempts bigint,
+	OUT successful_invocation_attempts bigint, OUT retry_invocation_attempts bigint,
+	OUT throttled_invocation_attempts bigint, OUT timed_out_invocation_attempts bigint,
+	OUT failed_invocations bigint, OUT dead_letter_invocations bigint,
+	OUT start_latency_buckets bigint[], OUT start_latency_sum double precision,
+	OUT start_latency_count bigint,
+	OUT success_latency_buckets bigint[], OUT success_latency_sum double precision,
+	OUT success_latency_count bigint,
+	OUT stats_reset timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'eventbus_stats_entries'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION eventbus.stats_entries() IS 'Every entry of the shared-memory counters (for the *_stats views).';
+
+CREATE FUNCTION eventbus.stats_overview(OUT entries bigint, OUT max_entries bigint,
+										OUT overflowed bigint, OUT stats_reset timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'eventbus_stats_overview'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION eventbus.stats_overview() IS 'Entries of the counters in use, their capacity, counts that went to "(other)", the last reset of everything.';
+
+CREATE FUNCTION eventbus.worker_status(OUT worker integer, OUT pid integer, OUT state text,
+									   OUT in_flight integer, OUT last_claim timestamptz,
+									   OUT claimed bigint, OUT started_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'eventbus_worker_status'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION eventbus.worker_status() IS 'One row per running delivery worker: its state, requests in flight (the leases it holds), last claim.';
+
+CREATE FUNCTION eventbus.latency_bucket_bounds()
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'eventbus_latency_bucket_bounds'
+LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION eventbus.latency_bucket_bounds() IS 'Upper bounds, in seconds, of the latency histograms'' buckets (then +Inf).';
+
+CREATE FUNCTION eventbus.stats_reset(bus text DEFAULT NULL, rule text DEFAULT NULL,
+									 target_id text DEFAULT NULL)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'eventbus_stats_reset'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION eventbus.stats_reset(text, text, text) IS 'Zeroes the counters of the given bus, rule and target (NULL: any); with no argument, all of them.  Returns the reset time.';
+
+-- The queue per target, as the views see it (one scan of deliveries).
+CREATE VIEW eventbus.queue_by_target AS
+SELECT d.bus, d.rule, d.target_id,
+	pg_catalog.count(*) AS backlog,
+	pg_catalog.count(*) FILTER (WHERE d.next_attempt_at <= pg_catalog.now()) AS due,
+	pg_catalog.count(*) FILTER (WHERE d.leased_until IS NULL AND d.next_attempt_at > pg_catalog.now()) AS waiting_on_backoff,
+	pg_catalog.count(*) FILTER (WHERE d.leased_until IS NOT NULL AND d.next_attempt_at > pg_catalog.now()) AS in_flight,
+	pg_catalog.now() - pg_catalog.min(d.next_attempt_at) FILTER (WHERE d.next_attempt_at <= pg_catalog.now()) AS oldest_due_age,
+	pg_catalog.now() - pg_catalog.min(d.created_at) FILTER (WHERE d.leased_until IS NULL AND d.next_attempt_at > pg_catalog.now()) AS oldest_backoff_age
+FROM eventbus.deliveries d
+GROUP BY d.bus, d.rule, d.target_id;
+COMMENT ON VIEW eventbus.queue_by_target IS 'Pending deliveries per target: backlog, due, waiting on backoff, in flight, and the ages of the oldest.';
+
+CREATE VIEW eventbus.bus_stats AS
+SELECT coalesce(b.name, s.bus) AS bus,
+	coalesce(s.put_events, 0) AS put_events,
+	coalesce(s.put_event_bytes, 0) AS put_event_bytes,
+	coalesce(s.matched_events, 0) AS matched_events,
+	coalesce(s.stats_reset, (SELECT o.stats_reset FROM eventbus.stats_overview() o)) AS stats_reset
+FROM eventbus.buses b
+FULL JOIN (SELECT * FROM eventbus.stats_entries() e WHERE e.kind = 'bus') s ON s.bus = b.name;
+COMMENT ON VIEW eventbus.bus_stats IS 'Per bus: events put (PutEvents entries), their bytes, events that matched at least one rule (MatchedEvents).';
+
+CREATE VIEW eventbus.rule_stats AS
+SELECT coalesce(r.bus, s.bus) AS bus, coalesce(r.name, s.rule) AS rule,
+	coalesce(s.matched_events, 0) AS matched_events,
+	coalesce(s.stats_reset, (SELECT o.stats_reset FROM eventbus.stats_overview() o)) AS stats_reset
+FROM eventbus.rules r
+FULL JOIN (SELECT * FROM eventbus.stats_entries() e WHERE e.kind = 'rule') s
+	ON s.bus = r.bus AND s.rule = r.name;
+COMMENT ON VIEW eventbus.rule_stats IS 'Per rule: events it matched (CloudWatch''s TriggeredRules).';
+
+CREATE VIEW eventbus.target_stats AS
+WITH s AS (SELECT * FROM eventbus.stats_entries() e WHERE e.kind = 'target'),
+dl AS (
+	SELECT l.bus, l.rule, l.target_id,
+		pg_catalog.count(*) FILTER (WHERE l.failed_at > pg_catalog.now() - interval '1 hour') AS dead_letters_last_hour
+	FROM eventbus.dead_letters l
+	GROUP BY l.bus, l.rule, l.target_id),
+k AS (
+	SELECT t.bus, t.rule, t.target_id FROM eventbus.targets t
+	UNION SELECT s.bus, s.rule, s.target_id FROM s
+	UNION SELECT q.bus, q.rule, q.target_id FROM eventbus.queue_by_target q)
+SELECT k.bus, k.rule, k.target_id,
+	coalesce(s.invocations, 0) AS invocations,
+	coalesce(s.invocation_attempts, 0) AS invocation_attempts,
+	coalesce(s.successful_invocation_attempts, 0) AS successful_invocation_attempts,
+	coalesce(s.retry_invocation_attempts, 0) AS retry_invocation_attempts,
+	coalesce(s.throttled_invocation_attempts, 0) AS throttled_invocation_attempts,
+	coalesce(s.timed_out_invocation_attempts, 0) AS timed_out_invocation_attempts,
+	coalesce(s.failed_invocations, 0) AS failed_invocations,
+	coalesce(s.dead_letter_invocations, 0) AS dead_letter_invocations,
+	coalesce(q.backlog, 0) AS backlog,
+	coalesce(q.due, 0) AS due,
+	coalesce(q.waiting_on_backoff, 0) AS waiting_on_backoff,
+	coalesce(q.in_flight, 0) AS in_flight,
+	q.oldest_due_age,
+	q.oldest_backoff_age,
+	coalesce(dl.dead_letters_last_hour, 0) AS dead_letters_last_hour,
+	coalesce(s.start_latency_buckets, pg_catalog.array_fill(0::bigint, ARRAY[pg_catalog.cardinality(eventbus.latency_bucket_bounds())])) AS ingestion_to_invocation_start_latency_buckets,
+	coalesce(s.start_latency_sum, 0) AS ingestion_to_invocation_start_latency_sum,
+	coalesce(s.start_latency_count, 0) AS ingestion_to_invocation_start_latency_count,
+	coalesce(s.success_latency_buckets, pg_catalog.array_fill(0::bigint, ARRAY[pg_catalog.cardinality(eventbus.latency_bucket_bounds())])) AS ingestion_to_invocation_success_latency_buckets,
+	coalesce(s.success_latency_sum, 0) AS ingestion_to_invocation_success_latency_sum,
+	coalesce(s.success_latency_count, 0) AS ingestion_to_invocation_success_latency_count,
+	coalesce(s.stats_reset, (SELECT o.stats_reset FROM eventbus.stats_overview() o)) AS stats_reset
+FROM k
+LEFT JOIN s ON s.bus = k.bus AND s.rule = k.rule AND s.target_id = k.target_id
+LEFT JOIN eventbus.queue_by_target q ON q.bus = k.bus AND q.rule = k.rule AND q.target_id = k.target_id
+LEFT JOIN dl ON dl.bus = k.bus AND dl.rule = k.rule AND dl.target_id = k.target_id;
+COMMENT ON VIEW eventbus.target_stats IS 'Per target: invocations and attempts by outcome, the queue (backlog, due, backoff, in flight, oldest ages), dead letters in the last hour, latency histograms.';
+
+CREATE VIEW eventbus.status AS
+SELECT
+	(SELECT pg_catalog.count(*) FROM eventbus.worker_status()) AS workers_running,
+	(SELECT pg_catalog.string_agg(pg_catalog.format('#%s pid %s %s, %s in flight, last claim %s',
+								  w.worker, w.pid, w.state, w.in_flight,
+								  coalesce(pg_catalog.to_char(w.last_claim, 'YYYY-MM-DD HH24:MI:SS.MS TZ'), 'never')),
+						 '; ' ORDER BY w.worker)
+	 FROM eventbus.worker_status() w) AS workers,
+	coalesce(pg_catalog.sum(q.backlog), 0)::bigint AS backlog,
+	coalesce(pg_catalog.sum(q.due), 0)::bigint AS due,
+	coalesce(pg_catalog.sum(q.waiting_on_backoff), 0)::bigint AS waiting_on_backoff,
+	coalesce(pg_catalog.sum(q.in_flight), 0)::bigint AS leases_held,
+	pg_catalog.max(q.oldest_due_age) AS oldest_due_age,
+	pg_catalog.max(q.oldest_backoff_age) AS oldest_backoff_age,
+	(SELECT pg_catalog.count(*) FROM eventbus.dead_letters l
+	 WHERE l.failed_at > pg_catalog.now() - interval '1 hour') AS dead_letters_last_hour,
+	(SELECT pg_catalog.count(*) FROM eventbus.dead_letters) AS dead_letters,
+	(SELECT o.entries FROM eventbus.stats_overview() o) AS stats_entries,
+	(SELECT o.max_entries FROM eventbus.stats_overview() o) AS stats_max_entries,
+	(SELECT o.overflowed FROM eventbus.stats_overview() o) AS stats_overflowed,
+	(SELECT o.stats_reset FROM eventbus.stats_overview() o) AS stats_reset
+FROM eventbus.queue_by_target q;
+COMMENT ON VIEW eventbus.status IS 'The bus at a glance (one row; use \x): workers, the queue, dead letters, the counters'' table.';
+
+-- A Prometheus label value: backslash, double quote and newline escaped.
+CREATE FUNCTION eventbus.metrics_label(value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(value, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n')
+$$;
+
+/*
+ * The metrics in Prometheus's text exposition format: every family with
+ * HELP and TYPE, counters named as CloudWatch names them (snake case,
+ * _total), the histograms as _bucket series with le, then _sum and _count.
+ */
+CREATE FUNCTION eventbus.metrics()
+RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH families(ord, name, type, help) AS (VALUES
+	(1, 'eventbus_put_events_total', 'counter', 'Events put on the bus (put_event, put_events, capture).'),
+	(2, 'eventbus_put_event_bytes_total', 'counter', 'Size of the events put, as PutEvents counts it.'),
+	(3, 'eventbus_matched_events_total', 'counter', 'Events that matched at least one rule (MatchedEvents).'),
+	(4, 'eventbus_triggered_rules_total', 'counter', 'Events each rule matched (TriggeredRules).'),
+	(5, 'eventbus_invocations_total', 'counter', 'Deliveries ended after a request: succeeded, or failed for good (Invocations).'),
+	(6, 'eventbus_invocation_attempts_total', 'counter', 'Requests sent (InvocationAttempts).'),
+	(7, 'eventbus_successful_invocation_attempts_total', 'counter', 'Requests answered 2xx (SuccessfulInvocationAttempts).'),
+	(8, 'eventbus_retry_invocation_attempts_total', 'counter', 'Requests that were retries (RetryInvocationAttempts).'),
+	(9, 'eventbus_throttled_invocation_attempts_total', 'counter', 'Requests answered 429.'),
+	(10, 'eventbus_timed_out_invocation_attempts_total', 'counter', 'Requests that ran past the target''s timeout.'),
+	(11, 'eventbus_failed_invocations_total', 'counter', 'Deliveries that failed for good after a request (FailedInvocations).'),
+	(12, 'eventbus_dead_letter_invocations_total', 'counter', 'Deliveries the worker moved to eventbus.dead_letters (DeadLetterInvocations).'),
+	(13, 'eventbus_backlog', 'gauge', 'Pending deliveries of the target.'),
+	(14, 'eventbus_due_deliveries', 'gauge', 'Pending deliveries that are due now.'),
+	(15, 'eventbus_in_flight', 'gauge', 'Deliveries leased by a worker (requests in flight).'),
+	(16, 'eventbus_oldest_due_age_seconds', 'gauge', 'How long the longest-waiting due delivery has been due (0 when none).'),
+	(17, 'eventbus_oldest_backoff_age_seconds', 'gauge', 'Age since publication of the oldest delivery waiting on its backoff (0 when none).'),
+	(18, 'eventbus_dead_letters_last_hour', 'gauge', 'Dead letters of the target that failed in the last hour.'),
+	(19, 'eventbus_ingestion_to_invocation_start_latency_seconds', 'histogram', 'From the event''s insertion to the start of its first attempt (IngestionToInvocationStartLatency).'),
+	(20, 'eventbus_ingestion_to_invocation_success_latency_seconds', 'histogram', 'From the event''s insertion to the end of its successful attempt (IngestionToInvocationSuccessLatency).'),
+	(21, 'eventbus_workers', 'gauge', 'Delivery workers running.')),
+b AS (SELECT s.*, pg_catalog.format('bus="%s"', eventbus.metrics_label(s.bus)) AS l
+	  FROM eventbus.bus_stats s),
+r AS (SELECT s.*, pg_catalog.format('bus="%s",rule="%s"', eventbus.metrics_label(s.bus),
+									 eventbus.metrics_label(s.rule)) AS l
+	  FROM eventbus.rule_stats s),
+t AS (SELECT s.*, pg_catalog.format('bus="%s",rule="%s",target="%s"', eventbus.metrics_label(s.bus),
+									 eventbus.metrics_label(s.rule), eventbus.metrics_label(s.target_id)) AS l
+	  FROM eventbus.target_stats s),
+samples(ord, sort, suffix, labels, value) AS (
+	SELECT 1, b.l, '', b.l, b.put_events::text FROM b
+	UNION ALL SELECT 2, b.l, '', b.l, b.put_event_bytes::text FROM b
+	UNION ALL SELECT 3, b.l, '', b.l, b.matched_events::text FROM b
+	UNION ALL SELECT 4, r.l, '', r.l, r.matched_events::text FROM r
+	UNION ALL SELECT 5, t.l, '', t.l, t.invocations::text FROM t
+	UNION ALL SELECT 6, t.l, '', t.l, t.invocation_attempts::text FROM t
+	UNION ALL SELECT 7, t.l, '', t.l, t.successful_invocation_attempts::text FROM t
+	UNION ALL SELECT 8, t.l, '', t.l, t.retry_invocation_attempts::text FROM t
+	UNION ALL SELECT 9, t.l, '', t.l, t.throttled_invocation_attempts::text FROM t
+	UNION ALL SELECT 10, t.l, '', t.l, t.timed_out_invocation_attempts::text FROM t
+	UNION ALL SELECT 11, t.l, '', t.l, t.failed_invocations::text FROM t
+	UNION ALL SELECT 12, t.l, '', t.l, t.dead_letter_invocations::text FROM t
+	UNION ALL SELECT 13, t.l, '', t.l, t.backlog::text FROM t
+	UNION ALL SELECT 14, t.l, '', t.l, t.due::text FROM t
+	UNION ALL SELECT 15, t.l, '', t.l, t.in_flight::text FROM t
+	UNION ALL SELECT 16, t.l, '', t.l, coalesce(pg_catalog.date_part('epoch', t.oldest_due_age), 0)::text FROM t
+	UNION ALL SELECT 17, t.l, '', t.l, coalesce(pg_catalog.date_part('epoch', t.oldest_backoff_age), 0)::text FROM t
+	UNION ALL SELECT 18, t.l, '', t.l, t.dead_letters_last_hour::text FROM t
+	UNION ALL
+	SELECT h.ord, t.l || pg_catalog.to_char(x.i, 'FM000'), '_bucket',
+		t.l || pg_catalog.format(',le="%s"', CASE WHEN x.i > pg_catalog.cardinality(x.bounds) THEN '+Inf' ELSE x.bounds[x.i]::text END),
+		(CASE WHEN x.i > pg_catalog.cardinality(x.bounds) THEN h.count ELSE h.buckets[x.i] END)::text
+	FROM t
+	CROSS JOIN LATERAL (VALUES
+		(19, t.ingestion_to_invocation_start_latency_buckets, t.ingestion_to_invocation_start_latency_count),
+		(20, t.ingestion_to_invocation_success_latency_buckets, t.ingestion_to_invocation_success_latency_count))
+		AS h(ord, buckets, count)
+	CROSS JOIN LATERAL (SELECT g.i, eventbus.latency_bucket_bounds() AS bounds
+						FROM pg_catalog.generate_series(1, pg_catalog.cardinality(eventbus.latency_bucket_bounds()) + 1) AS g(i)) x
+	UNION ALL SELECT 19, t.l || 'x1', '_sum', t.l, t.ingestion_to_invocation_start_latency_sum::text FROM t
+	UNION ALL SELECT 19, t.l || 'x2', '_count', t.l, t.ingestion_to_invocation_start_latency_count::text FROM t
+	UNION ALL SELECT 20, t.l || 'x1', '_sum', t.l, t.ingestion_to_invocation_success_latency_sum::text FROM t
+	UNION ALL SELECT 20, t.l || 'x2', '_count', t.l, t.ingestion_to_invocation_success_latency_count::text FROM t
+	UNION ALL SELECT 21, '', '', '', (SELECT pg_catalog.count(*) FROM eventbus.worker_status())::text),
+lines(ord, sort, line) AS (
+	SELECT f.ord, '', pg_catalog.format(E'# HELP %s %s\n# TYPE %s %s', f.name, f.help, f.name, f.type)
+	FROM families f
+	UNION ALL
+	SELECT s.ord, '1' || s.sort,
+		f.name || s.suffix || CASE WHEN s.labels = '' THEN '' ELSE '{' || s.labels || '}' END || ' ' || s.value
+	FROM samples s JOIN families f ON f.ord = s.ord)
+SELECT pg_catalog.string_agg(lines.line, E'\n' ORDER BY lines.ord, lines.sort COLLATE "C") || E'\n'
+FROM lines
+$$;
+COMMENT ON FUNCTION eventbus.metrics() IS 'The bus''s metrics in Prometheus''s text exposition format.';
+
+REVOKE ALL ON eventbus.bus_stats, eventbus.rule_stats, eventbus.target_stats, eventbus.status,
+	eventbus.queue_by_target FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION eventbus.stats_entries(), eventbus.stats_overview(),
+	eventbus.worker_status(), eventbus.latency_bucket_bounds(),
+	eventbus.stats_reset(text, text, text), eventbus.metrics_label(text),
+	eventbus.metrics() FROM PUBLIC;
+-- monitoring: pg_monitor reads the views and metrics(); resetting stays with the owner
+GRANT USAGE ON SCHEMA eventbus TO pg_monitor;
+GRANT SELECT ON eventbus.bus_stats, eventbus.rule_stats, eventbus.target_stats, eventbus.status
+	TO pg_monitor;
+GRANT EXECUTE ON FUNCTION eventbus.stats_entries(), eventbus.stats_overview(),
+	eventbus.worker_status(), eventbus.latency_bucket_bounds(), eventbus.metrics()
+	TO pg_monitor;
+
+
 -- (end of statistics)
 
 

@@ -17,6 +17,7 @@ packages=(
 	python3
 	procps
 	bc
+	prometheus-postgres-exporter
 )
 
 # Node.js and npm run the Standard Webhooks reference verifier in TAP test
@@ -49,3 +50,13 @@ fi
 echo "setup.sh: installing ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The exporter's package starts its own service where it can; the tests run
+# their own exporter against their own cluster, so leave none running.
+if [[ " ${missing[*]} " == *" prometheus-postgres-exporter "* ]]; then
+	if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now prometheus-postgres-exporter >/dev/null 2>&1 || true
+	else
+		$SUDO service prometheus-postgres-exporter stop >/dev/null 2>&1 || true
+	fi
+fi

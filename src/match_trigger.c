@@ -25,6 +25,7 @@
 #include "jsonb_matcher.h"
 #include "pg_eventbus.h"
 #include "rule_cache.h"
+#include "stats.h"
 #include "wake.h"
 
 PG_FUNCTION_INFO_V1(eventbus_match_event_trigger);
@@ -126,6 +127,7 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 								 &ids, &nids));
 	if (nids == 0)
 		return PointerGetDatum(NULL);
+	eb_stats_count_bus_match(bus);
 
 	for (i = 0; i < nids; i++)
 		npairs += set->rules[ids[i]].ntargets;
@@ -137,6 +139,7 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 		CachedRule *rule = &set->rules[ids[i]];
 		int			t;
 
+		eb_stats_count_rule_match(bus, rule->name);
 		for (t = 0; t < rule->ntargets; t++)
 		{
 			rule_names[npairs] = CStringGetTextDatum(rule->name);

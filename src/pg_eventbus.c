@@ -16,6 +16,7 @@
 #include "utils/datetime.h"
 
 #include "settings.h"
+#include "stats.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -29,12 +30,14 @@ PG_FUNCTION_INFO_V1(eventbus_raise_error);
 
 /*
  * Defines the settings and, when the library is loaded through
- * shared_preload_libraries, registers the delivery workers.
+ * shared_preload_libraries, asks for the counters' shared memory and
+ * registers the delivery workers.
  */
 void
 _PG_init(void)
 {
 	eb_define_settings();
+	eb_stats_init();
 	if (process_shared_preload_libraries_in_progress)
 		eb_worker_register();
 }

@@ -34,6 +34,7 @@
 #include "pg_eventbus.h"
 #include "publish.h"
 #include "rule_cache.h"
+#include "stats.h"
 
 PG_FUNCTION_INFO_V1(eventbus_put_event);
 
@@ -306,6 +307,7 @@ eb_publish(const EbEvent *ev, pg_uuid_t *id, EbPublishError *err)
 	values[7] = columns[EB_EV_ACCOUNT];
 	values[8] = columns[EB_EV_REGION];
 	insert_event(values);
+	eb_stats_count_put(ev->bus, size);
 	return true;
 }
 

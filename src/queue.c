@@ -64,6 +64,7 @@
 #include "saved_plan.h"
 #include "settings.h"
 #include "slots.h"
+#include "stats.h"
 #include "wake.h"
 
 /* A lease lasts the target's timeout plus this margin for settling. */
@@ -430,6 +431,7 @@ eb_queue_wait_until_ready(void)
 		EbReadiness state;
 		char	   *version = NULL;
 
+		eb_stats_worker_state(EB_WORKER_WAITING_FOR_EXTENSION, 0);
 		begin_xact("pg_eventbus: checking for the extension");
 		state = readiness(&version);
 		if (state != logged && state == EB_NO_EXTENSION)
@@ -787,6 +789,11 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 	TimestampTz next = 0;
 	bool		no_status = (req->transport != EB_TRANSPORT_OK);
 
+	/* a request that went out (not a row dead-lettered unsent) */
+	if (d->to_send)
+		eb_stats_count_attempt(d->target_key, req->transport, req->status,
+							   d->attempts, verdict == EB_VERDICT_SUCCESS,
+							   d->has_event ? d->published_at : 0);
 	if (verdict == EB_VERDICT_SUCCESS && !d->target_gone)
 	{
 		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease)};
@@ -843,6 +850,7 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 	}
 
 	excerpt = excerpt_text(req);
+	eb_stats_count_dead_letter(d->target_key, req->transport);
 	{
 		Datum		v[] = {Int64GetDatum(d->id), PointerGetDatum(&d->tid),
 			TimestampTzGetDatum(d->lease),

@@ -36,6 +36,7 @@ static EbWorkerSettings settings = {
 	.max_concurrent_requests = 256,
 	.max_concurrent_per_target = 64,
 	.poll_interval = 1000,
+	.stats_max_entries = 1000,
 };
 
 const EbWorkerSettings *const eb_settings = &settings;
@@ -168,6 +169,13 @@ eb_define_settings(void)
 							&settings.poll_interval,
 							1000, 10, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.stats_max_entries",
+							"Most buses, rules and targets with counters in shared memory.",
+							"Counts of names beyond it go to an \"(other)\" entry per kind.",
+							&settings.stats_max_entries,
+							1000, 10, 1000000,
+							postmaster_context, 0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("eventbus");

@@ -28,6 +28,7 @@ typedef struct EbWorkerSettings
 	int			max_concurrent_requests;
 	int			max_concurrent_per_target;
 	int			poll_interval;	/* ms */
+	int			stats_max_entries;	/* eventbus.stats_max_entries */
 } EbWorkerSettings;
 
 /* Current values of the workers' settings; only the GUC machinery writes. */

@@ -53,6 +53,7 @@
 #include "queue.h"
 #include "request.h"
 #include "settings.h"
+#include "stats.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -239,8 +240,10 @@ claim_and_send(int room)
 	EbDelivery *claimed;
 	EbDelivery *next;
 	bool		ready;
+	int			nclaimed = 0;
 	TimestampTz next_due;
 
+	eb_stats_worker_state(EB_WORKER_CLAIMING, eb_http_in_flight());
 	next_due = eb_queue_claim(room, &claimed, &ready);
 	if (!ready)
 	{
@@ -252,14 +255,20 @@ claim_and_send(int room)
 	for (EbDelivery *d = claimed; d != NULL; d = next)
 	{
 		next = d->next;
+		nclaimed++;
 		if (d->to_send)
+		{
+			if (d->attempts == 1)
+				eb_stats_count_first_attempt(d->target_key, d->published_at);
 			eb_http_submit(&d->http);
+		}
 		else
 		{
 			d->next = local_done;
 			local_done = d;
 		}
 	}
+	eb_stats_worker_claimed(nclaimed);
 	/* let libcurl start the new requests right away */
 	eb_http_drive();
 	return next_due;
@@ -283,6 +292,9 @@ settle_finished(int *settled)
 	}
 	for (EbDelivery *d = finished; d != NULL; d = d->next)
 		(*settled)++;
+	if (finished == NULL)
+		return 0;
+	eb_stats_worker_state(EB_WORKER_SETTLING, eb_http_in_flight());
 	return eb_queue_settle(finished);
 }
 
@@ -341,6 +353,9 @@ deliver_forever(void)
 			timeout = Min(timeout, eb_http_timeout_ms());
 		if (room >= threshold)
 			timeout = ms_until(next_due, timeout);
+		eb_stats_worker_state(eb_http_in_flight() > 0 ? EB_WORKER_SENDING
+							  : EB_WORKER_IDLE, eb_http_in_flight());
+		eb_stats_save_periodically();
 		nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
 								   PG_WAIT_EXTENSION);
 		for (int i = 0; i < nevents; i++)
@@ -367,6 +382,7 @@ eventbus_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	eb_wake_take_slot(DatumGetInt32(main_arg));
+	eb_stats_worker_register(DatumGetInt32(main_arg));
 	if (eb_wake_database_missing())
 		wait_for_database();
 	before_shmem_exit(note_connect_failure, (Datum) 0);
