@@ -33,13 +33,15 @@ is($node->safe_psql('postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_eventbus'"),
 	'0.1.0', 'installed at 0.1.0');
 
-# rules and targets: one delivered at once, one whose deliveries are held back
-# (due in an hour, as after a long retry delay), one that dead-letters
+# Under 0.1.0's schema the 0.2.0 library's worker sends nothing: it waits
+# for ALTER EXTENSION UPDATE.  So the database gathers pending deliveries
+# (held back an hour, as after a long retry delay, so that the snapshots
+# below are stable), dead letters (made by 0.1.0's TargetDeleted trigger)
+# and an outbox trigger made with 0.1.0's capture().
 add_target($node, 'live', 'up.live', 'live', $sink->url('/live'));
 add_target($node, 'later', 'up.later', 'later', $sink->url('/later'));
 add_target($node, 'dead', 'up.dead', 'dead', $sink->url('/status/400'),
 	max_retry_attempts => 0);
-# an outbox trigger made with 0.1.0's capture()
 $node->safe_psql(
 	'postgres', q{
 CREATE TABLE orders (id int PRIMARY KEY, total numeric);
@@ -47,26 +49,26 @@ CREATE TRIGGER orders_events AFTER INSERT OR UPDATE OR DELETE ON orders
 	FOR EACH ROW EXECUTE FUNCTION eventbus.capture('up.orders');
 SELECT eventbus.put_rule('orders', '{"source": ["up.orders"]}');
 SELECT eventbus.put_target('orders', 'orders', '} . $sink->url('/orders') . q{');
-INSERT INTO orders VALUES (1, 10);
 });
-
-publish($node, 'up.live', 3);
 $node->safe_psql(
 	'postgres', q{
 BEGIN;
+INSERT INTO orders VALUES (1, 10);
+SELECT eventbus.put_event('up.live', 'Live', jsonb_build_object('i', g)) FROM generate_series(1, 3) g;
 SELECT eventbus.put_event('up.later', 'Later', jsonb_build_object('i', g)) FROM generate_series(1, 4) g;
-UPDATE eventbus.deliveries SET next_attempt_at = now() + interval '1 hour' WHERE target_id = 'later';
+SELECT eventbus.put_event('up.dead', 'Dead', jsonb_build_object('i', g)) FROM generate_series(1, 2) g;
+UPDATE eventbus.deliveries SET next_attempt_at = now() + interval '1 hour';
 COMMIT;
+SELECT eventbus.remove_target('dead', 'dead');
 });
-publish($node, 'up.dead', 2);
-is($sink->wait_count('/live', 3), 3, 'before the upgrade: deliveries go out');
-is($sink->wait_count('/orders', 1), 1, 'before the upgrade: 0.1.0\'s capture() publishes');
-ok(wait_for_value($node, "SELECT count(*) FROM eventbus.dead_letters", '2'),
+ok($node->wait_for_log(qr/waiting for ALTER EXTENSION pg_eventbus UPDATE/),
+	'at 0.1.0 the worker waits for the update');
+is($node->safe_psql('postgres', "SELECT count(*) FROM eventbus.dead_letters"), '2',
 	'before the upgrade: two dead letters');
-ok( wait_for_value(
-		$node, "SELECT count(*) FROM eventbus.deliveries WHERE target_id <> 'later'",
-		'0'),
-	'before the upgrade: only the held-back deliveries are pending');
+is($node->safe_psql('postgres', "SELECT count(*) FROM eventbus.events"), '10',
+	'before the upgrade: ten events');
+is(scalar @{ $sink->received('/live') } + scalar @{ $sink->received('/orders') }, 0,
+	'before the upgrade: nothing was sent');
 
 my %snapshot = (
 	events => 'SELECT id, bus, source, detail_type, detail, "time", published_at FROM eventbus.events ORDER BY id',
@@ -75,7 +77,7 @@ my %snapshot = (
 	rules => 'SELECT bus, name, event_pattern, state FROM eventbus.rules ORDER BY bus, name',
 	targets => 'SELECT bus, rule, target_id, endpoint, max_retry_attempts FROM eventbus.targets ORDER BY 1, 2, 3',);
 my %before = map { $_ => $node->safe_psql('postgres', $snapshot{$_}) } keys %snapshot;
-is(scalar(split /\n/, $before{deliveries}), 4, 'four deliveries pending');
+is(scalar(split /\n/, $before{deliveries}), 8, 'eight deliveries pending');
 
 # while the database is at 0.1.0 the worker runs the 0.2.0 library: say
 # whether it complained meanwhile
@@ -99,18 +101,20 @@ for my $what (sort keys %snapshot)
 # publish would): each delivered exactly once
 $node->safe_psql('postgres', q{
 BEGIN;
-UPDATE eventbus.deliveries SET next_attempt_at = now() WHERE target_id = 'later';
+UPDATE eventbus.deliveries SET next_attempt_at = now();
 SELECT eventbus.wake_workers();
 COMMIT;
 });
 is($sink->wait_count('/later', 4), 4, 'the pending deliveries go out after the upgrade');
+is($sink->wait_count('/live', 3), 3, 'all of them');
+is($sink->wait_count('/orders', 1), 1, 'including the one 0.1.0\'s capture() published');
 ok(wait_for_value($node, "SELECT count(*) FROM eventbus.deliveries", '0'),
 	'and are settled');
 sleep 1;
-my @later = @{ $sink->received('/later') };
-is(scalar @later, 4, 'no delivery is sent twice');
-my %ids = map { $_->{headers}{'webhook-id'} => 1 } @later;
-is(scalar keys %ids, 4, 'one request per webhook-id');
+my @sent = (@{ $sink->received('/later') }, @{ $sink->received('/live') });
+is(scalar @sent, 7, 'no delivery is sent twice');
+my %ids = map { $_->{headers}{'webhook-id'} => 1 } @sent;
+is(scalar keys %ids, 7, 'one request per webhook-id');
 
 # the dead letters can be redriven
 $node->safe_psql('postgres',
