@@ -51,8 +51,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "stats_internal.h"
 #include "settings.h"
+#include "stats.h"
+#include "stats_internal.h"
 
 /* Latency histograms: upper bounds in microseconds, then +Inf. */
 const int64 eb_stats_bucket_bounds_us[EB_NBOUNDS] = {

@@ -10,12 +10,11 @@
 #ifndef EVENTBUS_STATS_INTERNAL_H
 #define EVENTBUS_STATS_INTERNAL_H
 
+#include "datatype/timestamp.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/hsearch.h"
-
-#include "stats.h"
 
 /* Longest names the API allows (README); longer ones are cut. */
 #define EB_BUS_LEN 256
@@ -86,7 +85,7 @@ typedef struct EbStatsEntry
 typedef struct EbWorkerSlot
 {
 	int			pid;			/* 0: not running */
-	EbWorkerState state;
+	int			state;			/* an EbWorkerState (stats.h) */
 	int			in_flight;
 	TimestampTz last_claim;
 	int64		claimed;

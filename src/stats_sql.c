@@ -17,6 +17,7 @@
 #include "utils/timestamp.h"
 
 #include "settings.h"
+#include "stats.h"
 #include "stats_internal.h"
 
 PG_FUNCTION_INFO_V1(eventbus_stats_entries);
