@@ -69,7 +69,7 @@ is($sink->count('/status/429-then-200'), 2 * $n, 'sink: two requests per event t
 is( $node->safe_psql('postgres',
 		"SELECT concat_ws('|', put_events, put_event_bytes, matched_events) FROM eventbus.bus_stats WHERE bus = 'default'"),
 	"$n|" . $node->safe_psql('postgres',
-		"SELECT sum(octet_length(source) + octet_length(detail_type) + octet_length(detail::text)) FROM eventbus.events")
+		"SELECT sum(octet_length(eventbus.envelope(e)::text)) FROM eventbus.events e")
 	  . "|$n",
 	'bus_stats: events put, their bytes, matched events (rolled-back ones not counted)');
 is( $node->safe_psql('postgres',
