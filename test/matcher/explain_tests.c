@@ -467,15 +467,16 @@ adversarial(void)
 	ebm_builder_free(b);
 }
 
-/* Counts calls of the interrupt callback; says stop at the first. */
+/* Counts calls of the interrupt callback; says stop at call stop_at. */
 static int	interrupt_calls;
+static int	stop_at;
 
 static bool
-stop_now(void *arg)
+stop_later(void *arg)
 {
 	(void) arg;
 	interrupt_calls++;
-	return true;
+	return stop_at > 0 && interrupt_calls >= stop_at;
 }
 
 /* A long explanation asks the interrupt callback and stops when told. */
@@ -500,10 +501,31 @@ interrupts(void)
 		ebm_pattern_parse(b, &p, &err) != EBM_OK ||
 		jf_feed_text(b, ev.s, ev.len) != EBM_OK)
 		exit(2);
-	ebm_match_ctx_set_interrupt(ctx, stop_now, NULL);
+	/* how often a plain match asks; then stop just after that, in explain's own part */
+	{
+		ebm_ruleset *rs = ebm_ruleset_new();
+		const uint32_t *ids;
+		size_t		nids;
+
+		ebm_ruleset_add(rs, 0, p);
+		ebm_ruleset_compile(rs);
+		ebm_match_ctx_set_interrupt(ctx, stop_later, NULL);
+		interrupt_calls = 0;
+		stop_at = 0;
+		if (ebm_match(rs, b, ctx, &ids, &nids) != EBM_OK)
+			exit(2);
+		ebm_ruleset_free(rs);
+	}
+	stop_at = interrupt_calls + 1;
+	interrupt_calls = 0;
 	st = ebm_explain(p, b, ctx, &e);
-	expect(st == EBM_ERR_INTERRUPTED && e == NULL && interrupt_calls > 0,
-		   "interrupt stops an explanation", ebm_status_string(st));
+	expect(st == EBM_ERR_INTERRUPTED && e == NULL && interrupt_calls == stop_at,
+		   "interrupt stops an explanation after the match", ebm_status_string(st));
+	stop_at = 1;
+	interrupt_calls = 0;
+	st = ebm_explain(p, b, ctx, &e);
+	expect(st == EBM_ERR_INTERRUPTED && e == NULL,
+		   "interrupt stops an explanation in the match", ebm_status_string(st));
 	/* the context works afterwards */
 	ebm_match_ctx_set_interrupt(ctx, NULL, NULL);
 	st = ebm_explain(p, b, ctx, &e);
