@@ -13,9 +13,15 @@
  *	   alone is the answer (a missing field, a value the operator refuses,
  *	   a field that exists:false wants absent);
  *	2. if every field holds alone, the shortest prefix of fields that
- *	   fails together: its last field is the answer, and the field before
- *	   it that fails in a pair with it names the array whose elements
- *	   could not keep the fields together.
+ *	   fails together: its last field is the answer, and of the fields
+ *	   before it that fail in a pair with it, the one sharing the longest
+ *	   path with it names the array whose elements could not keep the
+ *	   fields together.
+ *
+ * The fields are taken in the order eval.c decides them: those that need
+ * a value first, those with exists:false after them (an exists:false field
+ * that fails only through the array elements chosen for the others is
+ * found by step 2, not step 1).
  *
  * With several alternatives the one that came closest is reported: the
  * most fields holding alone, then the longest prefix holding together,
