@@ -139,7 +139,7 @@ xb_double(xbuf *b, double v)
 	char		num[40];
 	int			prec;
 
-	if (v == (double) (int64_t) v && v > -1e15 && v < 1e15)
+	if (v > -1e15 && v < 1e15 && v == (double) (int64_t) v)
 	{
 		snprintf(num, sizeof(num), "%lld", (long long) v);
 		xb_str(b, num);

@@ -181,6 +181,9 @@ unit_tests(void)
 	check("numeric range", "{\"n\": [{\"numeric\": [\">\", 0, \"<=\", 5.5]}]}",
 		  "{\"n\": 6}", false, "n", "numeric", "[\">\", 0, \"<=\", 5.5]", "6",
 		  "value 6 does not match numeric [\">\", 0, \"<=\", 5.5]");
+	check("numeric, large and small bounds", "{\"n\": [{\"numeric\": [\">\", 1e300, \"<\", 1.7976931348623157e308]}]}",
+		  "{\"n\": -0.000001}", false, "n", "numeric", "[\">\", 1e+300, \"<\", 1.7976931348623157e+308]", "-0.000001",
+		  "value -0.000001 does not match numeric [\">\", 1e+300, \"<\", 1.7976931348623157e+308]");
 	check("missing", "{\"source\": [\"a\"], \"detail\": {\"x\": [1]}}",
 		  "{\"source\": \"a\", \"detail\": {}}", false,
 		  "detail.x", "equals", "1", NULL, "field is missing");
