@@ -671,6 +671,63 @@ REVOKE EXECUTE ON FUNCTION eventbus.delete_signing_secrets(text, text, text) FRO
 -- Explaining matches
 ------------------------------------------------------------------------------
 
+/*
+ * Why an event does not match a pattern (src/explain.c, the matcher's
+ * src/matcher/explain.c): one row; matched is test_event_pattern's verdict,
+ * and for a non-match the first field that failed (of the closest $or
+ * alternative), its operator, what the pattern expects and what the event
+ * has (jsonb; actual NULL when the field is missing), and the reason in
+ * words.  Like test_event_pattern it reads nothing but its arguments, so
+ * PUBLIC may call it.
+ */
+CREATE FUNCTION eventbus.explain_match(event_pattern jsonb, event jsonb,
+									   OUT matched boolean, OUT field text,
+									   OUT operator text, OUT expected jsonb,
+									   OUT actual jsonb, OUT reason text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'eventbus_explain_match'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION eventbus.explain_match(jsonb, jsonb) IS 'Does the event match the pattern, and if not, the first field that failed and why.';
+GRANT EXECUTE ON FUNCTION eventbus.explain_match(jsonb, jsonb) TO PUBLIC;
+
+/*
+ * explain_match for every rule of a bus, enabled ones first, then the
+ * disabled ones (state says which; matched is what their pattern says).
+ * It reads the bus's rules, so only the roles it is granted to may call it.
+ */
+CREATE FUNCTION eventbus.explain_event(event jsonb, bus text DEFAULT 'default')
+RETURNS TABLE(rule text, state text, matched boolean, field text,
+			  operator text, expected jsonb, actual jsonb, reason text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+	IF event IS NULL THEN
+		PERFORM eventbus.raise_error('22004',
+			'the event to explain must not be null',
+			NULL,
+			'Pass a whole event envelope, such as eventbus.envelope(e) of a stored event.');
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM eventbus.buses b
+				   WHERE b.name OPERATOR(pg_catalog.=) explain_event.bus) THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('event bus "%s" does not exist', explain_event.bus),
+			NULL,
+			'List the buses with: SELECT name FROM eventbus.buses;');
+	END IF;
+	RETURN QUERY
+		SELECT r.name, r.state, x.matched, x.field, x.operator, x.expected,
+			   x.actual, x.reason
+		FROM eventbus.rules r
+		CROSS JOIN LATERAL eventbus.explain_match(r.event_pattern, explain_event.event) x
+		WHERE r.bus OPERATOR(pg_catalog.=) explain_event.bus
+		ORDER BY r.state OPERATOR(pg_catalog.=) 'DISABLED', r.name;
+END
+$$;
+COMMENT ON FUNCTION eventbus.explain_event(jsonb, text) IS 'For every rule of the bus: does the event match it, and if not, the first field that failed and why.';
+REVOKE EXECUTE ON FUNCTION eventbus.explain_event(jsonb, text) FROM PUBLIC;
+
 -- (end of explaining matches)
 
 

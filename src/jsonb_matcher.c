@@ -384,6 +384,20 @@ eventbus_validate_event_pattern(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Raises 22023 unless the event given to test a pattern with (an
+ * envelope) is a JSON object; test_event_pattern and explain_match.
+ */
+void
+eventbus_check_event_object(Jsonb *event)
+{
+	if (!JB_ROOT_IS_OBJECT(event))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the event to test must be a JSON object"),
+				 errhint("Pass a whole event envelope, such as {\"source\": \"com.example\", \"detail-type\": \"x\", \"detail\": {}}.")));
+}
+
+/*
  * eventbus.test_event_pattern(event_pattern jsonb, event jsonb): does the
  * event match the pattern?  As EventBridge's TestEventPattern.
  */
@@ -399,12 +413,7 @@ eventbus_test_event_pattern(PG_FUNCTION_ARGS)
 	const uint32_t *ids;
 	size_t		nids = 0;
 
-	if (!JB_ROOT_IS_OBJECT(event))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the event to test must be a JSON object"),
-				 errhint("Pass a whole event envelope, such as {\"source\": \"com.example\", \"detail-type\": \"x\", \"detail\": {}}.")));
-
+	eventbus_check_event_object(event);
 	p = eventbus_parse_pattern(pattern, NULL);
 	rs = ebm_ruleset_new();
 	if (rs == NULL)

@@ -24,5 +24,6 @@ extern void eventbus_report_pattern_error(const ebm_error *err,
 										  const char *rule_name, int elevel);
 extern ebm_pattern *eventbus_parse_pattern(Jsonb *pattern,
 										   const char *rule_name);
+extern void eventbus_check_event_object(Jsonb *event);
 
 #endif							/* EVENTBUS_JSONB_MATCHER_H */

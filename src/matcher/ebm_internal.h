@@ -432,6 +432,7 @@ extern bool ebm_ctx_reserve_fold(ebm_match_ctx *ctx, size_t need);
 
 /* match.c: count work, call the interrupt callback now and then */
 extern bool ebm_tick_slow(ebm_match_ctx *ctx);
+extern void ebm_match_ctx_trim(ebm_match_ctx *ctx);
 
 /*
  * Note n units of work; false when the match must stop (the callback asked

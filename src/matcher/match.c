@@ -156,6 +156,13 @@ trim_ctx(ebm_match_ctx *ctx)
 	}
 }
 
+/* trim_ctx, for explain.c, which decides sub-rules outside ebm_match(). */
+void
+ebm_match_ctx_trim(ebm_match_ctx *ctx)
+{
+	trim_ctx(ctx);
+}
+
 /* Make room for one stamp and one candidate slot per sub-rule. */
 static bool
 reserve_subs(ebm_match_ctx *ctx, size_t nsubs)
