@@ -73,6 +73,62 @@ step() {
 	echo "=== $*"
 }
 
+# The include graph of src/: no two modules (x.c with x.h) include each
+# other in a loop, and the publishing path includes nothing of the worker
+# but wake.h, directly or through another header.
+check_includes() {
+	python3 - "$1/src" <<'PY'
+import os, re, sys
+src = sys.argv[1]
+files = sorted(f for f in os.listdir(src) if f.endswith((".c", ".h")))
+inc = {f: [h for h in re.findall(r'^#include "([^"]+)"', open(os.path.join(src, f)).read(), re.M)
+           if h in files] for f in files}
+mod = lambda f: f.rsplit(".", 1)[0]
+edges = {}
+for f, hs in inc.items():
+    edges.setdefault(mod(f), set()).update(mod(h) for h in hs if mod(h) != mod(f))
+passed = failed = 0
+# a loop: a module that reaches itself
+def reach(m):
+    seen, todo = set(), list(edges.get(m, ()))
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(edges.get(n, ()))
+    return seen
+loops = sorted(m for m in edges if m in reach(m))
+if loops:
+    print("include loop through: " + ", ".join(loops)); failed += 1
+else:
+    passed += 1
+# the publishing path sees only wake.h of the worker
+worker_headers = {"worker.h", "queue.h", "request.h", "slots.h", "worker_internal.h"}
+def headers_of(f):
+    seen, todo = set(), list(inc.get(f, ()))
+    while todo:
+        h = todo.pop()
+        if h not in seen:
+            seen.add(h)
+            todo.extend(inc.get(h, ()))
+    return seen
+for f in ("publish.c", "match_trigger.c", "rule_cache.c", "envelope.c", "jsonb_matcher.c"):
+    if f not in files:
+        continue
+    bad = sorted(headers_of(f) & worker_headers)
+    if bad:
+        print(f"{f} includes {', '.join(bad)} (the publishing path may include only wake.h)"); failed += 1
+    else:
+        passed += 1
+print(f"include graph: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PY
+}
+
+step "include graph"
+check_includes "$repo" 2>&1 | tee "$scratch/includes.log"
+count_summary_lines includes "$scratch/includes.log" "${PIPESTATUS[0]}"
+
 step "build (-Werror)"
 if as_pg make -C "$work" -s -j2 EXTRA_CFLAGS=-Werror PG_CONFIG="$PG_BIN/pg_config" >"$scratch/build.log" 2>&1; then
 	record build 1 0

@@ -25,7 +25,7 @@
 #include "jsonb_matcher.h"
 #include "pg_eventbus.h"
 #include "rule_cache.h"
-#include "worker.h"
+#include "wake.h"
 
 PG_FUNCTION_INFO_V1(eventbus_match_event_trigger);
 

@@ -1,34 +1,26 @@
 /*-------------------------------------------------------------------------
  *
  * pg_eventbus.c
- *	  Module entry point: settings, and the small SQL helpers of the
- *	  publishing functions.
+ *	  Module entry point (the settings are in settings.c, the workers in
+ *	  worker.c), and the small SQL helpers of the publishing functions.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "common/jsonapi.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
-#include "utils/guc.h"
-#include "utils/memutils.h"
 
-#include "pg_eventbus.h"
+#include "settings.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
-
-/* Settings (documented in the README) */
-char	   *eventbus_account = NULL;
-char	   *eventbus_region = NULL;
-int			eventbus_max_event_size = 262144;
 
 PG_FUNCTION_INFO_V1(eventbus_input_is_valid_jsonb);
 PG_FUNCTION_INFO_V1(eventbus_input_is_valid_timestamptz);
@@ -36,44 +28,15 @@ PG_FUNCTION_INFO_V1(eventbus_max_event_size_setting);
 PG_FUNCTION_INFO_V1(eventbus_raise_error);
 
 /*
- * Defines the settings and hands over to the worker module, which registers
- * the delivery workers when loaded through shared_preload_libraries.
+ * Defines the settings and, when the library is loaded through
+ * shared_preload_libraries, registers the delivery workers.
  */
 void
 _PG_init(void)
 {
-	DefineCustomStringVariable("eventbus.account",
-							   "Account id written into every event envelope.",
-							   NULL,
-							   &eventbus_account,
-							   "000000000000",
-							   PGC_USERSET,
-							   0,
-							   NULL, NULL, NULL);
-
-	DefineCustomStringVariable("eventbus.region",
-							   "Region written into every event envelope.",
-							   NULL,
-							   &eventbus_region,
-							   "local",
-							   PGC_USERSET,
-							   0,
-							   NULL, NULL, NULL);
-
-	DefineCustomIntVariable("eventbus.max_event_size",
-							"Largest event accepted by put_event and put_events, counted as PutEvents counts it.",
-							NULL,
-							&eventbus_max_event_size,
-							262144,
-							1024,
-							MaxAllocSize / 2,
-							PGC_SUSET,
-							GUC_UNIT_BYTE,
-							NULL, NULL, NULL);
-
-	eventbus_worker_init();
-
-	MarkGUCPrefixReserved("eventbus");
+	eb_define_settings();
+	if (process_shared_preload_libraries_in_progress)
+		eb_worker_register();
 }
 
 /*
@@ -162,26 +125,4 @@ eventbus_raise_error(PG_FUNCTION_ARGS)
 			 detail ? errdetail_internal("%s", detail) : 0,
 			 hint ? errhint("%s", hint) : 0));
 	PG_RETURN_VOID();
-}
-
-/*
- * Returns the saved plan in *plan, preparing and keeping it on first use, so
- * that a statement run on every publish or every worker loop is planned
- * once per backend.  Must be called inside SPI_connect().
- */
-SPIPlanPtr
-eventbus_saved_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "pg_eventbus: could not prepare \"%s\": %s",
-				 sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "pg_eventbus: could not keep the plan of \"%s\"", sql);
-		*plan = p;
-	}
-	return *plan;
 }

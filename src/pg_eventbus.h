@@ -1,20 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * pg_eventbus.h
- *	  Settings and functions shared by the extension's modules.
+ *	  What the publishing modules share: the settings and saved plans.
+ *
+ * Only a short-hand for the two headers that own them; it declares nothing
+ * of its own.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef PG_EVENTBUS_H
 #define PG_EVENTBUS_H
 
-#include "executor/spi.h"
-
-extern char *eventbus_account;
-extern char *eventbus_region;
-extern int	eventbus_max_event_size;
-
-extern SPIPlanPtr eventbus_saved_plan(SPIPlanPtr *plan, const char *sql,
-									  int nargs, Oid *types);
+#include "saved_plan.h"
+#include "settings.h"
 
 #endif							/* PG_EVENTBUS_H */

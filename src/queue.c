@@ -1,27 +1,37 @@
 /*-------------------------------------------------------------------------
  *
  * queue.c
- *	  The delivery queue: claiming due rows of eventbus.deliveries, starting
- *	  their requests, and settling the results.
+ *	  The delivery queue's statements: claiming due rows of
+ *	  eventbus.deliveries, settling the results, handing leases back.
  *
  * This is the side of the delivery worker that talks to the database; the
- * loop that drives it (worker.c) only decides when to claim, settle and
- * sleep.  Every step is one short transaction of set-based statements,
- * prepared once for the life of the worker:
+ * loop that drives it (worker.c) decides when to claim, send, settle and
+ * sleep, and request.c turns claimed rows into requests.  Every step is
+ * one short transaction of set-based statements, prepared once for the
+ * life of the worker:
  *
  *	  claim   take due rows (FOR UPDATE SKIP LOCKED) under a lease:
  *			  leased_until and next_attempt_at move to the lease's end, so
  *			  rows held by a worker that dies go back to the queue by
  *			  themselves; rows of a target at its limit of requests in
- *			  flight are skipped or handed straight back;
- *	  send    build each row's request and hand it to http.c;
- *	  settle  record finished requests: 2xx removes the row, a retryable
- *			  failure schedules the next attempt (policy.c decides), anything
- *			  else moves it to eventbus.dead_letters.  The lease is the
- *			  token: a row leased again meanwhile is left alone.
+ *			  flight (slots.c) are skipped or handed straight back;
+ *	  settle  record finished deliveries: 2xx removes the row, a retryable
+ *			  failure schedules the next attempt (policy.c decides),
+ *			  anything else moves it to eventbus.dead_letters through
+ *			  eventbus.dead_letter(), the one definition of a dead-letter
+ *			  row.  The lease is the token: a row leased again meanwhile is
+ *			  left alone.
  *
- * At start-up, the worker waits here for CREATE EXTENSION and puts leases
- * left by a crash back into the queue before it claims anything.
+ * The worker runs as the bootstrap superuser, so its statements resolve
+ * nothing through the search path: the session's search_path is pinned to
+ * pg_catalog (pg_temp last) and every function, operator, type and
+ * relation is schema-qualified.  Where an equality must not become a join
+ * clause (see below), it is written as its function (pg_catalog.int8eq),
+ * not as IS NOT DISTINCT FROM, which would look its operator up by name.
+ *
+ * At start-up, the worker waits here for the extension at the version
+ * this library is built for, and puts leases left by a crash back into
+ * the queue before it claims anything.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,7 +44,6 @@
 #include "commands/extension.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
-#include "lib/ilist.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -43,63 +52,35 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include "envelope.h"
-#include "http.h"
-#include "pg_eventbus.h"
 #include "policy.h"
 #include "queue.h"
-#include "worker_internal.h"
-
-#define EB_USER_AGENT "User-Agent: pg_eventbus/0.2.0"
+#include "request.h"
+#include "saved_plan.h"
+#include "settings.h"
+#include "slots.h"
+#include "wake.h"
 
 /* A lease lasts the target's timeout plus this margin for settling. */
-#define EB_LEASE_MARGIN "30 seconds"
+#define EB_LEASE_MARGIN "'30 seconds'::pg_catalog.interval"
 
-/*
- * One delivery in flight.  The HTTP request comes first, so that a finished
- * request leads back to its delivery.
- */
-typedef struct Delivery
+/* What the worker waits for before it runs its statements. */
+typedef enum EbReadiness
 {
-	EbHttpRequest http;
-	int64		id;
-	ItemPointerData tid;		/* where the claimed row version is */
-	TimestampTz lease;			/* leased_until: the token settle checks */
-	int			attempts;		/* including the one in flight */
-	int			max_retry_attempts;
-	int64		max_event_age_ms;
-	bool		has_event;
-	TimestampTz published_at;
-	char	   *endpoint;
-	char	   *target_key;		/* key of target_load, or NULL */
-	struct Delivery *next;		/* in local_done */
-	dlist_node	live_node;		/* in live_deliveries, until freed */
-} Delivery;
-
-/* Requests in flight per target (bus, rule, target_id). */
-#define TARGET_KEY_LEN 400
-typedef struct TargetLoad
-{
-	char		key[TARGET_KEY_LEN];
-	int			in_flight;
-} TargetLoad;
+	EB_READY,
+	EB_NO_EXTENSION,
+	EB_OTHER_VERSION
+} EbReadiness;
 
 /* The queue's state in this worker, in long-lived memory. */
 static MemoryContext batch_ctx = NULL;	/* reset after each transaction */
-static MemoryContext request_ctx = NULL;	/* deliveries, freed one by one */
-static Delivery *local_done = NULL;	/* finished without a request */
-/* every delivery not yet settled, to hand back if the worker fails */
-static dlist_head live_deliveries = DLIST_STATIC_INIT(live_deliveries);
-static HTAB *target_load = NULL;
 static bool targets_saturated = false;	/* last claim skipped some */
-static bool extension_logged = false;
+static Oid	ready_extension = InvalidOid;	/* pg_extension row found ready */
 
 /* Prepared statements, kept across transactions. */
 static SPIPlanPtr claim_plan = NULL;
@@ -108,17 +89,19 @@ static SPIPlanPtr next_due_plan = NULL;
 static SPIPlanPtr done_plan = NULL;
 static SPIPlanPtr retry_plan = NULL;
 static SPIPlanPtr dead_plan = NULL;
+static SPIPlanPtr hand_back_plan = NULL;
 
 /*
  * Claims up to $1 due deliveries, skipping targets that already have as
  * many requests in flight as allowed ($2: their keys, bus, rule and
  * target_id separated by \x1f).  A filter rather than a join, so that the
  * scan stays an ordered index scan that stops at the limit; the target
- * comes along with each row (one lookup), and the later statements find
- * the locked rows again by ctid rather than through an index.  Rows whose
- * target no longer exists go straight to the dead-letter table
- * (TargetDeleted); the others are leased and returned with everything
- * needed to send them.
+ * comes along with each row (one lookup), the event is fetched per leased
+ * row by its primary key (a lateral probe, never a join over the archive),
+ * and the later statements find the locked rows again by ctid rather than
+ * through an index.  Every row is leased; a row whose target no longer
+ * exists keeps its attempts and comes back marked `gone`, for settle to
+ * dead-letter (TargetDeleted).
  */
 static const char *const claim_sql =
 "WITH due AS ("
@@ -126,53 +109,52 @@ static const char *const claim_sql =
 "    t.http_method, t.headers, t.max_retry_attempts, t.max_event_age, t.timeout"
 "  FROM eventbus.deliveries d"
 "  LEFT JOIN eventbus.targets t"
-"    ON t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id"
-"  WHERE d.next_attempt_at <= now()"
-"    AND (cardinality($2) = 0"
-"      OR d.bus || E'\\x1f' || d.rule || E'\\x1f' || d.target_id <> ALL ($2::text[]))"
+"    ON t.bus OPERATOR(pg_catalog.=) d.bus AND t.rule OPERATOR(pg_catalog.=) d.rule"
+"    AND t.target_id OPERATOR(pg_catalog.=) d.target_id"
+"  WHERE d.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"    AND (pg_catalog.cardinality($2) OPERATOR(pg_catalog.=) 0"
+"      OR d.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) d.rule"
+"         OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) d.target_id"
+"         OPERATOR(pg_catalog.<>) ALL ($2::pg_catalog.text[]))"
 "  ORDER BY d.next_attempt_at"
 "  LIMIT $1"
 "  FOR UPDATE OF d SKIP LOCKED"
-"), orphans AS ("
-"  DELETE FROM eventbus.deliveries d USING due"
-"  WHERE d.ctid = due.row_ctid AND due.gone"
-"  RETURNING d.*"
-"), orphans_dead AS ("
-"  INSERT INTO eventbus.dead_letters (event_id, event, bus, rule, target_id,"
-"    error_code, error_message, http_status, attempts, exhausted_condition,"
-"    first_attempt_at)"
-"  SELECT o.event_id,"
-"    coalesce(eventbus.envelope(e), jsonb_build_object('id', o.event_id)),"
-"    o.bus, o.rule, o.target_id, '" EB_ERR_TARGET_DELETED "',"
-"    format('target %s of rule %s on bus %s no longer exists',"
-"      o.target_id, o.rule, o.bus),"
-"    o.last_http_status, o.attempts, '" EB_EXHAUSTED_TARGET_DELETED "',"
-"    o.first_attempt_at"
-"  FROM orphans o LEFT JOIN eventbus.events e ON e.id = o.event_id"
 "), leased AS ("
 "  UPDATE eventbus.deliveries d"
-"  SET attempts = d.attempts + 1,"
-"    first_attempt_at = coalesce(d.first_attempt_at, now()),"
-"    leased_until = now() + due.timeout + interval '" EB_LEASE_MARGIN "',"
-"    next_attempt_at = now() + due.timeout + interval '" EB_LEASE_MARGIN "'"
+"  SET attempts = d.attempts OPERATOR(pg_catalog.+) CASE WHEN due.gone THEN 0 ELSE 1 END,"
+"    first_attempt_at = CASE WHEN due.gone THEN d.first_attempt_at"
+"      ELSE coalesce(d.first_attempt_at, pg_catalog.now()) END,"
+"    leased_until = pg_catalog.now() OPERATOR(pg_catalog.+)"
+"      coalesce(due.timeout, '0'::pg_catalog.interval) OPERATOR(pg_catalog.+) " EB_LEASE_MARGIN ","
+"    next_attempt_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
+"      coalesce(due.timeout, '0'::pg_catalog.interval) OPERATOR(pg_catalog.+) " EB_LEASE_MARGIN
 "  FROM due"
-"  WHERE d.ctid = due.row_ctid AND NOT due.gone"
-"  RETURNING d.id, d.ctid AS row_tid, d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
-"    d.leased_until, due.endpoint, due.http_method, due.headers,"
-"    due.max_retry_attempts, due.max_event_age, due.timeout"
+"  WHERE d.ctid OPERATOR(pg_catalog.=) due.row_ctid"
+"  RETURNING d.id, d.ctid AS row_tid, d.event_id, d.bus, d.rule, d.target_id,"
+"    d.attempts, d.leased_until, d.last_http_status, due.gone, due.endpoint,"
+"    due.http_method, due.headers, due.max_retry_attempts, due.max_event_age,"
+"    due.timeout"
 ")"
-"SELECT l.id, l.row_tid, l.attempts, l.leased_until, l.endpoint, l.http_method,"
-"  CASE WHEN l.headers <> '{}' THEN"
-"    (SELECT string_agg(CASE WHEN h.value = '' THEN h.key || ';'"
-"                       ELSE h.key || ': ' || h.value END, E'\\n')"
-"     FROM jsonb_each_text(l.headers) h) END,"
+"SELECT l.id, l.row_tid, l.attempts, l.leased_until, l.gone, l.last_http_status,"
+"  l.endpoint, l.http_method,"
+"  CASE WHEN l.headers OPERATOR(pg_catalog.<>) '{}'::pg_catalog.jsonb THEN"
+"    (SELECT pg_catalog.string_agg(CASE WHEN h.value OPERATOR(pg_catalog.=) ''"
+"       THEN h.key OPERATOR(pg_catalog.||) ';'"
+"       ELSE h.key OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) h.value END,"
+"       E'\\n')"
+"     FROM pg_catalog.jsonb_each_text(l.headers) h) END,"
 "  l.max_retry_attempts,"
-"  (extract(epoch FROM l.max_event_age) * 1000)::bigint,"
-"  (extract(epoch FROM l.timeout) * 1000)::bigint,"
-"  e.published_at, l.bus, l.rule, l.target_id,"
+"  (pg_catalog.extract('epoch', l.max_event_age) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,"
+"  (pg_catalog.extract('epoch', l.timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,"
+"  l.bus, l.rule, l.target_id,"
+"  l.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) l.rule"
+"    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) l.target_id,"
+"  e.published_at,"
 "  e.id, e.detail_type, e.source, e.account, e.\"time\", e.region,"
 "  e.resources, e.detail, e.replay_name"
-" FROM leased l LEFT JOIN eventbus.events e ON e.id = l.event_id";
+" FROM leased l LEFT JOIN LATERAL ("
+"   SELECT ev.* FROM eventbus.events ev"
+"   WHERE ev.id OPERATOR(pg_catalog.=) l.event_id OFFSET 0) e ON true";
 
 /* Columns of the claim's result. */
 enum
@@ -181,22 +163,25 @@ enum
 	CLAIM_TID,
 	CLAIM_ATTEMPTS,
 	CLAIM_LEASE,
+	CLAIM_GONE,
+	CLAIM_LAST_STATUS,
 	CLAIM_ENDPOINT,
 	CLAIM_METHOD,
 	CLAIM_HEADERS,
 	CLAIM_MAX_RETRY_ATTEMPTS,
 	CLAIM_MAX_EVENT_AGE_MS,
 	CLAIM_TIMEOUT_MS,
-	CLAIM_PUBLISHED_AT,
 	CLAIM_BUS,
 	CLAIM_RULE,
 	CLAIM_TARGET_ID,
+	CLAIM_TARGET_KEY,
+	CLAIM_PUBLISHED_AT,
 	CLAIM_EVENT					/* the event's columns, in EbEventColumn order */
 };
 
 /* When the next row becomes due (rows leased by anyone included). */
 static const char *const next_due_sql =
-"SELECT min(next_attempt_at) FROM eventbus.deliveries";
+"SELECT pg_catalog.min(d.next_attempt_at) FROM eventbus.deliveries d";
 
 /*
  * The statements that follow a claim find their rows in ways that leave
@@ -205,14 +190,14 @@ static const char *const next_due_sql =
  * the queue empty): otherwise a join of the batch with the queue may be
  * planned as a hash join over the whole primary key.  Each checks that the
  * row is still the one claimed, under the same lease: a row leased again
- * or handed back meanwhile is left alone, one deleted meanwhile (its
- * target deleted) is gone.
+ * or handed back meanwhile is left alone, one deleted meanwhile is gone.
  *
  * Delivered rows, the hot path, are looked up by id in a lateral subquery
  * (a nested loop of index probes) and deleted by ctid in one TID scan.
  * The colder statements go to each row by the ctid the claim returned;
- * their check is a filter (IS NOT DISTINCT FROM) rather than a join clause,
- * so that the ctid is the only way to the row.
+ * their check calls the equality functions rather than operators, so that
+ * it is a filter and not a join clause: the ctid is the only way to the
+ * row.
  */
 
 /*
@@ -221,58 +206,82 @@ static const char *const next_due_sql =
  */
 static const char *const release_sql =
 "UPDATE eventbus.deliveries d"
-" SET attempts = d.attempts - 1, leased_until = NULL, next_attempt_at = now(),"
-"   first_attempt_at = CASE WHEN d.attempts = 1 THEN NULL"
+" SET attempts = d.attempts OPERATOR(pg_catalog.-) 1, leased_until = NULL,"
+"   next_attempt_at = pg_catalog.now(),"
+"   first_attempt_at = CASE WHEN d.attempts OPERATOR(pg_catalog.=) 1 THEN NULL"
 "                      ELSE d.first_attempt_at END"
-" FROM unnest($1::bigint[], $2::tid[]) AS s(id, tid)"
-" WHERE d.ctid = s.tid AND d.id IS NOT DISTINCT FROM s.id";
+" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
+"   pg_catalog.unnest($2::pg_catalog.tid[])) AS s(id, tid)"
+" WHERE d.ctid OPERATOR(pg_catalog.=) s.tid AND pg_catalog.int8eq(d.id, s.id)";
 
 /* Delivered: the row goes away, if it is still ours. */
 static const char *const done_sql =
 "DELETE FROM eventbus.deliveries"
-" WHERE ctid = ANY (ARRAY("
+" WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
 "   SELECT r.ctid"
-"   FROM unnest($1::bigint[], $2::timestamptz[]) AS s(id, lease),"
+"   FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
+"     pg_catalog.unnest($2::pg_catalog.timestamptz[])) AS s(id, lease),"
 "     LATERAL (SELECT d.ctid, d.leased_until FROM eventbus.deliveries d"
-"              WHERE d.id = s.id OFFSET 0) r"
-"   WHERE r.leased_until = s.lease))";
+"              WHERE d.id OPERATOR(pg_catalog.=) s.id OFFSET 0) r"
+"   WHERE r.leased_until OPERATOR(pg_catalog.=) s.lease))";
 
 /* Failed, to be retried: back in the queue at the given time. */
 static const char *const retry_sql =
 "UPDATE eventbus.deliveries d"
 " SET next_attempt_at = s.next, leased_until = NULL,"
 "   last_error = s.err, last_http_status = s.status"
-" FROM unnest($1::bigint[], $2::tid[], $3::timestamptz[], $4::timestamptz[],"
-"   $5::text[], $6::int[]) AS s(id, tid, lease, next, err, status)"
-" WHERE d.ctid = s.tid"
-"   AND (d.id, d.leased_until) IS NOT DISTINCT FROM (s.id, s.lease)";
+" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
+"   pg_catalog.unnest($2::pg_catalog.tid[]),"
+"   pg_catalog.unnest($3::pg_catalog.timestamptz[]),"
+"   pg_catalog.unnest($4::pg_catalog.timestamptz[]),"
+"   pg_catalog.unnest($5::pg_catalog.text[]),"
+"   pg_catalog.unnest($6::pg_catalog.int4[])) AS s(id, tid, lease, next, err, status)"
+" WHERE d.ctid OPERATOR(pg_catalog.=) s.tid AND pg_catalog.int8eq(d.id, s.id)"
+"   AND pg_catalog.timestamptz_eq(d.leased_until, s.lease)";
 
-/* Failed for good: moved to the dead-letter table. */
+/*
+ * Failed for good (or its target is gone): moved to the dead-letter table
+ * by eventbus.dead_letter(), which owns the dead-letter row.
+ */
 static const char *const dead_sql =
 "WITH s AS ("
-"  SELECT * FROM unnest($1::bigint[], $2::tid[], $3::timestamptz[], $4::text[],"
-"    $5::text[], $6::int[], $7::text[], $8::text[], $9::text[])"
+"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
+"    pg_catalog.unnest($2::pg_catalog.tid[]),"
+"    pg_catalog.unnest($3::pg_catalog.timestamptz[]),"
+"    pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.text[]),"
+"    pg_catalog.unnest($6::pg_catalog.int4[]), pg_catalog.unnest($7::pg_catalog.text[]),"
+"    pg_catalog.unnest($8::pg_catalog.text[]), pg_catalog.unnest($9::pg_catalog.text[]))"
 "    AS s(id, tid, lease, code, msg, status, excerpt, cond, endpoint)"
 "), gone AS ("
 "  DELETE FROM eventbus.deliveries d USING s"
-"  WHERE d.ctid = s.tid"
-"    AND (d.id, d.leased_until) IS NOT DISTINCT FROM (s.id, s.lease)"
-"  RETURNING d.event_id, d.bus, d.rule, d.target_id, d.attempts,"
-"    d.first_attempt_at, s.code, s.msg, s.status, s.excerpt, s.cond, s.endpoint"
+"  WHERE d.ctid OPERATOR(pg_catalog.=) s.tid AND pg_catalog.int8eq(d.id, s.id)"
+"    AND pg_catalog.timestamptz_eq(d.leased_until, s.lease)"
+"  RETURNING d AS moved, s.code, s.msg, s.status, s.excerpt, s.cond, s.endpoint"
 ")"
-"INSERT INTO eventbus.dead_letters (event_id, event, bus, rule, target_id,"
-"  endpoint, error_code, error_message, http_status, response_excerpt,"
-"  attempts, exhausted_condition, first_attempt_at)"
-"SELECT g.event_id,"
-"  coalesce(eventbus.envelope(e), jsonb_build_object('id', g.event_id)),"
-"  g.bus, g.rule, g.target_id, g.endpoint, g.code, g.msg, g.status,"
-"  g.excerpt, g.attempts, g.cond, g.first_attempt_at"
-" FROM gone g LEFT JOIN eventbus.events e ON e.id = g.event_id";
+"SELECT eventbus.dead_letter(g.moved, g.endpoint, g.code, g.msg, g.status,"
+"  g.excerpt, g.cond)"
+" FROM gone g";
+
+/* Deliveries of a stopping worker: back to the queue, due now. */
+static const char *const hand_back_sql =
+"UPDATE eventbus.deliveries d"
+" SET leased_until = NULL, next_attempt_at = pg_catalog.now()"
+" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
+"   pg_catalog.unnest($2::pg_catalog.tid[]),"
+"   pg_catalog.unnest($3::pg_catalog.timestamptz[])) AS s(id, tid, lease)"
+" WHERE d.ctid OPERATOR(pg_catalog.=) s.tid AND pg_catalog.int8eq(d.id, s.id)"
+"   AND pg_catalog.timestamptz_eq(d.leased_until, s.lease)";
 
 /* Leases left by a crash: back to the queue now. */
 static const char *const reconcile_sql =
-"UPDATE eventbus.deliveries SET leased_until = NULL, next_attempt_at = now()"
-" WHERE leased_until IS NOT NULL";
+"UPDATE eventbus.deliveries d"
+" SET leased_until = NULL, next_attempt_at = pg_catalog.now()"
+" WHERE d.leased_until IS NOT NULL";
+
+/* The installed extension and its version. */
+static const char *const extension_sql =
+"SELECT x.oid, x.extversion FROM pg_catalog.pg_extension x"
+" WHERE x.extname OPERATOR(pg_catalog.=) 'pg_eventbus'";
 
 /* ------------------------------------------------------------------------
  * Set-up
@@ -286,7 +295,11 @@ static const char *const reconcile_sql =
 void
 eb_queue_init(void)
 {
-	HASHCTL		ctl;
+	/*
+	 * Nothing the worker runs may resolve to an object a user created: only
+	 * pg_catalog, and pg_temp last (unlisted, it would be searched first).
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* a lost settle only means a resend: no need to wait for the WAL flush */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
@@ -311,12 +324,8 @@ eb_queue_init(void)
 
 	batch_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus batch",
 									  ALLOCSET_DEFAULT_SIZES);
-	request_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus requests",
-										ALLOCSET_DEFAULT_SIZES);
-	ctl.keysize = TARGET_KEY_LEN;
-	ctl.entrysize = sizeof(TargetLoad);
-	target_load = hash_create("pg_eventbus target load", 64, &ctl,
-							  HASH_ELEM | HASH_STRINGS);
+	eb_request_init();
+	eb_slots_init();
 }
 
 /* ------------------------------------------------------------------------
@@ -363,49 +372,76 @@ make_array(Datum *elems, bool *nulls, int n, Oid elemtype)
 											  typalign));
 }
 
-/* Is the extension installed in this database? Needs a transaction. */
-static bool
-extension_installed(void)
-{
-	return OidIsValid(get_extension_oid("pg_eventbus", true));
-}
-
 /* ------------------------------------------------------------------------
- * Start-up: wait for the extension, reconcile leases left by a crash
+ * Start-up: wait for the schema, reconcile leases left by a crash
  * ------------------------------------------------------------------------
  */
 
 /*
- * Sleeps until CREATE EXTENSION pg_eventbus has run in our database (whose
- * install script wakes us), saying so once in the log.
+ * Is the extension installed at this library's version?  Sets *version to
+ * the installed one (in batch_ctx) when it is another.  Needs a
+ * transaction.
+ */
+static EbReadiness
+readiness(char **version)
+{
+	bool		isnull;
+
+	if (SPI_execute(extension_sql, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_eventbus: could not read pg_extension");
+	if (SPI_processed == 0)
+		return EB_NO_EXTENSION;
+	*version = MemoryContextStrdup(batch_ctx,
+								   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	if (strcmp(*version, EB_VERSION) != 0)
+		return EB_OTHER_VERSION;
+	ready_extension = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+	return EB_READY;
+}
+
+/*
+ * Sleeps until the extension is installed in our database at the version
+ * this library is built for (CREATE EXTENSION and ALTER EXTENSION UPDATE
+ * wake us; otherwise we look again at the poll interval), saying once in
+ * the log what it waits for.  The worker never runs its statements
+ * against an older schema.
  */
 void
-eb_queue_wait_for_extension(void)
+eb_queue_wait_until_ready(void)
 {
+	EbReadiness logged = EB_READY;
+
 	for (;;)
 	{
-		bool		installed;
+		EbReadiness state;
+		char	   *version = NULL;
 
 		begin_xact("pg_eventbus: checking for the extension");
-		installed = extension_installed();
-		commit_xact();
-		if (installed)
-		{
-			if (extension_logged)
-				ereport(LOG,
-						(errmsg("pg_eventbus delivery worker found the extension in database \"%s\"; starting deliveries",
-								eb_settings->database)));
-			extension_logged = false;
-			return;
-		}
-		if (!extension_logged)
+		state = readiness(&version);
+		if (state != logged && state == EB_NO_EXTENSION)
 			ereport(LOG,
 					(errmsg("pg_eventbus delivery worker is waiting for CREATE EXTENSION pg_eventbus in database \"%s\"",
 							eb_settings->database)));
-		extension_logged = true;
+		else if (state != logged && state == EB_OTHER_VERSION)
+			ereport(LOG,
+					(errmsg("pg_eventbus delivery worker is waiting for ALTER EXTENSION pg_eventbus UPDATE in database \"%s\"",
+							eb_settings->database),
+					 errdetail("The installed extension is version %s; the library is version %s.",
+							   version, EB_VERSION),
+					 errhint("Run ALTER EXTENSION pg_eventbus UPDATE in database \"%s\".",
+							 eb_settings->database)));
+		else if (state != logged && state == EB_READY)
+			ereport(LOG,
+					(errmsg("pg_eventbus delivery worker found the extension at version %s in database \"%s\"; starting deliveries",
+							EB_VERSION, eb_settings->database)));
+		commit_xact();
+		if (state == EB_READY)
+			return;
+		logged = state;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(eb_settings->poll_interval, 1000), PG_WAIT_EXTENSION);
+						 eb_settings->poll_interval, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -461,177 +497,101 @@ eb_queue_reconcile_leases(void)
 }
 
 /* ------------------------------------------------------------------------
- * claim -> send
+ * claim
  * ------------------------------------------------------------------------
  */
 
-/* Adds "Name: value" unless the target's own headers set that name. */
-static void
-add_default_header(Delivery *d, const char *line, const char *target_headers)
+/* A text value of the claim's row, or NULL. */
+static const char *
+claim_text(HeapTuple tuple, TupleDesc desc, int col)
 {
-	const char *colon = strchr(line, ':');
-	size_t		namelen = colon - line;
-	const char *p = target_headers;
-
-	while (p != NULL && *p != '\0')
-	{
-		if (pg_strncasecmp(p, line, namelen) == 0 &&
-			(p[namelen] == ':' || p[namelen] == ';'))
-			return;
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	eb_http_add_header(&d->http, line);
-}
-
-/*
- * Builds the request of a claimed row and sends it; `bus`, `rule` and
- * `target_id` are the row's, `target_key` their target_load key.
- */
-static void
-start_delivery(HeapTuple tuple, TupleDesc desc, const char *target_key,
-			   const char *bus, const char *rule, const char *target_id)
-{
-	MemoryContext old;
-	Delivery   *d;
 	bool		isnull;
-	char	   *headers;
-	Datum		event[EB_EV_NCOLUMNS];
-	bool		event_null[EB_EV_NCOLUMNS];
-	char	   *body = NULL;
-	int			body_len = 0;
-	char		webhook_id[EB_WEBHOOK_ID_LEN];
-	char		line[128];
+	Datum		v = SPI_getbinval(tuple, desc, col, &isnull);
 
-	/*
-	 * The body and the webhook-id first, in the claim's memory: printing
-	 * jsonb leaves litter behind, and the request keeps only the text.  No
-	 * event (gone from the archive) means nothing to send.
-	 */
-	for (int i = 0; i < EB_EV_NCOLUMNS; i++)
-		event[i] = SPI_getbinval(tuple, desc, CLAIM_EVENT + i, &event_null[i]);
-	if (!event_null[EB_EV_ID])
-	{
-		body = eb_envelope_text(event, event_null, &body_len);
-		eb_webhook_id(webhook_id, DatumGetUUIDP(event[EB_EV_ID]),
-					  bus, rule, target_id);
-	}
-
-	old = MemoryContextSwitchTo(request_ctx);
-	d = palloc0(sizeof(Delivery));
-	d->http.owner = d;
-	dlist_push_tail(&live_deliveries, &d->live_node);
-	d->target_key = pstrdup(target_key);
-	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_ID, &isnull));
-	ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tuple, desc, CLAIM_TID, &isnull)),
-					&d->tid);
-	d->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, CLAIM_ATTEMPTS, &isnull));
-	d->lease = DatumGetTimestampTz(SPI_getbinval(tuple, desc, CLAIM_LEASE, &isnull));
-	d->endpoint = SPI_getvalue(tuple, desc, CLAIM_ENDPOINT);
-	d->http.url = d->endpoint;
-	d->http.method = SPI_getvalue(tuple, desc, CLAIM_METHOD);
-	d->max_retry_attempts = DatumGetInt32(SPI_getbinval(tuple, desc, CLAIM_MAX_RETRY_ATTEMPTS, &isnull));
-	d->max_event_age_ms = DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_MAX_EVENT_AGE_MS, &isnull));
-	d->http.timeout_ms = (long) DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_TIMEOUT_MS, &isnull));
-	d->published_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, CLAIM_PUBLISHED_AT, &isnull));
-	d->has_event = (body != NULL);
-
-	if (!d->has_event)
-	{
-		d->http.transport = EB_TRANSPORT_INTERNAL;
-		strlcpy(d->http.error, "the event no longer exists in eventbus.events",
-				sizeof(d->http.error));
-		d->next = local_done;
-		local_done = d;
-		MemoryContextSwitchTo(old);
-		return;
-	}
-	d->http.body = pnstrdup(body, body_len);
-	d->http.body_len = body_len;
-
-	headers = SPI_getvalue(tuple, desc, CLAIM_HEADERS);
-	add_default_header(d, "Content-Type: application/json", headers);
-	add_default_header(d, EB_USER_AGENT, headers);
-	eb_http_add_header(&d->http, "Expect:");	/* no 100-continue round trip */
-	if (headers != NULL)
-	{
-		char	   *save;
-
-		for (char *h = strtok_r(headers, "\n", &save); h; h = strtok_r(NULL, "\n", &save))
-			eb_http_add_header(&d->http, h);
-		pfree(headers);
-	}
-	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
-	eb_http_add_header(&d->http, line);
-	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long) time(NULL));
-	eb_http_add_header(&d->http, line);
-	MemoryContextSwitchTo(old);
-	pfree(body);
-
-	eb_http_submit(&d->http);
+	return isnull ? NULL : TextDatumGetCString(v);
 }
 
-/* One fewer request in flight to a target. */
+/* Reads one row of the claim's result. */
 static void
-target_load_release(const char *target_key)
+read_claimed_row(HeapTuple tuple, TupleDesc desc, EbClaimedRow *row)
 {
-	char		key[TARGET_KEY_LEN];
-	TargetLoad *tl;
+	bool		isnull;
+	Datum		v;
 
-	strlcpy(key, target_key, sizeof(key));
-	tl = hash_search(target_load, key, HASH_FIND, NULL);
-	if (tl != NULL && --tl->in_flight <= 0)
-		hash_search(target_load, key, HASH_REMOVE, NULL);
+	memset(row, 0, sizeof(*row));
+	row->id = DatumGetInt64(SPI_getbinval(tuple, desc, CLAIM_ID, &isnull));
+	ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tuple, desc, CLAIM_TID, &isnull)),
+					&row->tid);
+	row->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, CLAIM_ATTEMPTS, &isnull));
+	row->lease = DatumGetTimestampTz(SPI_getbinval(tuple, desc, CLAIM_LEASE, &isnull));
+	row->target_gone = DatumGetBool(SPI_getbinval(tuple, desc, CLAIM_GONE, &isnull));
+	v = SPI_getbinval(tuple, desc, CLAIM_LAST_STATUS, &row->last_status_null);
+	row->last_status = row->last_status_null ? 0 : DatumGetInt32(v);
+	row->endpoint = claim_text(tuple, desc, CLAIM_ENDPOINT);
+	row->method = claim_text(tuple, desc, CLAIM_METHOD);
+	row->headers = claim_text(tuple, desc, CLAIM_HEADERS);
+	v = SPI_getbinval(tuple, desc, CLAIM_MAX_RETRY_ATTEMPTS, &isnull);
+	row->max_retry_attempts = isnull ? 0 : DatumGetInt32(v);
+	v = SPI_getbinval(tuple, desc, CLAIM_MAX_EVENT_AGE_MS, &isnull);
+	row->max_event_age_ms = isnull ? 0 : DatumGetInt64(v);
+	v = SPI_getbinval(tuple, desc, CLAIM_TIMEOUT_MS, &isnull);
+	row->timeout_ms = isnull ? 0 : (long) DatumGetInt64(v);
+	row->bus = claim_text(tuple, desc, CLAIM_BUS);
+	row->rule = claim_text(tuple, desc, CLAIM_RULE);
+	row->target_id = claim_text(tuple, desc, CLAIM_TARGET_ID);
+	row->target_key = claim_text(tuple, desc, CLAIM_TARGET_KEY);
+	v = SPI_getbinval(tuple, desc, CLAIM_PUBLISHED_AT, &isnull);
+	row->published_at = isnull ? 0 : DatumGetTimestampTz(v);
+	for (int i = 0; i < EB_EV_NCOLUMNS; i++)
+		row->event[i] = SPI_getbinval(tuple, desc, CLAIM_EVENT + i, &row->event_null[i]);
 }
 
-/* The keys of the targets at their limit of requests in flight, and how many. */
+/* The keys of the targets at their limit, as a text[] for the claim. */
 static Datum
-saturated_targets(int *count)
+full_targets_array(int *count)
 {
-	HASH_SEQ_STATUS seq;
-	TargetLoad *tl;
-	int			n = 0;
-	Datum	   *keys = palloc(sizeof(Datum) * (hash_get_num_entries(target_load) + 1));
+	char	  **keys = eb_slots_full_targets(count);
+	Datum	   *elems = palloc(sizeof(Datum) * (*count + 1));
 
-	hash_seq_init(&seq, target_load);
-	while ((tl = hash_seq_search(&seq)) != NULL)
-		if (tl->in_flight >= eb_settings->max_concurrent_per_target)
-			keys[n++] = CStringGetTextDatum(tl->key);
-	*count = n;
-	return make_array(keys, NULL, n, TEXTOID);
+	for (int i = 0; i < *count; i++)
+		elems[i] = CStringGetTextDatum(keys[i]);
+	return make_array(elems, NULL, *count, TEXTOID);
 }
 
 /*
- * Claims up to `room` due deliveries in one transaction and starts their
- * requests, at most eventbus.max_concurrent_per_target per target (rows
- * over that limit go straight back to the queue).  Returns when the queue
- * should be looked at again: now when the claim was full, otherwise the
- * earliest next_attempt_at (0 if none).
+ * Claims up to `room` due deliveries in one transaction and builds their
+ * requests, within each target's slots (rows over a target's limit go
+ * straight back to the queue).  Returns when the queue should be looked at
+ * again: now when the claim was full, otherwise the earliest
+ * next_attempt_at (0 if none).
  */
 TimestampTz
-eb_queue_claim_and_send(int room)
+eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 {
 	Oid			types[2] = {INT4OID, TEXTARRAYOID};
 	Datum		args[2];
 	uint64		n;
 	int			nrelease = 0;
-	int			nsaturated;
+	int			nfull;
 	Datum	   *release_ids;
 	Datum	   *release_tids;
 	TimestampTz next_due = 0;
+	EbDelivery **tail = claimed;
 
+	*claimed = NULL;
 	begin_xact("pg_eventbus: claiming deliveries");
-	if (!extension_installed())
+
+	/* the extension dropped, or dropped and created again: look again */
+	*ready = (get_extension_oid("pg_eventbus", true) == ready_extension);
+	if (!*ready)
 	{
 		commit_xact();
-		if (eb_http_in_flight() == 0 && local_done == NULL)
-			eb_queue_wait_for_extension();
 		return GetCurrentTimestamp();
 	}
 
+	MemoryContextSwitchTo(batch_ctx);
 	args[0] = Int32GetDatum(room);
-	args[1] = saturated_targets(&nsaturated);
+	args[1] = full_targets_array(&nfull);
 	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_sql, 2, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
@@ -642,27 +602,24 @@ eb_queue_claim_and_send(int room)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char		key[TARGET_KEY_LEN];
-		TargetLoad *tl;
-		bool		found;
-		bool		isnull;
-		char	   *bus = TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_BUS, &isnull));
-		char	   *rule = TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_RULE, &isnull));
-		char	   *target_id = TextDatumGetCString(SPI_getbinval(tuple, desc, CLAIM_TARGET_ID, &isnull));
+		EbClaimedRow row;
+		EbDelivery *d;
 
-		snprintf(key, TARGET_KEY_LEN, "%s\x1f%s\x1f%s", bus, rule, target_id);
-		tl = hash_search(target_load, key, HASH_ENTER, &found);
-		if (!found)
-			tl->in_flight = 0;
-		if (tl->in_flight >= eb_settings->max_concurrent_per_target)
+		read_claimed_row(tuple, desc, &row);
+		if (!row.target_gone && !row.event_null[EB_EV_ID] &&
+			!eb_slots_take(row.target_key))
 		{
+			bool		isnull;
+
 			release_ids[nrelease] = SPI_getbinval(tuple, desc, CLAIM_ID, &isnull);
 			release_tids[nrelease++] = SPI_getbinval(tuple, desc, CLAIM_TID, &isnull);
 			continue;
 		}
-		tl->in_flight++;
-		start_delivery(tuple, desc, key, bus, rule, target_id);
+		d = eb_request_build(&row);
+		*tail = d;
+		tail = &d->next;
 	}
+	*tail = NULL;
 	if (nrelease > 0)
 	{
 		Oid			rtypes[2] = {INT8ARRAYOID, TIDARRAYOID};
@@ -674,7 +631,7 @@ eb_queue_claim_and_send(int room)
 							 rargs, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "pg_eventbus: could not release deliveries");
 	}
-	targets_saturated = (nsaturated > 0 || nrelease > 0);
+	targets_saturated = (nfull > 0 || nrelease > 0);
 
 	if (n >= (uint64) room)
 		next_due = GetCurrentTimestamp();
@@ -701,9 +658,6 @@ eb_queue_claim_and_send(int room)
 												   eb_settings->poll_interval : 20);
 	}
 	commit_xact();
-
-	/* let libcurl start the new requests right away */
-	eb_http_drive();
 	return next_due;
 }
 
@@ -806,7 +760,7 @@ excerpt_text(EbHttpRequest *req)
  * dead; the policy decides.  Returns the retry time, or 0.
  */
 static TimestampTz
-settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
+settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 		   TimestampTz now)
 {
 	EbHttpRequest *req = &d->http;
@@ -818,7 +772,7 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
 	TimestampTz next = 0;
 	bool		no_status = (req->transport != EB_TRANSPORT_OK);
 
-	if (verdict == EB_VERDICT_SUCCESS)
+	if (verdict == EB_VERDICT_SUCCESS && !d->target_gone)
 	{
 		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease)};
 
@@ -826,27 +780,38 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
 		return 0;
 	}
 
-	code = eb_error_code(req->transport, req->status);
-	if (req->transport == EB_TRANSPORT_OK)
-		msg = psprintf("%s %s returned HTTP %ld", req->method, d->endpoint, req->status);
-	else
-		msg = psprintf("%s %s failed: %s", req->method, d->endpoint, req->error);
-
-	if (verdict == EB_VERDICT_NON_RETRYABLE)
-		cond = EB_EXHAUSTED_NON_RETRYABLE;
-	else if (d->attempts > d->max_retry_attempts)
-		cond = EB_EXHAUSTED_RETRIES;
+	if (d->target_gone)
+	{
+		/* claimed after its target was deleted: keeps its last status */
+		code = EB_ERR_TARGET_DELETED;
+		cond = EB_EXHAUSTED_TARGET_DELETED;
+		msg = pstrdup(req->error);
+		no_status = (req->status == 0);
+	}
 	else
 	{
-		int64		delay_ms;
+		code = eb_error_code(req->transport, req->status);
+		if (req->transport == EB_TRANSPORT_OK)
+			msg = psprintf("%s %s returned HTTP %ld", req->method, d->endpoint, req->status);
+		else
+			msg = psprintf("%s %s failed: %s", req->method, d->endpoint, req->error);
 
-		delay_ms = eb_retry_delay_ms(d->attempts, eb_settings->retry_base_delay,
-									 eb_settings->retry_max_delay,
-									 pg_prng_double(&pg_global_prng_state),
-									 req->retry_after, time(NULL));
-		next = now + delay_ms * 1000;
-		if (d->has_event && next > d->published_at + d->max_event_age_ms * 1000)
-			cond = EB_EXHAUSTED_AGE;
+		if (verdict == EB_VERDICT_NON_RETRYABLE)
+			cond = EB_EXHAUSTED_NON_RETRYABLE;
+		else if (d->attempts > d->max_retry_attempts)
+			cond = EB_EXHAUSTED_RETRIES;
+		else
+		{
+			int64		delay_ms;
+
+			delay_ms = eb_retry_delay_ms(d->attempts, eb_settings->retry_base_delay,
+										 eb_settings->retry_max_delay,
+										 pg_prng_double(&pg_global_prng_state),
+										 req->retry_after, time(NULL));
+			next = now + delay_ms * 1000;
+			if (d->has_event && next > d->published_at + d->max_event_age_ms * 1000)
+				cond = EB_EXHAUSTED_AGE;
+		}
 	}
 
 	if (cond == NULL)
@@ -869,73 +834,45 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, Delivery *d,
 			CStringGetTextDatum(code), CStringGetTextDatum(msg),
 			Int32GetDatum((int32) req->status),
 			excerpt ? CStringGetTextDatum(excerpt) : (Datum) 0,
-		CStringGetTextDatum(cond), CStringGetTextDatum(d->endpoint)};
+			CStringGetTextDatum(cond),
+		d->endpoint ? CStringGetTextDatum(d->endpoint) : (Datum) 0};
 		bool		n[] = {false, false, false, false, false, no_status, excerpt == NULL,
-		false, false};
+		false, d->endpoint == NULL};
 
 		rowset_add(dead, v, n);
 	}
 	return 0;
 }
 
-/* Frees a delivery and what its request holds. */
-static void
-free_delivery(Delivery *d)
-{
-	dlist_delete(&d->live_node);
-	eb_http_release(&d->http);
-	if (d->endpoint)
-		pfree(d->endpoint);
-	if (d->target_key)
-		pfree(d->target_key);
-	if (d->http.method)
-		pfree((char *) d->http.method);
-	if (d->http.body)
-		pfree((char *) d->http.body);
-	pfree(d);
-}
-
 /*
- * Records the results of every finished request in one transaction.  Rows
- * that have vanished meanwhile (target deleted) or been leased again are
- * left alone.  Returns the earliest retry time set, or 0, and how many
- * were settled in *settled.
+ * Records the results of the finished deliveries in one transaction, gives
+ * their slots back and frees them.  Rows that have vanished meanwhile
+ * (target deleted while not leased) or been leased again are left alone.
+ * Returns the earliest retry time set, or 0.
  */
 TimestampTz
-eb_queue_settle_finished(int *settled)
+eb_queue_settle(EbDelivery *finished)
 {
-	List	   *finished = NIL;
-	EbHttpRequest *req;
 	RowSet		done,
 				retry,
 				dead;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz earliest = 0;
 	MemoryContext old;
-	ListCell   *lc;
+	int			count = 0;
+
+	if (finished == NULL)
+		return 0;
+	for (EbDelivery *d = finished; d != NULL; d = d->next)
+		count++;
 
 	old = MemoryContextSwitchTo(batch_ctx);
-	while ((req = eb_http_next_done()) != NULL)
-		finished = lappend(finished, req->owner);
-	while (local_done != NULL)
+	rowset_init(&done, done_types, lengthof(done_types), count);
+	rowset_init(&retry, retry_types, lengthof(retry_types), count);
+	rowset_init(&dead, dead_types, lengthof(dead_types), count);
+	for (EbDelivery *d = finished; d != NULL; d = d->next)
 	{
-		finished = lappend(finished, local_done);
-		local_done = local_done->next;
-	}
-	*settled = list_length(finished);
-	if (finished == NIL)
-	{
-		MemoryContextSwitchTo(old);
-		return 0;
-	}
-
-	rowset_init(&done, done_types, lengthof(done_types), *settled);
-	rowset_init(&retry, retry_types, lengthof(retry_types), *settled);
-	rowset_init(&dead, dead_types, lengthof(dead_types), *settled);
-	foreach(lc, finished)
-	{
-		TimestampTz next = settle_one(&done, &retry, &dead,
-									  (Delivery *) lfirst(lc), now);
+		TimestampTz next = settle_one(&done, &retry, &dead, d, now);
 
 		if (next != 0 && (earliest == 0 || next < earliest))
 			earliest = next;
@@ -945,17 +882,46 @@ eb_queue_settle_finished(int *settled)
 	begin_xact("pg_eventbus: settling deliveries");
 	rowset_execute(&done, &done_plan, done_sql, SPI_OK_DELETE);
 	rowset_execute(&retry, &retry_plan, retry_sql, SPI_OK_UPDATE);
-	rowset_execute(&dead, &dead_plan, dead_sql, SPI_OK_INSERT);
-	foreach(lc, finished)
+	rowset_execute(&dead, &dead_plan, dead_sql, SPI_OK_SELECT);
+	while (finished != NULL)
 	{
-		Delivery   *d = (Delivery *) lfirst(lc);
+		EbDelivery *d = finished;
 
-		if (d->target_key)
-			target_load_release(d->target_key);
-		free_delivery(d);
+		finished = d->next;
+		if (d->to_send)
+			eb_slots_return(d->target_key, d->http.transport == EB_TRANSPORT_OK);
+		eb_request_free(d);
 	}
 	commit_xact();				/* also resets batch_ctx */
 	return earliest;
+}
+
+/* ------------------------------------------------------------------------
+ * hand back
+ * ------------------------------------------------------------------------
+ */
+
+/* Collects a live delivery's id, ctid and lease for the hand-back. */
+typedef struct HandBack
+{
+	int			n;
+	Datum	   *ids;
+	Datum	   *tids;
+	Datum	   *leases;
+} HandBack;
+
+static void
+collect_live(EbDelivery *d, void *arg)
+{
+	HandBack   *hb = (HandBack *) arg;
+
+	hb->ids = repalloc(hb->ids, sizeof(Datum) * (hb->n + 1));
+	hb->tids = repalloc(hb->tids, sizeof(Datum) * (hb->n + 1));
+	hb->leases = repalloc(hb->leases, sizeof(Datum) * (hb->n + 1));
+	hb->ids[hb->n] = Int64GetDatum(d->id);
+	hb->tids[hb->n] = PointerGetDatum(&d->tid);
+	hb->leases[hb->n] = TimestampTzGetDatum(d->lease);
+	hb->n++;
 }
 
 /*
@@ -967,37 +933,28 @@ eb_queue_settle_finished(int *settled)
 void
 eb_queue_hand_back_leases(void)
 {
-	static const char *const hand_back_sql =
-	"UPDATE eventbus.deliveries d SET leased_until = NULL, next_attempt_at = now()"
-	" FROM unnest($1::bigint[], $2::timestamptz[]) AS s(id, lease)"
-	" WHERE d.id = s.id AND d.leased_until = s.lease";
-	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
-	Datum		args[2];
-	Datum	   *ids;
-	Datum	   *leases;
-	int			n = 0;
-	dlist_iter	iter;
+	Oid			types[3] = {INT8ARRAYOID, TIDARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		args[3];
+	HandBack	hb;
 	uint64		returned;
+	MemoryContext old;
 
-	if (dlist_is_empty(&live_deliveries))
+	old = MemoryContextSwitchTo(batch_ctx);
+	hb.n = 0;
+	hb.ids = palloc(sizeof(Datum));
+	hb.tids = palloc(sizeof(Datum));
+	hb.leases = palloc(sizeof(Datum));
+	eb_request_foreach_live(collect_live, &hb);
+	MemoryContextSwitchTo(old);
+	if (hb.n == 0)
 		return;
 
 	begin_xact("pg_eventbus: handing back leases");
-	dlist_foreach(iter, &live_deliveries)
-		n++;
-	ids = palloc(sizeof(Datum) * n);
-	leases = palloc(sizeof(Datum) * n);
-	n = 0;
-	dlist_foreach(iter, &live_deliveries)
-	{
-		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
-
-		ids[n] = Int64GetDatum(d->id);
-		leases[n++] = TimestampTzGetDatum(d->lease);
-	}
-	args[0] = make_array(ids, NULL, n, INT8OID);
-	args[1] = make_array(leases, NULL, n, TIMESTAMPTZOID);
-	if (SPI_execute_with_args(hand_back_sql, 2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+	args[0] = make_array(hb.ids, NULL, hb.n, INT8OID);
+	args[1] = make_array(hb.tids, NULL, hb.n, TIDOID);
+	args[2] = make_array(hb.leases, NULL, hb.n, TIMESTAMPTZOID);
+	if (SPI_execute_plan(eventbus_saved_plan(&hand_back_plan, hand_back_sql, 3, types),
+						 args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_eventbus: could not hand back leases");
 	returned = SPI_processed;
 	commit_xact();

@@ -4,43 +4,42 @@
  *	  The delivery worker: a background worker that sends queued deliveries
  *	  to their targets over HTTP, with retries and a dead-letter table.
  *
- * This file registers the workers, defines their settings, sets up their
- * shared memory, wakes them, and runs their loop; the queue itself (its
- * statements and transactions) is in queue.c.  The loop, which a reader
- * can follow from eventbus_worker_main():
+ * This file registers the workers and runs their loop, which a reader can
+ * follow from eventbus_worker_main():
  *
- *	  claim   take due rows of eventbus.deliveries under a lease, so rows
- *			  held by a worker that dies go back to the queue by themselves;
- *	  send    start their requests with libcurl multi; many run at once;
- *	  settle  as requests finish, record the results in one transaction:
- *			  2xx removes the row, a retryable failure schedules the next
- *			  attempt, anything else moves it to eventbus.dead_letters;
+ *	  claim   take due rows of eventbus.deliveries under a lease (queue.c),
+ *			  each built into its request (request.c) within its target's
+ *			  share of the request slots (slots.c);
+ *	  send    start their requests with libcurl multi (http.c); many run at
+ *			  once.  Only this loop drives libcurl;
+ *	  settle  as requests finish, record the results in one transaction
+ *			  (queue.c): 2xx removes the row, a retryable failure schedules
+ *			  the next attempt, anything else moves it to
+ *			  eventbus.dead_letters;
  *	  sleep   on the latch, the HTTP sockets and the next due time.
  *
  * Claiming does not wait for a whole batch to finish: whenever requests
  * finish, their results are settled and free slots are refilled, so a slow
- * target never holds back a fast one.
+ * target never holds back a fast one.  Publishing backends wake the loop
+ * through the shared slots of wake.c.
  *
- * Shared memory holds only the workers' PGPROC numbers (so that any
- * backend can set their latches) and whether leases left by a crash have
- * been reconciled since shared memory was set up.
+ * Before its loop, a worker waits quietly for its database (when it does
+ * not exist), then for the extension at this library's version.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/lwlock.h"
 #include "storage/pmsignal.h"
-#include "storage/proc.h"
-#include "storage/shmem.h"
-#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -49,183 +48,32 @@
 
 #include "http.h"
 #include "queue.h"
+#include "request.h"
+#include "settings.h"
+#include "wake.h"
 #include "worker.h"
-#include "worker_internal.h"
 
-PG_FUNCTION_INFO_V1(eventbus_wake_workers);
-
-#define EB_MAX_WORKERS 32
-
-/*
- * Settings (documented in the README).  queue.c reads them through
- * eb_settings; only the GUC machinery writes them.
- */
-static EbWorkerSettings settings = {
-	.database = NULL,
-	.workers = 1,
-	.retry_base_delay = 1000,
-	.retry_max_delay = 300000,
-	.batch_size = 100,
-	.max_concurrent_requests = 256,
-	.max_concurrent_per_target = 64,
-	.poll_interval = 1000,
-};
-
-const EbWorkerSettings *const eb_settings = &settings;
-
-/* Shared state: who to wake, and the crash reconciliation. */
-typedef enum ReconcileState
-{
-	RECONCILE_NEEDED = 0,
-	RECONCILE_RUNNING,
-	RECONCILE_DONE
-} ReconcileState;
-
-typedef struct EbShared
-{
-	slock_t		mutex;
-	ReconcileState reconcile;
-	pid_t		reconciler;
-	int			procno[EB_MAX_WORKERS]; /* PGPROC number, or -1 */
-} EbShared;
-
-static EbShared *eb_shared = NULL;
-static bool worker_preloaded = false;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-/* Wake-at-commit bookkeeping of any backend. */
-static bool wake_callback_registered = false;
-static bool wake_at_commit = false;
-
-/* The worker's own state: its slot in EbShared and what it sleeps on. */
-static int	my_index = -1;
+/* What the worker sleeps on: its latch, postmaster death, libcurl. */
 static WaitEventSet *wait_set = NULL;
+
+/* Finished without a request (event or target gone): settled next. */
+static EbDelivery *local_done = NULL;
+
+/* Has this process connected to eventbus.database? */
+static bool connected = false;
 
 static void deliver_forever(void) pg_attribute_noreturn();
 
-/* ------------------------------------------------------------------------
- * Registration, shared memory, wake-ups
- * ------------------------------------------------------------------------
- */
-
-/* Asks for the shared memory of EbShared (PostgreSQL 15's request hook). */
-static void
-eb_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(EbShared)));
-}
-
 /*
- * Sets up EbShared; runs in the postmaster at start-up and again after a
- * crash, so the reconciliation flag starts over after every crash.
- */
-static void
-eb_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	eb_shared = ShmemInitStruct("pg_eventbus delivery workers",
-								sizeof(EbShared), &found);
-	if (!found)
-	{
-		SpinLockInit(&eb_shared->mutex);
-		eb_shared->reconcile = RECONCILE_NEEDED;
-		eb_shared->reconciler = 0;
-		for (int i = 0; i < EB_MAX_WORKERS; i++)
-			eb_shared->procno[i] = -1;
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-/*
- * Defines the settings; when preloaded, also sets up shared memory and
- * registers eventbus.workers delivery workers.
+ * Requests the shared slots and registers eventbus.workers delivery
+ * workers; from _PG_init(), while preloading.
  */
 void
-eventbus_worker_init(void)
+eb_worker_register(void)
 {
 	BackgroundWorker worker;
 
-	/*
-	 * PostgreSQL allows start-up-only settings to be defined only while
-	 * preloading (and ends the session otherwise); when this library is
-	 * loaded later there are no workers, so they merely show their values.
-	 */
-	GucContext	postmaster_context = process_shared_preload_libraries_in_progress
-		? PGC_POSTMASTER : PGC_SUSET;
-
-	DefineCustomStringVariable("eventbus.database",
-							   "Database in which the delivery workers run.",
-							   "The extension must be created in that database.",
-							   &settings.database,
-							   "postgres",
-							   postmaster_context, 0,
-							   NULL, NULL, NULL);
-	DefineCustomIntVariable("eventbus.workers",
-							"Number of delivery workers.",
-							"They share the queue; each holds its own connections.",
-							&settings.workers,
-							1, 1, EB_MAX_WORKERS,
-							postmaster_context, 0,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("eventbus.retry_base_delay",
-							"Delay before the first retry of a failed delivery.",
-							"Later retries back off exponentially, with jitter.",
-							&settings.retry_base_delay,
-							1000, 1, 3600 * 1000,
-							PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("eventbus.retry_max_delay",
-							"Longest delay between two attempts of a delivery.",
-							"Also bounds what a target asks for in Retry-After.",
-							&settings.retry_max_delay,
-							300 * 1000, 1, 24 * 3600 * 1000,
-							PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("eventbus.batch_size",
-							"Most deliveries a worker claims in one transaction.",
-							NULL,
-							&settings.batch_size,
-							100, 1, 10000,
-							PGC_SIGHUP, 0,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("eventbus.max_concurrent_requests",
-							"Most HTTP requests a worker has in flight at once.",
-							"Also bounds the connections it keeps open.",
-							&settings.max_concurrent_requests,
-							256, 1, 10000,
-							PGC_SIGHUP, 0,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("eventbus.max_concurrent_per_target",
-							"Most HTTP requests a worker has in flight to one target.",
-							"Keeps a slow or dead target from taking every slot.",
-							&settings.max_concurrent_per_target,
-							64, 1, 10000,
-							PGC_SIGHUP, 0,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("eventbus.poll_interval",
-							"Longest sleep of an idle worker between looks at the queue.",
-							"Commits that queue deliveries wake the workers at once.",
-							&settings.poll_interval,
-							1000, 10, 3600 * 1000,
-							PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-	worker_preloaded = true;
-
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = eb_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = eb_shmem_startup;
+	eb_wake_request_shmem();
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -234,7 +82,7 @@ eventbus_worker_init(void)
 	strlcpy(worker.bgw_library_name, "pg_eventbus", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "eventbus_worker_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "pg_eventbus delivery worker", BGW_MAXLEN);
-	for (int i = 0; i < settings.workers; i++)
+	for (int i = 0; i < eb_settings->workers; i++)
 	{
 		snprintf(worker.bgw_name, BGW_MAXLEN, "pg_eventbus delivery worker %d", i + 1);
 		worker.bgw_main_arg = Int32GetDatum(i);
@@ -242,129 +90,72 @@ eventbus_worker_init(void)
 	}
 }
 
-/* True when the library was loaded through shared_preload_libraries. */
-bool
-eventbus_workers_enabled(void)
-{
-	return worker_preloaded;
-}
-
-/*
- * Sets the latch of every running worker.  Only PGPROC numbers live in
- * shared memory; the latches are in the shared PGPROC array.
- */
-void
-eventbus_wake_workers_now(void)
-{
-	if (eb_shared == NULL)
-		return;
-	for (int i = 0; i < EB_MAX_WORKERS; i++)
-	{
-		int			procno = eb_shared->procno[i];
-
-		if (procno >= 0 && procno < (int) ProcGlobal->allProcCount)
-			SetLatch(&ProcGlobal->allProcs[procno].procLatch);
-	}
-}
-
-/* Wakes the workers when a transaction that asked for it commits. */
-static void
-wake_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (wake_at_commit)
-			{
-				wake_at_commit = false;
-				eventbus_wake_workers_now();
-			}
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			wake_at_commit = false;
-			break;
-		default:
-			break;
-	}
-}
-
-/*
- * Arranges a wake-up at the commit of the current transaction.  The
- * callback is registered once per process and armed once per transaction.
- */
-void
-eventbus_wake_workers_at_commit(void)
-{
-	if (!worker_preloaded)
-		return;
-	if (!wake_callback_registered)
-	{
-		RegisterXactCallback(wake_xact_callback, NULL);
-		wake_callback_registered = true;
-	}
-	wake_at_commit = true;
-}
-
-/* SQL: eventbus.wake_workers(), a wake-up when this transaction commits. */
-Datum
-eventbus_wake_workers(PG_FUNCTION_ARGS)
-{
-	eventbus_wake_workers_at_commit();
-	PG_RETURN_VOID();
-}
-
-/* Leaves the shared slot (and an unfinished reconciliation) on exit. */
-static void
-worker_shmem_exit(int code, Datum arg)
-{
-	SpinLockAcquire(&eb_shared->mutex);
-	eb_shared->procno[my_index] = -1;
-	if (eb_shared->reconcile == RECONCILE_RUNNING &&
-		eb_shared->reconciler == MyProcPid)
-		eb_shared->reconcile = RECONCILE_NEEDED;
-	SpinLockRelease(&eb_shared->mutex);
-}
-
 /* ------------------------------------------------------------------------
- * Crash reconciliation handshake (queue.c does the reconciling)
+ * Start-up: the database
  * ------------------------------------------------------------------------
  */
 
 /*
- * Takes the crash reconciliation when it is still needed (see
- * eb_queue_reconcile_leases); otherwise says whether another worker is at
- * it or it is done.
+ * Exit callback set before connecting: a worker that could not connect
+ * (its database does not exist) leaves word for the next start, which then
+ * waits for the database without failing again.
  */
-EbReconcileTurn
-eb_reconcile_take_turn(void)
+static void
+note_connect_failure(int code, Datum arg)
 {
-	EbReconcileTurn turn;
-
-	SpinLockAcquire(&eb_shared->mutex);
-	if (eb_shared->reconcile == RECONCILE_NEEDED)
-	{
-		eb_shared->reconcile = RECONCILE_RUNNING;
-		eb_shared->reconciler = MyProcPid;
-		turn = EB_RECONCILE_MINE;
-	}
-	else if (eb_shared->reconcile == RECONCILE_DONE)
-		turn = EB_RECONCILE_DONE;
-	else
-		turn = EB_RECONCILE_OTHER;
-	SpinLockRelease(&eb_shared->mutex);
-	return turn;
+	if (!connected)
+		eb_wake_set_database_missing(true);
 }
 
-/* Records that the leases left by a crash are back in the queue. */
-void
-eb_reconcile_done(void)
+/*
+ * Waits, connected to no database, until eventbus.database exists; says so
+ * once.  Then exits, to be started again (bgw_restart_time) and connect:
+ * a process cannot connect to a database after connecting to none.
+ */
+static void
+wait_for_database(void) pg_attribute_noreturn();
+
+static void
+wait_for_database(void)
 {
-	SpinLockAcquire(&eb_shared->mutex);
-	eb_shared->reconcile = RECONCILE_DONE;
-	SpinLockRelease(&eb_shared->mutex);
+	bool		said = false;
+
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	for (;;)
+	{
+		bool		exists;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		pgstat_report_activity(STATE_RUNNING, "pg_eventbus: waiting for the database");
+		exists = OidIsValid(get_database_oid(eb_settings->database, true));
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (exists)
+		{
+			eb_wake_set_database_missing(false);
+			ereport(LOG,
+					(errmsg("pg_eventbus delivery worker found database \"%s\"; restarting to connect to it",
+							eb_settings->database)));
+			proc_exit(1);
+		}
+		if (!said && eb_wake_say_database_missing())
+			ereport(LOG,
+					(errmsg("pg_eventbus delivery worker is waiting for database \"%s\" to exist",
+							eb_settings->database),
+					 errhint("Create the database, or set eventbus.database to an existing one and restart the server.")));
+		said = true;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(eb_settings->poll_interval, 1000), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -378,14 +169,14 @@ reload_settings(void)
 {
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
-	eb_http_set_limits(settings.max_concurrent_requests);
+	eb_http_set_limits(eb_settings->max_concurrent_requests);
 	ereport(LOG,
 			(errmsg("pg_eventbus delivery worker reloaded its settings"),
 			 errdetail("retry_base_delay=%dms retry_max_delay=%dms batch_size=%d max_concurrent_requests=%d max_concurrent_per_target=%d poll_interval=%dms",
-					   settings.retry_base_delay, settings.retry_max_delay,
-					   settings.batch_size, settings.max_concurrent_requests,
-					   settings.max_concurrent_per_target,
-					   settings.poll_interval)));
+					   eb_settings->retry_base_delay, eb_settings->retry_max_delay,
+					   eb_settings->batch_size, eb_settings->max_concurrent_requests,
+					   eb_settings->max_concurrent_per_target,
+					   eb_settings->poll_interval)));
 }
 
 /* Milliseconds from now until `t`, at least 0, at most `cap`. */
@@ -418,6 +209,60 @@ worker_hand_back(int code, Datum arg)
 	eb_queue_hand_back_leases();
 }
 
+/* Claims up to `room` deliveries and starts their requests. */
+static TimestampTz
+claim_and_send(int room)
+{
+	EbDelivery *claimed;
+	EbDelivery *next;
+	bool		ready;
+	TimestampTz next_due;
+
+	next_due = eb_queue_claim(room, &claimed, &ready);
+	if (!ready)
+	{
+		/* the extension changed: finish what is under way, then wait */
+		if (eb_http_in_flight() == 0 && local_done == NULL)
+			eb_queue_wait_until_ready();
+		return GetCurrentTimestamp();
+	}
+	for (EbDelivery *d = claimed; d != NULL; d = next)
+	{
+		next = d->next;
+		if (d->to_send)
+			eb_http_submit(&d->http);
+		else
+		{
+			d->next = local_done;
+			local_done = d;
+		}
+	}
+	/* let libcurl start the new requests right away */
+	eb_http_drive();
+	return next_due;
+}
+
+/* Settles every finished delivery; returns the earliest retry time, or 0. */
+static TimestampTz
+settle_finished(int *settled)
+{
+	EbHttpRequest *req;
+	EbDelivery *finished = local_done;
+
+	local_done = NULL;
+	*settled = 0;
+	while ((req = eb_http_next_done()) != NULL)
+	{
+		EbDelivery *d = (EbDelivery *) req->owner;
+
+		d->next = finished;
+		finished = d;
+	}
+	for (EbDelivery *d = finished; d != NULL; d = d->next)
+		(*settled)++;
+	return eb_queue_settle(finished);
+}
+
 /*
  * The loop: claim -> send -> settle -> sleep, until SIGTERM or postmaster
  * death.
@@ -443,31 +288,32 @@ deliver_forever(void)
 			reload_settings();
 
 		/* claim and send, when there is room and a reason to look */
-		threshold = Max(1, Min(settings.batch_size, settings.max_concurrent_requests) / 4);
-		room = Min(settings.batch_size,
-				   settings.max_concurrent_requests - eb_http_in_flight());
+		threshold = Max(1, Min(eb_settings->batch_size,
+							   eb_settings->max_concurrent_requests) / 4);
+		room = Min(eb_settings->batch_size,
+				   eb_settings->max_concurrent_requests - eb_http_in_flight());
 		if (room >= threshold &&
 			(poked || next_due == 0 || next_due <= GetCurrentTimestamp()))
 		{
 			poked = false;
-			next_due = eb_queue_claim_and_send(room);
+			next_due = claim_and_send(room);
 			if (next_due == 0)
 				next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   settings.poll_interval);
+													   eb_settings->poll_interval);
 		}
 
 		/* settle what has finished, while the new requests are on their way */
 		eb_http_drive();
-		retry_at = eb_queue_settle_finished(&settled);
+		retry_at = settle_finished(&settled);
 		if (retry_at != 0 && (next_due == 0 || retry_at < next_due))
 			next_due = retry_at;
 		if (settled > 0 && eb_queue_targets_saturated())
 			next_due = 0;		/* slots of a busy target are free again */
-		room = Min(settings.batch_size,
-				   settings.max_concurrent_requests - eb_http_in_flight());
+		room = Min(eb_settings->batch_size,
+				   eb_settings->max_concurrent_requests - eb_http_in_flight());
 
 		/* sleep until a response, a libcurl timer, the next due row or a wake-up */
-		timeout = settings.poll_interval;
+		timeout = eb_settings->poll_interval;
 		if (eb_http_in_flight() > 0 && eb_http_timeout_ms() >= 0)
 			timeout = Min(timeout, eb_http_timeout_ms());
 		if (room >= threshold)
@@ -486,35 +332,36 @@ deliver_forever(void)
 }
 
 /*
- * Entry point of a delivery worker.
+ * Entry point of a delivery worker: connect (or wait for the database),
+ * wait for the extension at this library's version, put back leases left
+ * by a crash, then loop.
  */
 void
 eventbus_worker_main(Datum main_arg)
 {
-	my_index = DatumGetInt32(main_arg);
-
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(settings.database, NULL, 0);
+
+	eb_wake_take_slot(DatumGetInt32(main_arg));
+	if (eb_wake_database_missing())
+		wait_for_database();
+	before_shmem_exit(note_connect_failure, (Datum) 0);
+	BackgroundWorkerInitializeConnection(eb_settings->database, NULL, 0);
+	connected = true;
 
 	eb_queue_init();
-	eb_http_init(settings.max_concurrent_requests);
+	eb_http_init(eb_settings->max_concurrent_requests);
 	wait_set = CreateWaitEventSet(TopMemoryContext, 3);
 	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, eb_http_wait_fd(), NULL, NULL);
 
-	on_shmem_exit(worker_shmem_exit, (Datum) 0);
-	SpinLockAcquire(&eb_shared->mutex);
-	eb_shared->procno[my_index] = MyProc->pgprocno;
-	SpinLockRelease(&eb_shared->mutex);
-
-	eb_queue_wait_for_extension();
+	eb_queue_wait_until_ready();
 	eb_queue_reconcile_leases();
 	ereport(LOG,
 			(errmsg("pg_eventbus delivery worker %d started in database \"%s\"",
-					my_index + 1, settings.database)));
+					DatumGetInt32(main_arg) + 1, eb_settings->database)));
 
 	/* from now on, an ERROR or SIGTERM hands its deliveries back first */
 	before_shmem_exit(worker_hand_back, (Datum) 0);

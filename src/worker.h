@@ -1,36 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * worker.h
- *	  The delivery worker: registration, shared state and wake-ups.
+ *	  The delivery worker: its registration and its loop.
+ *
+ * The publishing path includes wake.h, never this file.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef EVENTBUS_WORKER_H
 #define EVENTBUS_WORKER_H
 
-/*
- * Called from _PG_init().  Defines the worker's settings and, when the
- * library is being loaded through shared_preload_libraries, requests shared
- * memory and registers the delivery worker(s).
- */
-extern void eventbus_worker_init(void);
+#include "fmgr.h"
 
 /*
- * Sets the latch of every running delivery worker so that it looks at the
- * queue now.  Safe to call from any backend at any time (also from a
- * transaction callback); a no-op when the library was not preloaded.
+ * Called from _PG_init() while the library is being loaded through
+ * shared_preload_libraries: requests the shared slots and registers
+ * eventbus.workers delivery workers.
  */
-extern void eventbus_wake_workers_now(void);
-
-/*
- * Arranges for eventbus_wake_workers_now() to run when the current
- * transaction commits (not when it aborts).  Cheap to call once per
- * inserted delivery: the wake-up happens once per transaction.
- */
-extern void eventbus_wake_workers_at_commit(void);
-
-/* True when the library was loaded through shared_preload_libraries. */
-extern bool eventbus_workers_enabled(void);
+extern void eb_worker_register(void);
 
 /* Entry point of a delivery worker process (bgw_function_name). */
 extern PGDLLEXPORT void eventbus_worker_main(Datum main_arg) pg_attribute_noreturn();

@@ -1,0 +1,172 @@
+/*-------------------------------------------------------------------------
+ *
+ * request.c
+ *	  A claimed row becomes an HTTP request: the envelope as the body, the
+ *	  target's method and headers, webhook-id and webhook-timestamp.
+ *
+ * The deliveries live in their own memory context from the claim until
+ * they are settled, and stay on a list meanwhile, so that a worker that
+ * stops can hand them back to the queue.  Nothing here talks to the
+ * database or drives libcurl: the queue fills in an EbClaimedRow, the loop
+ * sends what comes out.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "utils/memutils.h"
+#include "utils/uuid.h"
+
+#include "request.h"
+
+#define EB_USER_AGENT "User-Agent: pg_eventbus/" EB_VERSION
+
+/* Deliveries, freed one by one; and every one not yet freed. */
+static MemoryContext request_ctx = NULL;
+static dlist_head live_deliveries = DLIST_STATIC_INIT(live_deliveries);
+
+/* Creates the deliveries' memory; once per worker. */
+void
+eb_request_init(void)
+{
+	request_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus requests",
+										ALLOCSET_DEFAULT_SIZES);
+}
+
+/* Adds "Name: value" unless the target's own headers set that name. */
+static void
+add_default_header(EbDelivery *d, const char *line, const char *target_headers)
+{
+	const char *colon = strchr(line, ':');
+	size_t		namelen = colon - line;
+	const char *p = target_headers;
+
+	while (p != NULL && *p != '\0')
+	{
+		if (pg_strncasecmp(p, line, namelen) == 0 &&
+			(p[namelen] == ':' || p[namelen] == ';'))
+			return;
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	eb_http_add_header(&d->http, line);
+}
+
+/*
+ * Builds the delivery of a claimed row: its request, ready to send, or --
+ * when the target or the event is gone -- a delivery finished already,
+ * with the reason in http.error, for settle to dead-letter.
+ */
+EbDelivery *
+eb_request_build(const EbClaimedRow *row)
+{
+	MemoryContext old;
+	EbDelivery *d;
+	char	   *body = NULL;
+	int			body_len = 0;
+	char		webhook_id[EB_WEBHOOK_ID_LEN];
+	char		line[128];
+
+	/*
+	 * The body and the webhook-id first, in the caller's (the claim's)
+	 * memory: printing jsonb leaves litter behind, and the request keeps
+	 * only the text.
+	 */
+	if (!row->target_gone && !row->event_null[EB_EV_ID])
+	{
+		body = eb_envelope_text(row->event, row->event_null, &body_len);
+		eb_webhook_id(webhook_id, DatumGetUUIDP(row->event[EB_EV_ID]),
+					  row->bus, row->rule, row->target_id);
+	}
+
+	old = MemoryContextSwitchTo(request_ctx);
+	d = palloc0(sizeof(EbDelivery));
+	d->http.owner = d;
+	dlist_push_tail(&live_deliveries, &d->live_node);
+	d->id = row->id;
+	ItemPointerCopy(&row->tid, &d->tid);
+	d->lease = row->lease;
+	d->attempts = row->attempts;
+	d->target_gone = row->target_gone;
+	d->target_key = pstrdup(row->target_key);
+	d->max_retry_attempts = row->max_retry_attempts;
+	d->max_event_age_ms = row->max_event_age_ms;
+	d->published_at = row->published_at;
+	d->has_event = !row->event_null[EB_EV_ID];
+	d->endpoint = row->endpoint ? pstrdup(row->endpoint) : NULL;
+	d->http.url = d->endpoint;
+	d->http.method = row->method ? pstrdup(row->method) : NULL;
+	d->http.timeout_ms = row->timeout_ms;
+
+	if (row->target_gone)
+	{
+		d->http.transport = EB_TRANSPORT_INTERNAL;
+		d->http.status = row->last_status_null ? 0 : row->last_status;
+		snprintf(d->http.error, sizeof(d->http.error),
+				 "target %s of rule %s on bus %s no longer exists",
+				 row->target_id, row->rule, row->bus);
+		MemoryContextSwitchTo(old);
+		return d;
+	}
+	if (body == NULL)
+	{
+		d->http.transport = EB_TRANSPORT_INTERNAL;
+		strlcpy(d->http.error, "the event no longer exists in eventbus.events",
+				sizeof(d->http.error));
+		MemoryContextSwitchTo(old);
+		return d;
+	}
+
+	d->to_send = true;
+	d->http.body = pnstrdup(body, body_len);
+	d->http.body_len = body_len;
+	add_default_header(d, "Content-Type: application/json", row->headers);
+	add_default_header(d, EB_USER_AGENT, row->headers);
+	eb_http_add_header(&d->http, "Expect:");	/* no 100-continue round trip */
+	if (row->headers != NULL)
+	{
+		char	   *headers = pstrdup(row->headers);
+		char	   *save;
+
+		for (char *h = strtok_r(headers, "\n", &save); h; h = strtok_r(NULL, "\n", &save))
+			eb_http_add_header(&d->http, h);
+		pfree(headers);
+	}
+	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
+	eb_http_add_header(&d->http, line);
+	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long) time(NULL));
+	eb_http_add_header(&d->http, line);
+	MemoryContextSwitchTo(old);
+	pfree(body);
+	return d;
+}
+
+/* Frees a delivery and what its request holds. */
+void
+eb_request_free(EbDelivery *d)
+{
+	dlist_delete(&d->live_node);
+	eb_http_release(&d->http);
+	if (d->endpoint)
+		pfree(d->endpoint);
+	if (d->target_key)
+		pfree(d->target_key);
+	if (d->http.method)
+		pfree((char *) d->http.method);
+	if (d->http.body)
+		pfree((char *) d->http.body);
+	pfree(d);
+}
+
+/* Calls fn on every delivery not yet freed (in flight or to settle). */
+void
+eb_request_foreach_live(void (*fn) (EbDelivery *d, void *arg), void *arg)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &live_deliveries)
+		fn(dlist_container(EbDelivery, live_node, iter.cur), arg);
+}

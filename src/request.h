@@ -1,0 +1,79 @@
+/*-------------------------------------------------------------------------
+ *
+ * request.h
+ *	  A claimed delivery and its HTTP request: what the queue hands the
+ *	  loop to send, and what the loop hands back to settle.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef EVENTBUS_REQUEST_H
+#define EVENTBUS_REQUEST_H
+
+#include "datatype/timestamp.h"
+#include "lib/ilist.h"
+#include "storage/itemptr.h"
+
+#include "envelope.h"
+#include "http.h"
+
+/* The extension version this library is built for (User-Agent, schema). */
+#define EB_VERSION "0.2.0"
+
+/* "bus \x1f rule \x1f target_id": names a target in the worker's memory. */
+#define EB_TARGET_KEY_LEN 400
+
+/* One claimed row of eventbus.deliveries, as the claim returned it. */
+typedef struct EbClaimedRow
+{
+	int64		id;
+	ItemPointerData tid;		/* where the claimed row version is */
+	TimestampTz lease;			/* leased_until: the token settle checks */
+	int			attempts;		/* including the one about to start */
+	bool		target_gone;	/* its target no longer exists */
+	const char *target_key;
+	const char *bus;
+	const char *rule;
+	const char *target_id;
+	const char *endpoint;		/* the target's, NULL when gone */
+	const char *method;
+	const char *headers;		/* "Name: value" lines, or NULL */
+	int			max_retry_attempts;
+	int64		max_event_age_ms;
+	long		timeout_ms;
+	bool		last_status_null;
+	int			last_status;	/* last_http_status of the row */
+	Datum		event[EB_EV_NCOLUMNS];	/* the event, if it still exists */
+	bool		event_null[EB_EV_NCOLUMNS];
+	TimestampTz published_at;
+} EbClaimedRow;
+
+/*
+ * One delivery from its claim to its settling.  The HTTP request comes
+ * first, so that a finished request leads back to its delivery.
+ */
+typedef struct EbDelivery
+{
+	EbHttpRequest http;
+	bool		to_send;		/* false: finished already (http.error says why) */
+	bool		target_gone;
+	int64		id;
+	ItemPointerData tid;
+	TimestampTz lease;
+	int			attempts;
+	int			max_retry_attempts;
+	int64		max_event_age_ms;
+	bool		has_event;
+	TimestampTz published_at;
+	char	   *endpoint;
+	char	   *target_key;
+	struct EbDelivery *next;	/* in a list of claimed or finished ones */
+	dlist_node	live_node;		/* among the live deliveries, until freed */
+} EbDelivery;
+
+extern void eb_request_init(void);
+extern EbDelivery *eb_request_build(const EbClaimedRow *row);
+extern void eb_request_free(EbDelivery *d);
+extern void eb_request_foreach_live(void (*fn) (EbDelivery *d, void *arg),
+									void *arg);
+
+#endif							/* EVENTBUS_REQUEST_H */

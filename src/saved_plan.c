@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ *
+ * saved_plan.c
+ *	  Statements prepared once per backend and kept for its life, for the
+ *	  publish trigger, put_event and the worker's queue alike.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+
+#include "saved_plan.h"
+
+/*
+ * Returns the saved plan in *plan, preparing and keeping it on first use, so
+ * that a statement run on every publish or every worker loop is planned
+ * once per backend.  Must be called inside SPI_connect().
+ */
+SPIPlanPtr
+eventbus_saved_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "pg_eventbus: could not prepare \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "pg_eventbus: could not keep the plan of \"%s\"", sql);
+		*plan = p;
+	}
+	return *plan;
+}

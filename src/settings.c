@@ -1,0 +1,174 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.c
+ *	  Every eventbus.* setting, in the order of the README's Settings table:
+ *	  first what publishing reads, then what the delivery workers read.
+ *
+ * The envelope's account and region are superuser-only and checked here,
+ * so that a publisher can neither forge them nor make every envelope of
+ * its events megabytes long (the event size limit does not count them).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "settings.h"
+
+/* The envelope's account: 12 digits, as an AWS account id. */
+#define EB_ACCOUNT_LEN 12
+/* The envelope's region: 1 to 64 of a-z, 0-9 and '-'. */
+#define EB_REGION_MAX_LEN 64
+
+char	   *eventbus_account = NULL;
+char	   *eventbus_region = NULL;
+int			eventbus_max_event_size = 262144;
+
+static EbWorkerSettings settings = {
+	.database = NULL,
+	.workers = 1,
+	.retry_base_delay = 1000,
+	.retry_max_delay = 300000,
+	.batch_size = 100,
+	.max_concurrent_requests = 256,
+	.max_concurrent_per_target = 64,
+	.poll_interval = 1000,
+};
+
+const EbWorkerSettings *const eb_settings = &settings;
+
+/* eventbus.account must be exactly 12 ASCII digits. */
+static bool
+check_account(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+
+	if (strlen(v) == EB_ACCOUNT_LEN && strspn(v, "0123456789") == EB_ACCOUNT_LEN)
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errdetail("eventbus.account must be %d digits, as an AWS account id; got \"%.40s\"%s.",
+						EB_ACCOUNT_LEN, v, strlen(v) > 40 ? "..." : "");
+	GUC_check_errhint("Set it to a value such as '123456789012'.");
+	return false;
+}
+
+/* eventbus.region must be 1 to 64 of a-z, 0-9 and '-'. */
+static bool
+check_region(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+	size_t		len = strlen(v);
+	bool		ok = (len >= 1 && len <= EB_REGION_MAX_LEN);
+
+	for (size_t i = 0; ok && i < len; i++)
+		ok = ((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') ||
+			  v[i] == '-');
+	if (ok)
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errdetail("eventbus.region must be 1 to %d characters of a-z, 0-9 and '-'; got \"%.70s\"%s.",
+						EB_REGION_MAX_LEN, v, len > 70 ? "..." : "");
+	GUC_check_errhint("Set it to a value such as 'eu-west-1'.");
+	return false;
+}
+
+/*
+ * Defines every eventbus.* setting; from _PG_init().  Start-up-only
+ * settings can be defined as such only while preloading (PostgreSQL ends
+ * the session otherwise); when the library is loaded later there are no
+ * workers, and those settings merely show their values.
+ */
+void
+eb_define_settings(void)
+{
+	GucContext	postmaster_context = process_shared_preload_libraries_in_progress
+		? PGC_POSTMASTER : PGC_SUSET;
+
+	DefineCustomStringVariable("eventbus.account",
+							   "Account id written into every event envelope.",
+							   "12 digits; only a superuser can change it.",
+							   &eventbus_account,
+							   "000000000000",
+							   PGC_SUSET,
+							   0,
+							   check_account, NULL, NULL);
+	DefineCustomStringVariable("eventbus.region",
+							   "Region written into every event envelope.",
+							   "1 to 64 of a-z, 0-9 and '-'; only a superuser can change it.",
+							   &eventbus_region,
+							   "local",
+							   PGC_SUSET,
+							   0,
+							   check_region, NULL, NULL);
+	DefineCustomIntVariable("eventbus.max_event_size",
+							"Largest event accepted by put_event and put_events, counted as PutEvents counts it.",
+							NULL,
+							&eventbus_max_event_size,
+							262144,
+							1024,
+							MaxAllocSize / 2,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("eventbus.database",
+							   "Database in which the delivery workers run.",
+							   "The extension must be created in that database.",
+							   &settings.database,
+							   "postgres",
+							   postmaster_context, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.workers",
+							"Number of delivery workers.",
+							"They share the queue; each holds its own connections.",
+							&settings.workers,
+							1, 1, EB_MAX_WORKERS,
+							postmaster_context, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.retry_base_delay",
+							"Delay before the first retry of a failed delivery.",
+							"Later retries back off exponentially, with jitter.",
+							&settings.retry_base_delay,
+							1000, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.retry_max_delay",
+							"Longest delay between two attempts of a delivery.",
+							"Also bounds what a target asks for in Retry-After.",
+							&settings.retry_max_delay,
+							300 * 1000, 1, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.batch_size",
+							"Most deliveries a worker claims in one transaction.",
+							NULL,
+							&settings.batch_size,
+							100, 1, 10000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.max_concurrent_requests",
+							"Most HTTP requests a worker has in flight at once.",
+							"Also bounds the connections it keeps open.",
+							&settings.max_concurrent_requests,
+							256, 1, 10000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.max_concurrent_per_target",
+							"Most HTTP requests a worker has in flight to one target.",
+							"A target earns slots up to this limit by answering, within its fair share of max_concurrent_requests.",
+							&settings.max_concurrent_per_target,
+							64, 1, 10000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.poll_interval",
+							"Longest sleep of an idle worker between looks at the queue.",
+							"Commits that queue deliveries wake the workers at once.",
+							&settings.poll_interval,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("eventbus");
+}

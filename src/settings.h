@@ -1,0 +1,38 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.h
+ *	  Every eventbus.* setting, defined in one place (settings.c) in the
+ *	  order the README's Settings table lists them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef EVENTBUS_SETTINGS_H
+#define EVENTBUS_SETTINGS_H
+
+/* Most delivery workers a server can run (eventbus.workers). */
+#define EB_MAX_WORKERS 32
+
+/* Publishing: the envelope's account and region, the event size limit. */
+extern char *eventbus_account;
+extern char *eventbus_region;
+extern int	eventbus_max_event_size;
+
+/* The eventbus.* settings of the delivery workers (see the README). */
+typedef struct EbWorkerSettings
+{
+	char	   *database;		/* eventbus.database */
+	int			workers;		/* eventbus.workers */
+	int			retry_base_delay;	/* ms */
+	int			retry_max_delay;	/* ms */
+	int			batch_size;
+	int			max_concurrent_requests;
+	int			max_concurrent_per_target;
+	int			poll_interval;	/* ms */
+} EbWorkerSettings;
+
+/* Current values of the workers' settings; only the GUC machinery writes. */
+extern const EbWorkerSettings *const eb_settings;
+
+extern void eb_define_settings(void);
+
+#endif							/* EVENTBUS_SETTINGS_H */
