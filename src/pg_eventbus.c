@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 
+#include "maintenance.h"
 #include "settings.h"
 #include "worker.h"
 
@@ -29,14 +30,18 @@ PG_FUNCTION_INFO_V1(eventbus_raise_error);
 
 /*
  * Defines the settings and, when the library is loaded through
- * shared_preload_libraries, registers the delivery workers.
+ * shared_preload_libraries, registers the delivery workers and the
+ * maintenance process.
  */
 void
 _PG_init(void)
 {
 	eb_define_settings();
 	if (process_shared_preload_libraries_in_progress)
+	{
 		eb_worker_register();
+		eb_maintenance_register();
+	}
 }
 
 /*
