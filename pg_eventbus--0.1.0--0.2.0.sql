@@ -810,7 +810,8 @@ REVOKE ALL ON FUNCTION eventbus.partition_floor(timestamptz, interval) FROM PUBL
 
 /*
  * Retention's work, as of `as_of`: creates the partitions of
- * eventbus.events up to three partition widths ahead, drops the partitions
+ * eventbus.events up to three partition widths ahead (making again the
+ * empty future ones that are wider than the width now), drops the partitions
  * whose every event has expired (for every bus and archive) and no pending
  * delivery of which remains, and deletes expired rows from the default
  * partition.  Returns one row per thing it did.  Takes the lock on
@@ -836,6 +837,7 @@ DECLARE
 	v_top timestamptz;
 	v_pending bigint;
 	v_deleted bigint;
+	v_empty boolean;
 	p record;
 BEGIN
 	IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
@@ -856,6 +858,34 @@ BEGIN
 	FROM pg_catalog.unnest('{1 minute, 5 minutes, 15 minutes, 1 hour, 6 hours, 1 day, 7 days}'::interval[]) AS w(w)
 	WHERE v_shortest IS NULL OR (w.w OPERATOR(pg_catalog.*) 4) OPERATOR(pg_catalog.<=) v_shortest;
 	v_width := coalesce(v_width, interval '1 minute');
+
+	-- partitions made ahead with a wider width (the retention was
+	-- shortened) are made again at the new width while they are empty
+	FOR p IN
+		SELECT ep.name, ep.range_start, ep.range_end FROM eventbus.event_partitions ep
+		WHERE ep.range_start OPERATOR(pg_catalog.>) pg_catalog.now()
+		  AND (ep.range_end OPERATOR(pg_catalog.-) ep.range_start) OPERATOR(pg_catalog.>) v_width
+		ORDER BY ep.range_start DESC
+	LOOP
+		partition_name := p.name;
+		range_start := p.range_start;
+		range_end := p.range_end;
+		BEGIN
+			LOCK TABLE ONLY eventbus.events IN ACCESS EXCLUSIVE MODE;
+			EXECUTE pg_catalog.format('SELECT NOT EXISTS (SELECT FROM eventbus.%I)', p.name) INTO v_empty;
+			IF NOT v_empty THEN
+				EXIT;
+			END IF;
+			EXECUTE pg_catalog.format('DROP TABLE eventbus.%I', p.name);
+			action := 'reshaped';
+			detail := pg_catalog.format('empty and wider than %s: made again', v_width);
+		EXCEPTION WHEN lock_not_available THEN
+			action := 'busy';
+			detail := 'eventbus.events is locked; a later run reshapes it';
+		END;
+		RETURN NEXT;
+		EXIT WHEN action OPERATOR(pg_catalog.=) 'busy';
+	END LOOP;
 
 	-- ahead: contiguous from the last partition, or from now
 	SELECT pg_catalog.max(ep.range_end) INTO v_top FROM eventbus.event_partitions ep;

@@ -115,3 +115,12 @@ SELECT count(*) AS dead_letters, bool_and(event ->> 'source' = 'ret.dl') AS with
 SELECT eventbus.delete_rule('ret');
 DELETE FROM eventbus.dead_letters;
 SELECT eventbus.alter_event_bus('default', NULL);
+
+-- a shorter retention narrows the partitions: the empty ones ahead are
+-- made again at the new width
+SELECT DISTINCT action, detail FROM eventbus.maintenance() WHERE action <> 'created';
+SELECT eventbus.create_event_bus('ret-short', retention => '4 minutes');
+SELECT DISTINCT action, detail FROM eventbus.maintenance() ORDER BY action;
+SELECT max(range_end - range_start) AS widest_ahead FROM eventbus.event_partitions
+WHERE range_start > now();
+SELECT eventbus.delete_event_bus('ret-short');
