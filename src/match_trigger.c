@@ -45,8 +45,9 @@ static const char *const insert_deliveries_sql =
 "INSERT INTO eventbus.deliveries (event_id, event_published_at, bus, rule, target_id)"
 " SELECT $1, $5, $2, u.r, u.t"
 " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(r, t)";
-static Oid	insert_deliveries_types[5] = {UUIDOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-TIMESTAMPTZOID};
+static Oid	insert_deliveries_types[5] = {
+	UUIDOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID
+};
 
 /*
  * The rules a replay sends to (NULL: every rule of its destination bus).
