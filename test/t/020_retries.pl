@@ -139,8 +139,8 @@ ok($gap >= 1.8 && $gap < 6, "retry-after: waited as asked ($gap s)");
 $node->safe_psql('postgres', q{
 BEGIN;
 SELECT eventbus.put_event('test.ghost', 'Ghost', '{}');
-INSERT INTO eventbus.deliveries (event_id, bus, rule, target_id)
-	SELECT id, 'default', 'ghost-rule', 'ghost' FROM eventbus.events WHERE source = 'test.ghost';
+INSERT INTO eventbus.deliveries (event_id, event_published_at, bus, rule, target_id)
+	SELECT id, published_at, 'default', 'ghost-rule', 'ghost' FROM eventbus.events WHERE source = 'test.ghost';
 COMMIT;
 });
 $dl = dead_letter_of('ghost');
