@@ -732,6 +732,795 @@ REVOKE EXECUTE ON FUNCTION eventbus.explain_event(jsonb, text) FROM PUBLIC;
 
 
 ------------------------------------------------------------------------------
+-- Archive, retention and replay
+------------------------------------------------------------------------------
+
+/*
+ * Retention.  Events are kept for eventbus.event_retention, or for their
+ * bus's own retention, and removed by dropping whole partitions of
+ * eventbus.events (no DELETE, no bloat): eventbus.maintenance() below, run
+ * by the maintenance process (src/maintenance.c) or by an operator.
+ */
+
+-- eventbus.event_retention as an interval, NULL for 0 (keep forever).
+CREATE FUNCTION eventbus.event_retention_setting()
+RETURNS interval
+AS 'MODULE_PATHNAME', 'eventbus_event_retention_setting'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION eventbus.event_retention_setting() FROM PUBLIC;
+
+-- A new event id, as put_event makes them (UUIDv7), for replayed events.
+CREATE FUNCTION eventbus.new_event_id()
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'eventbus_new_event_id'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION eventbus.new_event_id() FROM PUBLIC;
+
+/*
+ * The one check of a retention given to create_event_bus, alter_event_bus
+ * and create_archive: from a minute (the narrowest partition) to 100 years.
+ * `what` names the thing it is the retention of.
+ */
+CREATE FUNCTION eventbus.check_retention(what text, retention interval)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF retention IS NOT NULL AND (retention OPERATOR(pg_catalog.<) interval '1 minute'
+			OR retention OPERATOR(pg_catalog.>) interval '100 years') THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('retention of %s must be between 1 minute and 100 years', what),
+			pg_catalog.format('The value given is %s.', retention),
+			'Pass an interval such as ''7 days'', or NULL.');
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.check_retention(text, interval) FROM PUBLIC;
+
+-- A bus's own retention; NULL: eventbus.event_retention.
+ALTER TABLE eventbus.buses ADD COLUMN retention interval;
+
+DROP FUNCTION eventbus.create_event_bus(text);
+CREATE FUNCTION eventbus.create_event_bus(name text, retention interval DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF name IS NULL OR name !~ '^[A-Za-z0-9._/-]+$' OR pg_catalog.length(name) > 256 THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('invalid event bus name "%s"', name),
+			'A bus name is 1 to 256 characters from A-Z, a-z, 0-9, ".", "_", "-" and "/".',
+			'Choose a name such as ''orders''.');
+	END IF;
+	IF EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name OPERATOR(pg_catalog.=) create_event_bus.name) THEN
+		PERFORM eventbus.raise_error('42710',
+			pg_catalog.format('event bus "%s" already exists', name),
+			NULL,
+			'Use the existing bus, or delete it first with eventbus.delete_event_bus().');
+	END IF;
+	PERFORM eventbus.check_retention(pg_catalog.format('event bus "%s"', name), retention);
+	INSERT INTO eventbus.buses (name, retention)
+	VALUES (create_event_bus.name, create_event_bus.retention);
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.create_event_bus(text, interval) FROM PUBLIC;
+COMMENT ON FUNCTION eventbus.create_event_bus(text, interval) IS 'Creates an event bus; retention overrides eventbus.event_retention for its events.';
+
+CREATE FUNCTION eventbus.alter_event_bus(name text, retention interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM eventbus.check_retention(pg_catalog.format('event bus "%s"', name), retention);
+	UPDATE eventbus.buses b SET retention = alter_event_bus.retention
+	WHERE b.name OPERATOR(pg_catalog.=) alter_event_bus.name;
+	IF NOT FOUND THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('event bus "%s" does not exist', name),
+			NULL,
+			'List the buses with: SELECT name FROM eventbus.buses;');
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.alter_event_bus(text, interval) FROM PUBLIC;
+COMMENT ON FUNCTION eventbus.alter_event_bus(text, interval) IS 'Sets a bus''s retention (NULL: eventbus.event_retention).';
+
+/*
+ * A delivery names its event's partition (event_published_at: the claim's
+ * and dead_letter()'s probe is one index probe in one partition) and, when
+ * its event is no longer in the archive (a dead letter redriven after its
+ * event expired), the envelope to send instead.  A 0.1.0 delivery whose
+ * event is missing gets '-infinity', which no partition's probe finds.
+ */
+ALTER TABLE eventbus.deliveries ADD COLUMN event_published_at timestamptz;
+ALTER TABLE eventbus.deliveries ADD COLUMN envelope jsonb;
+UPDATE eventbus.deliveries d
+SET event_published_at = coalesce((SELECT e.published_at FROM eventbus.events e
+								   WHERE e.id OPERATOR(pg_catalog.=) d.event_id),
+								  '-infinity');
+ALTER TABLE eventbus.deliveries ALTER COLUMN event_published_at SET NOT NULL;
+
+/*
+ * eventbus.events becomes partitioned by published_at, with every row
+ * kept.  The row type changes, so envelope() and the view over it are
+ * made again, as the publishing section defines them.  0.1.0's rows go
+ * into one partition of their own, which expires as a whole; the default
+ * partition takes what no partition covers (maintenance not run yet, or a
+ * server without the maintenance process): rows that land there are
+ * deleted when they expire.
+ */
+DROP VIEW eventbus.event_envelopes;
+DROP FUNCTION eventbus.envelope(eventbus.events);
+ALTER TABLE eventbus.events RENAME TO events_0_1_0;
+ALTER INDEX eventbus.events_pkey RENAME TO events_0_1_0_pkey;
+
+CREATE TABLE eventbus.events (
+	id			uuid NOT NULL,
+	bus			text NOT NULL,
+	source		text NOT NULL,
+	detail_type text NOT NULL,
+	resources	text[] NOT NULL DEFAULT '{}',
+	detail		jsonb NOT NULL,
+	"time"		timestamptz NOT NULL,
+	account		text NOT NULL,
+	region		text NOT NULL,
+	published_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	replay_name text,
+	PRIMARY KEY (id, published_at)
+) PARTITION BY RANGE (published_at);
+COMMENT ON TABLE eventbus.events IS 'Every published event (the archive), partitioned by published_at; expired partitions are dropped by eventbus.maintenance(). eventbus.envelope(e) is the JSON a target receives.';
+CREATE TABLE eventbus.events_default PARTITION OF eventbus.events DEFAULT;
+-- Replays and maintenance read ranges of published_at; a BRIN index costs
+-- a publish almost nothing, and rows arrive in published_at order.
+CREATE INDEX events_published_at_idx ON eventbus.events USING brin (published_at);
+
+DO $$
+DECLARE
+	v_lo timestamptz;
+	v_hi timestamptz;
+	v_name text;
+BEGIN
+	SELECT pg_catalog.min(e.published_at), pg_catalog.max(e.published_at)
+	INTO v_lo, v_hi FROM eventbus.events_0_1_0 e;
+	IF v_lo IS NOT NULL THEN
+		v_hi := greatest(v_hi OPERATOR(pg_catalog.+) interval '1 microsecond',
+									pg_catalog.now());
+		v_name := 'events_p' OPERATOR(pg_catalog.||)
+			pg_catalog.to_char(v_lo AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MISS');
+		EXECUTE pg_catalog.format('CREATE TABLE eventbus.%I PARTITION OF eventbus.events FOR VALUES FROM (%L) TO (%L)',
+								  v_name, v_lo, v_hi);
+		-- like every time partition, not a member: maintenance drops it
+		EXECUTE pg_catalog.format('ALTER EXTENSION pg_eventbus DROP TABLE eventbus.%I', v_name);
+	END IF;
+END
+$$;
+INSERT INTO eventbus.events SELECT * FROM eventbus.events_0_1_0;
+DROP TABLE eventbus.events_0_1_0;
+
+CREATE TRIGGER events_match
+	AFTER INSERT ON eventbus.events
+	FOR EACH ROW EXECUTE FUNCTION eventbus.match_event_trigger();
+
+CREATE FUNCTION eventbus.envelope(e eventbus.events)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'eventbus_envelope'
+LANGUAGE C STABLE PARALLEL SAFE;
+GRANT EXECUTE ON FUNCTION eventbus.envelope(eventbus.events) TO PUBLIC;
+
+CREATE VIEW eventbus.event_envelopes AS
+	SELECT e.id, e.bus, e.published_at, eventbus.envelope(e) AS envelope
+	FROM eventbus.events e;
+COMMENT ON VIEW eventbus.event_envelopes IS 'Each event with the JSON envelope its targets receive.';
+
+/*
+ * The time partitions of eventbus.events and their ranges, read from the
+ * catalog (the one place they are written down).
+ */
+CREATE VIEW eventbus.event_partitions AS
+	SELECT c.relname::text AS name,
+		   (b.m)[1]::timestamptz AS range_start,
+		   (b.m)[2]::timestamptz AS range_end
+	FROM pg_catalog.pg_inherits i
+	JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+	CROSS JOIN LATERAL (SELECT pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+													   'FROM \(''([^'']*)''\) TO \(''([^'']*)''\)') AS m) b
+	WHERE i.inhparent OPERATOR(pg_catalog.=) 'eventbus.events'::regclass
+	  AND b.m IS NOT NULL;
+COMMENT ON VIEW eventbus.event_partitions IS 'The time partitions of eventbus.events and their published_at ranges.';
+
+/*
+ * Archives: the events of a bus that match a pattern (all of them when
+ * NULL), published from the archive's creation on, kept for its retention
+ * (NULL: forever).  They are not copied: an archive keeps the partitions
+ * that hold its events from being dropped.  Replayed events are not
+ * archived again.
+ */
+CREATE TABLE eventbus.archive_definitions (
+	name		text PRIMARY KEY,
+	bus			text NOT NULL,
+	event_pattern jsonb,
+	retention	interval,
+	description text,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE eventbus.archive_definitions IS 'Archives: see the view eventbus.archives.';
+
+CREATE VIEW eventbus.archives AS
+	SELECT a.name, a.bus, a.event_pattern, a.retention, a.description,
+		   'ENABLED'::text AS state, a.created_at
+	FROM eventbus.archive_definitions a;
+COMMENT ON VIEW eventbus.archives IS 'Archives (DescribeArchive): which events of which bus are kept, and for how long (retention NULL: forever).';
+
+CREATE FUNCTION eventbus.create_archive(name text, bus text,
+										event_pattern jsonb DEFAULT NULL,
+										retention interval DEFAULT NULL,
+										description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF name IS NULL OR name !~ '^[A-Za-z0-9._-]{1,48}$' THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('invalid archive name "%s"', name),
+			'An archive name is 1 to 48 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
+			'Choose a name such as ''orders-archive''.');
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name OPERATOR(pg_catalog.=) create_archive.bus) THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('event bus "%s" does not exist', bus),
+			NULL,
+			'Create it with eventbus.create_event_bus(), or archive ''default''.');
+	END IF;
+	IF event_pattern IS NOT NULL THEN
+		PERFORM eventbus.validate_event_pattern(event_pattern);
+	END IF;
+	PERFORM eventbus.check_retention(pg_catalog.format('archive "%s"', name), retention);
+	IF EXISTS (SELECT 1 FROM eventbus.archive_definitions a WHERE a.name OPERATOR(pg_catalog.=) create_archive.name) THEN
+		PERFORM eventbus.raise_error('42710',
+			pg_catalog.format('archive "%s" already exists', name),
+			NULL,
+			'Use the existing archive, or delete it first with eventbus.delete_archive().');
+	END IF;
+	INSERT INTO eventbus.archive_definitions (name, bus, event_pattern, retention, description)
+	VALUES (create_archive.name, create_archive.bus, create_archive.event_pattern,
+			create_archive.retention, create_archive.description);
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.create_archive(text, text, jsonb, interval, text) FROM PUBLIC;
+COMMENT ON FUNCTION eventbus.create_archive(text, text, jsonb, interval, text) IS 'CreateArchive: keeps the matching events of a bus for the retention given (NULL: forever).';
+
+CREATE FUNCTION eventbus.delete_archive(name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM eventbus.archive_definitions a WHERE a.name OPERATOR(pg_catalog.=) delete_archive.name;
+	IF NOT FOUND THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('archive "%s" does not exist', name),
+			NULL,
+			'List the archives with: SELECT name FROM eventbus.archives;');
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.delete_archive(text) FROM PUBLIC;
+COMMENT ON FUNCTION eventbus.delete_archive(text) IS 'DeleteArchive: its events are then kept only for their bus''s retention.';
+
+/*
+ * Replays: the archived events published in [event_start_time,
+ * event_end_time), published again to destination_bus with replay-name
+ * set, to the given rules only (NULL: every rule of that bus), in the
+ * order they were published.  The maintenance process carries a replay on
+ * with eventbus.replay_step(), one time slice per transaction; `position`
+ * is where the next slice starts, `slice` its width (it adapts so that a
+ * slice holds a few hundred events).
+ */
+CREATE TABLE eventbus.replay_runs (
+	name		text PRIMARY KEY,
+	archive		text NOT NULL,
+	destination_bus text NOT NULL,
+	rules		text[],
+	event_start_time timestamptz NOT NULL,
+	event_end_time timestamptz NOT NULL,
+	state		text NOT NULL DEFAULT 'STARTING',
+	state_reason text,
+	position	timestamptz NOT NULL,
+	slice		interval NOT NULL DEFAULT '1 second',
+	events_replayed bigint NOT NULL DEFAULT 0,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	ended_at	timestamptz,
+	CONSTRAINT replay_runs_state_valid CHECK (state IN
+		('STARTING', 'RUNNING', 'COMPLETED', 'CANCELLED', 'FAILED'))
+);
+COMMENT ON TABLE eventbus.replay_runs IS 'Replays: see the view eventbus.replays.';
+
+CREATE VIEW eventbus.replays AS
+	SELECT r.name, r.archive, r.destination_bus, r.rules, r.event_start_time,
+		   r.event_end_time, r.state, r.state_reason, r.events_replayed,
+		   r.position AS event_last_replayed_time,
+		   r.created_at AS replay_start_time, r.ended_at AS replay_end_time
+	FROM eventbus.replay_runs r;
+COMMENT ON VIEW eventbus.replays IS 'Replays (DescribeReplay): state and progress; event_last_replayed_time is how far through the window it is.';
+
+CREATE FUNCTION eventbus.start_replay(name text, archive text,
+									  start_time timestamptz, end_time timestamptz,
+									  destination_bus text DEFAULT NULL,
+									  rules text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_archive eventbus.archive_definitions;
+	v_missing text;
+BEGIN
+	IF name IS NULL OR name !~ '^[A-Za-z0-9._-]{1,64}$' THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('invalid replay name "%s"', name),
+			'A replay name is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
+			'Choose a name such as ''orders-2026-12-01''.');
+	END IF;
+	SELECT * INTO v_archive FROM eventbus.archive_definitions a
+	WHERE a.name OPERATOR(pg_catalog.=) start_replay.archive;
+	IF NOT FOUND THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('archive "%s" does not exist', archive),
+			NULL,
+			'List the archives with: SELECT name FROM eventbus.archives;');
+	END IF;
+	IF start_time IS NULL OR end_time IS NULL THEN
+		PERFORM eventbus.raise_error('22004',
+			pg_catalog.format('start_time and end_time of replay "%s" must not be null', name),
+			NULL,
+			'Pass the window of publish times to replay, such as now() - interval ''1 hour'' and now().');
+	END IF;
+	IF NOT (start_time OPERATOR(pg_catalog.<) end_time) THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('start_time of replay "%s" must be before its end_time', name),
+			pg_catalog.format('start_time is %s, end_time %s.', start_time, end_time),
+			NULL);
+	END IF;
+	IF end_time OPERATOR(pg_catalog.>) pg_catalog.now() THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('end_time of replay "%s" is in the future', name),
+			pg_catalog.format('end_time is %s; it is now %s.', end_time, pg_catalog.now()),
+			'A replay sends events already published: end the window at now() or earlier.');
+	END IF;
+	destination_bus := coalesce(destination_bus, v_archive.bus);
+	IF NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name OPERATOR(pg_catalog.=) start_replay.destination_bus) THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('event bus "%s" does not exist', destination_bus),
+			NULL,
+			'Replay to an existing bus, or leave destination_bus NULL for the archive''s bus.');
+	END IF;
+	IF rules IS NOT NULL THEN
+		IF pg_catalog.cardinality(rules) OPERATOR(pg_catalog.=) 0 THEN
+			PERFORM eventbus.raise_error('22023',
+				pg_catalog.format('replay "%s" names no rule', name),
+				NULL,
+				'Pass NULL for every rule of the destination bus, or the rules to send to.');
+		END IF;
+		SELECT pg_catalog.string_agg(pg_catalog.format('"%s"', u.r), ', ') INTO v_missing
+		FROM pg_catalog.unnest(rules) AS u(r)
+		WHERE NOT EXISTS (SELECT 1 FROM eventbus.rules r
+						  WHERE r.bus OPERATOR(pg_catalog.=) start_replay.destination_bus
+							AND r.name OPERATOR(pg_catalog.=) u.r);
+		IF v_missing IS NOT NULL THEN
+			PERFORM eventbus.raise_error('42704',
+				pg_catalog.format('rule(s) %s do not exist on event bus "%s"', v_missing, destination_bus),
+				NULL,
+				'List the rules with: SELECT name FROM eventbus.rules WHERE bus = ''' OPERATOR(pg_catalog.||) destination_bus OPERATOR(pg_catalog.||) ''';');
+		END IF;
+	END IF;
+	IF EXISTS (SELECT 1 FROM eventbus.replay_runs r WHERE r.name OPERATOR(pg_catalog.=) start_replay.name) THEN
+		PERFORM eventbus.raise_error('42710',
+			pg_catalog.format('replay "%s" already exists', name),
+			NULL,
+			'Replay names are never reused: choose another.');
+	END IF;
+	INSERT INTO eventbus.replay_runs (name, archive, destination_bus, rules,
+									  event_start_time, event_end_time, position)
+	VALUES (start_replay.name, start_replay.archive, start_replay.destination_bus,
+			start_replay.rules, start_replay.start_time, start_replay.end_time,
+			greatest(start_replay.start_time, v_archive.created_at));
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.start_replay(text, text, timestamptz, timestamptz, text, text[]) FROM PUBLIC;
+COMMENT ON FUNCTION eventbus.start_replay(text, text, timestamptz, timestamptz, text, text[]) IS 'StartReplay: publishes an archive''s events of a window again, in publish order, in the background.';
+
+CREATE FUNCTION eventbus.cancel_replay(name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_state text;
+BEGIN
+	-- waits for a slice in progress: what it published stays published
+	SELECT r.state INTO v_state FROM eventbus.replay_runs r
+	WHERE r.name OPERATOR(pg_catalog.=) cancel_replay.name FOR UPDATE;
+	IF NOT FOUND THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('replay "%s" does not exist', name),
+			NULL,
+			'List the replays with: SELECT name, state FROM eventbus.replays;');
+	END IF;
+	IF v_state NOT IN ('STARTING', 'RUNNING') THEN
+		PERFORM eventbus.raise_error('55000',
+			pg_catalog.format('replay "%s" is %s', name, v_state),
+			'Only a STARTING or RUNNING replay can be cancelled.',
+			NULL);
+	END IF;
+	UPDATE eventbus.replay_runs r
+	SET state = 'CANCELLED', state_reason = 'cancelled by cancel_replay()', ended_at = pg_catalog.now()
+	WHERE r.name OPERATOR(pg_catalog.=) cancel_replay.name;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.cancel_replay(text) FROM PUBLIC;
+COMMENT ON FUNCTION eventbus.cancel_replay(text) IS 'CancelReplay: stops a replay after the slice in progress.';
+
+/*
+ * Carries the oldest running replay on by one time slice: publishes its
+ * archive's events with published_at in [position, position + slice),
+ * ordered by (published_at, id), and moves position on.  Returns whether
+ * there was a replay to work on.  A replay whose archive or destination
+ * bus is gone ends FAILED.  From the maintenance process.
+ */
+CREATE FUNCTION eventbus.replay_step()
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r eventbus.replay_runs;
+	a eventbus.archive_definitions;
+	e eventbus.events;
+	v_from timestamptz;
+	v_to timestamptz;
+	v_seen bigint := 0;
+	v_sent bigint := 0;
+BEGIN
+	SELECT * INTO r FROM eventbus.replay_runs rr
+	WHERE rr.state IN ('STARTING', 'RUNNING')
+	ORDER BY rr.created_at, rr.name
+	LIMIT 1 FOR UPDATE SKIP LOCKED;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	SELECT * INTO a FROM eventbus.archive_definitions ad WHERE ad.name OPERATOR(pg_catalog.=) r.archive;
+	IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM eventbus.buses b
+								WHERE b.name OPERATOR(pg_catalog.=) r.destination_bus) THEN
+		UPDATE eventbus.replay_runs rr
+		SET state = 'FAILED', ended_at = pg_catalog.now(),
+			state_reason = CASE WHEN a.name IS NULL
+				THEN pg_catalog.format('archive "%s" was deleted', r.archive)
+				ELSE pg_catalog.format('event bus "%s" was deleted', r.destination_bus) END
+		WHERE rr.name OPERATOR(pg_catalog.=) r.name;
+		RETURN true;
+	END IF;
+	IF r.state OPERATOR(pg_catalog.=) 'STARTING' THEN
+		-- the match trigger sends replayed events only while RUNNING
+		UPDATE eventbus.replay_runs rr SET state = 'RUNNING'
+		WHERE rr.name OPERATOR(pg_catalog.=) r.name;
+	END IF;
+
+	-- the archive holds events within its retention only
+	v_from := r.position;
+	IF a.retention IS NOT NULL THEN
+		v_from := greatest(v_from, pg_catalog.now() OPERATOR(pg_catalog.-) a.retention);
+	END IF;
+	v_to := least(r.event_end_time, v_from OPERATOR(pg_catalog.+) r.slice);
+	FOR e IN
+		SELECT ev.* FROM eventbus.events ev
+		WHERE ev.published_at OPERATOR(pg_catalog.>=) v_from
+		  AND ev.published_at OPERATOR(pg_catalog.<) v_to
+		  AND ev.bus OPERATOR(pg_catalog.=) a.bus
+		  AND ev.replay_name IS NULL
+		ORDER BY ev.published_at, ev.id
+	LOOP
+		v_seen := v_seen OPERATOR(pg_catalog.+) 1;
+		IF a.event_pattern IS NULL
+		   OR eventbus.test_event_pattern(a.event_pattern, eventbus.envelope(e)) THEN
+			INSERT INTO eventbus.events (id, bus, source, detail_type, resources, detail,
+										 "time", account, region, replay_name)
+			VALUES (eventbus.new_event_id(), r.destination_bus, e.source, e.detail_type,
+					e.resources, e.detail, e."time", e.account, e.region, r.name);
+			v_sent := v_sent OPERATOR(pg_catalog.+) 1;
+		END IF;
+	END LOOP;
+
+	UPDATE eventbus.replay_runs rr
+	SET position = v_to,
+		events_replayed = rr.events_replayed OPERATOR(pg_catalog.+) v_sent,
+		slice = CASE WHEN v_seen OPERATOR(pg_catalog.<) 100
+						THEN least(rr.slice OPERATOR(pg_catalog.*) 4, interval '1 day')
+					 WHEN v_seen OPERATOR(pg_catalog.>) 1000
+						THEN greatest(rr.slice OPERATOR(pg_catalog./) 4, interval '1 millisecond')
+					 ELSE rr.slice END,
+		state = CASE WHEN v_to OPERATOR(pg_catalog.>=) rr.event_end_time THEN 'COMPLETED' ELSE 'RUNNING' END,
+		ended_at = CASE WHEN v_to OPERATOR(pg_catalog.>=) rr.event_end_time THEN pg_catalog.now() END
+	WHERE rr.name OPERATOR(pg_catalog.=) r.name;
+	IF v_sent OPERATOR(pg_catalog.>) 0 THEN
+		PERFORM eventbus.wake_workers();
+	END IF;
+	RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.replay_step() FROM PUBLIC;
+
+-- The start of the slot of width `width` (from the Unix epoch) holding `t`.
+CREATE FUNCTION eventbus.partition_floor(t timestamptz, width interval)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.to_timestamp(pg_catalog.floor(pg_catalog.date_part('epoch', t)
+		OPERATOR(pg_catalog./) pg_catalog.date_part('epoch', width))
+		OPERATOR(pg_catalog.*) pg_catalog.date_part('epoch', width))
+$$;
+REVOKE ALL ON FUNCTION eventbus.partition_floor(timestamptz, interval) FROM PUBLIC;
+
+/*
+ * Retention's work, as of `as_of`: creates the partitions of
+ * eventbus.events up to three partition widths ahead (making again the
+ * empty future ones that are wider than the width now), drops the partitions
+ * whose every event has expired (for every bus and archive) and no pending
+ * delivery of which remains, and deletes expired rows from the default
+ * partition.  Returns one row per thing it did.  Takes the lock on
+ * eventbus.events that dropping a partition needs only briefly
+ * (lock_timeout); a partition it could not lock is "busy" and dropped at
+ * a later run.
+ */
+CREATE FUNCTION eventbus.maintenance(as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE (action text, partition_name text, range_start timestamptz,
+			   range_end timestamptz, detail text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '200ms'
+AS $$
+DECLARE
+	v_default interval := eventbus.event_retention_setting();
+	v_forever boolean;
+	v_keep interval;
+	v_shortest interval;
+	v_width interval;
+	v_lo timestamptz;
+	v_hi timestamptz;
+	v_top timestamptz;
+	v_pending bigint;
+	v_deleted bigint;
+	v_empty boolean;
+	p record;
+BEGIN
+	IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+		PERFORM eventbus.raise_error('22023',
+			'as_of of eventbus.maintenance() must be a finite time',
+			pg_catalog.format('The value given is %s.', coalesce(as_of::text, 'NULL')),
+			'Call eventbus.maintenance() for now, or pass the time to act as of.');
+	END IF;
+
+	-- the longest retention of a bus or an archive (NULL: forever) keeps a
+	-- partition; the shortest sets the partitions' width
+	SELECT pg_catalog.bool_or(s.r IS NULL), pg_catalog.max(s.r), pg_catalog.min(s.r)
+	INTO v_forever, v_keep, v_shortest
+	FROM (SELECT coalesce(b.retention, v_default) AS r FROM eventbus.buses b
+		  UNION ALL
+		  SELECT ad.retention FROM eventbus.archive_definitions ad) s;
+	SELECT pg_catalog.max(w.w) INTO v_width
+	FROM pg_catalog.unnest('{1 minute, 5 minutes, 15 minutes, 1 hour, 6 hours, 1 day, 7 days}'::interval[]) AS w(w)
+	WHERE v_shortest IS NULL OR (w.w OPERATOR(pg_catalog.*) 4) OPERATOR(pg_catalog.<=) v_shortest;
+	v_width := coalesce(v_width, interval '1 minute');
+
+	-- partitions made ahead with a wider width (the retention was
+	-- shortened) are made again at the new width while they are empty
+	FOR p IN
+		SELECT ep.name, ep.range_start, ep.range_end FROM eventbus.event_partitions ep
+		WHERE ep.range_start OPERATOR(pg_catalog.>) pg_catalog.now()
+		  AND (ep.range_end OPERATOR(pg_catalog.-) ep.range_start) OPERATOR(pg_catalog.>) v_width
+		ORDER BY ep.range_start DESC
+	LOOP
+		partition_name := p.name;
+		range_start := p.range_start;
+		range_end := p.range_end;
+		BEGIN
+			LOCK TABLE ONLY eventbus.events IN ACCESS EXCLUSIVE MODE;
+			EXECUTE pg_catalog.format('SELECT NOT EXISTS (SELECT FROM eventbus.%I)', p.name) INTO v_empty;
+			IF NOT v_empty THEN
+				EXIT;
+			END IF;
+			EXECUTE pg_catalog.format('DROP TABLE eventbus.%I', p.name);
+			action := 'reshaped';
+			detail := pg_catalog.format('empty and wider than %s: made again', v_width);
+		EXCEPTION WHEN lock_not_available THEN
+			action := 'busy';
+			detail := 'eventbus.events is locked; a later run reshapes it';
+		END;
+		RETURN NEXT;
+		EXIT WHEN action OPERATOR(pg_catalog.=) 'busy';
+	END LOOP;
+
+	-- ahead: contiguous from the last partition, or from now
+	SELECT pg_catalog.max(ep.range_end) INTO v_top FROM eventbus.event_partitions ep;
+	v_lo := greatest(v_top,
+		eventbus.partition_floor(least(as_of, pg_catalog.now()), v_width));
+	-- nor partitions that would be expired already (a far as_of)
+	IF NOT v_forever THEN
+		v_lo := greatest(v_lo, eventbus.partition_floor(as_of OPERATOR(pg_catalog.-) v_keep, v_width));
+	END IF;
+	-- rows the default partition took must stay where they are
+	SELECT pg_catalog.max(d.published_at) OPERATOR(pg_catalog.+) interval '1 microsecond'
+	INTO v_hi
+	FROM eventbus.events_default d WHERE d.published_at OPERATOR(pg_catalog.>=) v_lo;
+	v_lo := greatest(v_lo, v_hi);
+	WHILE v_lo OPERATOR(pg_catalog.<) (as_of OPERATOR(pg_catalog.+) (v_width OPERATOR(pg_catalog.*) 3)) LOOP
+		v_hi := eventbus.partition_floor(v_lo, v_width) OPERATOR(pg_catalog.+) v_width;
+		partition_name := 'events_p' OPERATOR(pg_catalog.||)
+			pg_catalog.to_char(v_lo AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MISS');
+		BEGIN
+			EXECUTE pg_catalog.format('CREATE TABLE eventbus.%I PARTITION OF eventbus.events FOR VALUES FROM (%L) TO (%L)',
+									  partition_name, v_lo, v_hi);
+			action := 'created';
+			detail := pg_catalog.format('width %s', v_width);
+		EXCEPTION
+			WHEN lock_not_available THEN
+				action := 'busy';
+				detail := 'eventbus.events is locked; the next run creates it';
+			WHEN check_violation THEN
+				-- an event went to the default partition meanwhile
+				action := 'busy';
+				detail := 'the default partition holds events of this range; the next run starts after them';
+		END;
+		range_start := v_lo;
+		range_end := v_hi;
+		RETURN NEXT;
+		EXIT WHEN action OPERATOR(pg_catalog.=) 'busy';
+		v_lo := v_hi;
+	END LOOP;
+
+	IF v_forever THEN
+		RETURN;
+	END IF;
+	FOR p IN
+		SELECT ep.name, ep.range_start, ep.range_end FROM eventbus.event_partitions ep
+		WHERE ep.range_end OPERATOR(pg_catalog.<=) (as_of OPERATOR(pg_catalog.-) v_keep)
+		ORDER BY ep.range_start
+	LOOP
+		partition_name := p.name;
+		range_start := p.range_start;
+		range_end := p.range_end;
+		BEGIN
+			-- the lock first: then no delivery of these events can appear
+			LOCK TABLE ONLY eventbus.events IN ACCESS EXCLUSIVE MODE;
+			SELECT pg_catalog.count(*) INTO v_pending FROM eventbus.deliveries d
+			WHERE d.event_published_at OPERATOR(pg_catalog.>=) p.range_start
+			  AND d.event_published_at OPERATOR(pg_catalog.<) p.range_end;
+			IF v_pending OPERATOR(pg_catalog.>) 0 THEN
+				action := 'kept';
+				detail := pg_catalog.format('%s deliveries of its events are pending', v_pending);
+			ELSE
+				EXECUTE pg_catalog.format('DROP TABLE eventbus.%I', p.name);
+				action := 'dropped';
+				detail := pg_catalog.format('expired: retention %s', v_keep);
+			END IF;
+		EXCEPTION WHEN lock_not_available THEN
+			action := 'busy';
+			detail := 'eventbus.events is locked; a later run drops it';
+		END;
+		RETURN NEXT;
+	END LOOP;
+
+	-- rows in the default partition expire one by one
+	DELETE FROM eventbus.events_default d
+	WHERE d.published_at OPERATOR(pg_catalog.<) (as_of OPERATOR(pg_catalog.-) v_keep)
+	  AND NOT EXISTS (SELECT 1 FROM eventbus.deliveries q
+					  WHERE q.event_id OPERATOR(pg_catalog.=) d.id
+						AND q.event_published_at OPERATOR(pg_catalog.=) d.published_at);
+	GET DIAGNOSTICS v_deleted = ROW_COUNT;
+	IF v_deleted OPERATOR(pg_catalog.>) 0 THEN
+		action := 'deleted';
+		partition_name := 'events_default';
+		range_start := NULL;
+		range_end := as_of OPERATOR(pg_catalog.-) v_keep;
+		detail := pg_catalog.format('%s expired events', v_deleted);
+		RETURN NEXT;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.maintenance(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION eventbus.maintenance(timestamptz) IS 'Creates the partitions of eventbus.events ahead and drops the expired ones, as of the time given; returns what it did.';
+
+/*
+ * The dead-letter row (as defined in the worker's section) with the
+ * partitioned archive: the event is probed in its own partition, and a
+ * delivery that carries its envelope (its event expired) keeps it.
+ */
+CREATE OR REPLACE FUNCTION eventbus.dead_letter(moved eventbus.deliveries,
+												endpoint text,
+												error_code text,
+												error_message text,
+												http_status integer,
+												response_excerpt text,
+												exhausted_condition text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO eventbus.dead_letters
+		(event_id, event, bus, rule, target_id, endpoint, error_code,
+		 error_message, http_status, response_excerpt, attempts,
+		 exhausted_condition, first_attempt_at)
+	SELECT $1.event_id,
+		   coalesce($1.envelope,
+					(SELECT eventbus.envelope(e) FROM eventbus.events e
+					 WHERE e.id OPERATOR(pg_catalog.=) $1.event_id
+					   AND e.published_at OPERATOR(pg_catalog.=) $1.event_published_at),
+					pg_catalog.jsonb_build_object('id', $1.event_id)),
+		   $1.bus, $1.rule, $1.target_id, $2, $3, $4, $5, $6, $1.attempts,
+		   $7, $1.first_attempt_at
+$$;
+
+/*
+ * Redrive with the partitioned archive: a dead letter whose event is still
+ * archived is queued against it; one whose event expired is queued with
+ * its envelope, which the worker then sends.  A dead letter that holds no
+ * envelope (only the event id: its event was gone when it failed) stays,
+ * as one whose target no longer exists does.
+ */
+CREATE OR REPLACE FUNCTION eventbus.redrive_dead_letters(ids bigint[] DEFAULT NULL,
+														 rule text DEFAULT NULL,
+														 target_id text DEFAULT NULL,
+														 error_code text DEFAULT NULL,
+														 since timestamptz DEFAULT NULL,
+														 bus text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_count bigint;
+BEGIN
+	WITH picked AS (
+		DELETE FROM eventbus.dead_letters dl
+		WHERE (ids IS NULL OR dl.id OPERATOR(pg_catalog.=) ANY (ids))
+		  AND (redrive_dead_letters.rule IS NULL OR dl.rule OPERATOR(pg_catalog.=) redrive_dead_letters.rule)
+		  AND (redrive_dead_letters.target_id IS NULL OR dl.target_id OPERATOR(pg_catalog.=) redrive_dead_letters.target_id)
+		  AND (redrive_dead_letters.error_code IS NULL OR dl.error_code OPERATOR(pg_catalog.=) redrive_dead_letters.error_code)
+		  AND (since IS NULL OR dl.failed_at OPERATOR(pg_catalog.>=) since)
+		  AND (redrive_dead_letters.bus IS NULL OR dl.bus OPERATOR(pg_catalog.=) redrive_dead_letters.bus)
+		  AND EXISTS (SELECT 1 FROM eventbus.targets t
+					  WHERE t.bus OPERATOR(pg_catalog.=) dl.bus AND t.rule OPERATOR(pg_catalog.=) dl.rule
+						AND t.target_id OPERATOR(pg_catalog.=) dl.target_id)
+		  AND (dl.event OPERATOR(pg_catalog.?) 'detail-type'
+			   OR EXISTS (SELECT 1 FROM eventbus.events e WHERE e.id OPERATOR(pg_catalog.=) dl.event_id))
+		RETURNING dl.event_id, dl.event, dl.bus, dl.rule, dl.target_id
+	), queued AS (
+		INSERT INTO eventbus.deliveries (event_id, event_published_at, envelope, bus, rule, target_id)
+		SELECT p.event_id, coalesce(e.published_at, '-infinity'),
+			   CASE WHEN e.published_at IS NULL THEN p.event END,
+			   p.bus, p.rule, p.target_id
+		FROM picked p
+		LEFT JOIN LATERAL (SELECT ev.published_at FROM eventbus.events ev
+						   WHERE ev.id OPERATOR(pg_catalog.=) p.event_id
+						   LIMIT 1) e ON true
+		RETURNING 1
+	)
+	SELECT pg_catalog.count(*) INTO v_count FROM queued;
+	IF v_count OPERATOR(pg_catalog.>) 0 THEN
+		PERFORM eventbus.wake_workers();
+	END IF;
+	RETURN v_count;
+END
+$$;
+
+-- (end of archive, retention and replay)
+
+
+------------------------------------------------------------------------------
 -- Input transformation
 ------------------------------------------------------------------------------
 

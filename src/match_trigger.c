@@ -15,6 +15,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -30,23 +31,45 @@
 
 PG_FUNCTION_INFO_V1(eventbus_match_event_trigger);
 
-static SPIPlanPtr insert_deliveries_plan = NULL;
-static const char *const insert_deliveries_sql =
+/*
+ * 0.2.0's queue names the event's partition (event_published_at).  The
+ * library also serves a 0.1.0 schema until ALTER EXTENSION UPDATE, whose
+ * eventbus.events is a plain table: 0.1.0's statement, for that one.
+ */
+static SPIPlanPtr insert_deliveries_0_1_0_plan = NULL;
+static const char *const insert_deliveries_0_1_0_sql =
 "INSERT INTO eventbus.deliveries (event_id, bus, rule, target_id)"
 " SELECT $1, $2, u.r, u.t"
 " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(r, t)";
-static Oid	insert_deliveries_types[4] = {UUIDOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
+static SPIPlanPtr insert_deliveries_plan = NULL;
+static const char *const insert_deliveries_sql =
+"INSERT INTO eventbus.deliveries (event_id, event_published_at, bus, rule, target_id)"
+" SELECT $1, $5, $2, u.r, u.t"
+" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(r, t)";
+static Oid	insert_deliveries_types[5] = {
+	UUIDOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID
+};
+
+/*
+ * The rules a replay sends to (NULL: every rule of its destination bus).
+ * An event whose replay-name names no replay (inserted by hand, or from
+ * before 0.2.0) goes to every matching rule, as any event does.
+ */
+static SPIPlanPtr replay_rules_plan = NULL;
+static const char *const replay_rules_sql =
+"SELECT r.rules FROM eventbus.replay_runs r WHERE r.name OPERATOR(pg_catalog.=) $1";
+static Oid	replay_rules_types[1] = {TEXTOID};
 static bool warned_no_worker = false;
 
 /*
  * Inserts one delivery per (rule, target) pair, for the event, with one
- * execution of a saved plan.
+ * execution of a saved plan; `partitioned` says the schema is 0.2.0's.
  */
 static void
-insert_deliveries(Datum event_id, Datum bus, Datum *rules, Datum *targets,
-				  int n)
+insert_deliveries(bool partitioned, Datum event_id, Datum published_at,
+				  Datum bus, Datum *rules, Datum *targets, int n)
 {
-	Datum		args[4];
+	Datum		args[5];
 	int			ret;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -58,10 +81,17 @@ insert_deliveries(Datum event_id, Datum bus, Datum *rules, Datum *targets,
 											  TYPALIGN_INT));
 	args[3] = PointerGetDatum(construct_array(targets, n, TEXTOID, -1, false,
 											  TYPALIGN_INT));
-	ret = SPI_execute_plan(eventbus_saved_plan(&insert_deliveries_plan,
-											   insert_deliveries_sql, 4,
-											   insert_deliveries_types),
-						   args, NULL, false, 0);
+	args[4] = published_at;
+	if (partitioned)
+		ret = SPI_execute_plan(eventbus_saved_plan(&insert_deliveries_plan,
+												   insert_deliveries_sql, 5,
+												   insert_deliveries_types),
+							   args, NULL, false, 0);
+	else
+		ret = SPI_execute_plan(eventbus_saved_plan(&insert_deliveries_0_1_0_plan,
+												   insert_deliveries_0_1_0_sql, 4,
+												   insert_deliveries_types),
+							   args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not queue deliveries: %s",
 			 SPI_result_code_string(ret));
@@ -69,7 +99,61 @@ insert_deliveries(Datum event_id, Datum bus, Datum *rules, Datum *targets,
 }
 
 /*
- * AFTER INSERT FOR EACH ROW trigger on eventbus.events.
+ * Reads which rules the replay `replay_name` sends to: NULL for every rule
+ * (or no such replay), else a palloc'd array of rule names.
+ */
+static ArrayType *
+replay_rules(Datum replay_name)
+{
+	bool		isnull;
+	Datum		rules = (Datum) 0;
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_plan(eventbus_saved_plan(&replay_rules_plan,
+											   replay_rules_sql, 1,
+											   replay_rules_types),
+						   &replay_name, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the replay: %s",
+			 SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		/* copied into the caller's memory, which SPI_finish() keeps */
+		if (!isnull)
+			rules = SPI_datumTransfer(d, false, -1);
+	}
+	SPI_finish();
+	return rules == (Datum) 0 ? NULL : DatumGetArrayTypeP(rules);
+}
+
+/* Is `name` one of the rule names in `rules`? */
+static bool
+rule_listed(ArrayType *rules, const char *name)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(rules, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!nulls[i] && strcmp(TextDatumGetCString(elems[i]), name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * AFTER INSERT FOR EACH ROW trigger on eventbus.events (on each of its
+ * partitions).  An event published by a replay goes only to the rules the
+ * replay names.
  */
 Datum
 eventbus_match_event_trigger(PG_FUNCTION_ARGS)
@@ -91,6 +175,11 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 	Datum	   *rule_names;
 	Datum	   *target_ids;
 	char	   *bus;
+	int			published_attnum;
+	Datum		published_at;
+	bool		published_null;
+	ArrayType  *replay_rule_names = NULL;
+	bool		partitioned;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -100,6 +189,8 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("eventbus.match_event_trigger() must be an AFTER INSERT FOR EACH ROW trigger")));
 
+	/* 0.2.0's events is partitioned: the trigger fires on a partition */
+	partitioned = trigdata->tg_relation->rd_rel->relispartition;
 	tuple = trigdata->tg_trigtuple;
 	desc = RelationGetDescr(trigdata->tg_relation);
 	if (!eb_event_columns(tuple, desc, values, nulls))
@@ -110,6 +201,12 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 	bus_datum = heap_getattr(tuple, bus_attnum, desc, &bus_null);
 	if (bus_null)
 		elog(ERROR, "eventbus.events.bus is null");
+	published_attnum = SPI_fnumber(desc, "published_at");
+	if (published_attnum <= 0)
+		elog(ERROR, "eventbus.events has no column \"published_at\"");
+	published_at = heap_getattr(tuple, published_attnum, desc, &published_null);
+	if (published_null)
+		elog(ERROR, "eventbus.events.published_at is null");
 
 	/*
 	 * Take in rule changes committed since our last look.  Our locks on the
@@ -129,8 +226,16 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	eb_stats_count_bus_match(bus);
 
+	/* a replayed event: only the replay's rules */
+	if (partitioned && !nulls[EB_EV_REPLAY_NAME])
+		replay_rule_names = replay_rules(values[EB_EV_REPLAY_NAME]);
+
 	for (i = 0; i < nids; i++)
-		npairs += set->rules[ids[i]].ntargets;
+		if (replay_rule_names == NULL ||
+			rule_listed(replay_rule_names, set->rules[ids[i]].name))
+			npairs += set->rules[ids[i]].ntargets;
+	if (npairs == 0)
+		return PointerGetDatum(NULL);
 	rule_names = palloc(sizeof(Datum) * npairs);
 	target_ids = palloc(sizeof(Datum) * npairs);
 	npairs = 0;
@@ -138,6 +243,10 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 	{
 		CachedRule *rule = &set->rules[ids[i]];
 		int			t;
+
+		if (replay_rule_names != NULL &&
+			!rule_listed(replay_rule_names, rule->name))
+			continue;
 
 		eb_stats_count_rule_match(bus, rule->name);
 		for (t = 0; t < rule->ntargets; t++)
@@ -148,8 +257,8 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 		}
 	}
 
-	insert_deliveries(values[EB_EV_ID], bus_datum, rule_names, target_ids,
-					  npairs);
+	insert_deliveries(partitioned, values[EB_EV_ID], published_at, bus_datum,
+					  rule_names, target_ids, npairs);
 	eventbus_wake_workers_at_commit();
 
 	if (!eventbus_workers_enabled() && !warned_no_worker)

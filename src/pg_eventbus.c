@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 
+#include "maintenance.h"
 #include "settings.h"
 #include "stats.h"
 #include "worker.h"
@@ -31,7 +32,7 @@ PG_FUNCTION_INFO_V1(eventbus_raise_error);
 /*
  * Defines the settings and, when the library is loaded through
  * shared_preload_libraries, asks for the counters' shared memory and
- * registers the delivery workers.
+ * registers the delivery workers and the maintenance process.
  */
 void
 _PG_init(void)
@@ -39,7 +40,10 @@ _PG_init(void)
 	eb_define_settings();
 	eb_stats_init();
 	if (process_shared_preload_libraries_in_progress)
+	{
 		eb_worker_register();
+		eb_maintenance_register();
+	}
 }
 
 /*

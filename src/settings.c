@@ -41,6 +41,9 @@ static EbWorkerSettings settings = {
 
 const EbWorkerSettings *const eb_settings = &settings;
 
+int			eventbus_event_retention = 7 * 24 * 3600;
+int			eventbus_maintenance_interval = 60 * 1000;
+
 /* eventbus.account must be exactly 12 ASCII digits. */
 static bool
 check_account(char **newval, void **extra, GucSource source)
@@ -73,6 +76,22 @@ check_region(char **newval, void **extra, GucSource source)
 	GUC_check_errdetail("eventbus.region must be 1 to %d characters of a-z, 0-9 and '-'; got \"%.70s\"%s.",
 						EB_REGION_MAX_LEN, v, len > 70 ? "..." : "");
 	GUC_check_errhint("Set it to a value such as 'eu-west-1'.");
+	return false;
+}
+
+/*
+ * eventbus.event_retention is 0 (forever) or at least a minute: the
+ * shortest partition of eventbus.events is a minute wide.
+ */
+static bool
+check_event_retention(int *newval, void **extra, GucSource source)
+{
+	if (*newval == 0 || *newval >= 60)
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errdetail("eventbus.event_retention must be 0 (keep forever) or at least 60 seconds; got %d seconds.",
+						*newval);
+	GUC_check_errhint("Set it to a value such as '7d' or '1h'.");
 	return false;
 }
 
@@ -176,6 +195,22 @@ eb_define_settings(void)
 							&settings.stats_max_entries,
 							1000, 10, 1000000,
 							postmaster_context, 0,
+							NULL, NULL, NULL);
+
+	/* retention and the maintenance process */
+	DefineCustomIntVariable("eventbus.event_retention",
+							"How long published events are kept, unless their bus says otherwise.",
+							"0 keeps them forever.  Expired partitions of eventbus.events are dropped by eventbus.maintenance().",
+							&eventbus_event_retention,
+							7 * 24 * 3600, 0, PG_INT32_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
+							check_event_retention, NULL, NULL);
+	DefineCustomIntVariable("eventbus.maintenance_interval",
+							"Time between two runs of eventbus.maintenance() by the maintenance process.",
+							"Replays are carried on between runs.",
+							&eventbus_maintenance_interval,
+							60 * 1000, 1000, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("eventbus");

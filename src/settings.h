@@ -34,6 +34,13 @@ typedef struct EbWorkerSettings
 /* Current values of the workers' settings; only the GUC machinery writes. */
 extern const EbWorkerSettings *const eb_settings;
 
+/*
+ * Retention and the maintenance process (block added by the storage work;
+ * the merger orders it into the README's table).
+ */
+extern int	eventbus_event_retention;	/* seconds; 0 keeps events forever */
+extern int	eventbus_maintenance_interval;	/* ms */
+
 extern void eb_define_settings(void);
 
 #endif							/* EVENTBUS_SETTINGS_H */

@@ -127,7 +127,7 @@ sub worker_pid
 {
 	my ($node) = @_;
 	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%' ORDER BY pid LIMIT 1"
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_eventbus delivery worker' ORDER BY pid LIMIT 1"
 	);
 }
 

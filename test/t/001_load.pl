@@ -41,7 +41,7 @@ $node->append_conf('postgresql.conf', "eventbus.database = 'postgres'");
 $node->start;
 
 ok($node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%'"),
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_eventbus delivery worker'"),
 	'the delivery worker runs with shared_preload_libraries');
 
 ($ret, $stdout, $stderr) = $node->psql('postgres',

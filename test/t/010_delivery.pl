@@ -15,10 +15,10 @@ my $node = new_node('delivery');
 
 # the worker is visible in pg_stat_activity
 ok(wait_for_value($node,
-	"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%'", 't'),
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pg_eventbus delivery worker'", 't'),
 	'worker shows in pg_stat_activity');
 is($node->safe_psql('postgres',
-	"SELECT backend_type FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%' LIMIT 1"),
+	"SELECT backend_type FROM pg_stat_activity WHERE backend_type LIKE '%eventbus delivery%' LIMIT 1"),
 	'pg_eventbus delivery worker', 'backend_type names the worker');
 
 # one event: method, headers and body

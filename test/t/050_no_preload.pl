@@ -37,7 +37,7 @@ ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries', '0'), 'queu
 my $pid = worker_pid($node);
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%' AND pid <> $pid"),
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_eventbus delivery worker' AND pid <> $pid"),
 	'worker restarted after SIGTERM');
 publish($node, 'test.queued', 1);
 is($sink->wait_count('/queued', 11), 11, 'new worker delivers');

@@ -22,7 +22,7 @@ add_target($node, 'wake', 'com.example.wake', 'sink', $sink->url('/wake'));
 
 # let the worker reach its idle sleep
 ok(wait_for_value($node,
-		"SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE '%eventbus%'", '1'),
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_eventbus delivery worker'", '1'),
 	'the worker runs');
 usleep(500_000);
 

@@ -1,0 +1,21 @@
+/*-------------------------------------------------------------------------
+ *
+ * maintenance.h
+ *	  The maintenance process: eventbus.maintenance() (partitions of
+ *	  eventbus.events created ahead and dropped when expired) at
+ *	  eventbus.maintenance_interval, and replays carried on in between.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef EVENTBUS_MAINTENANCE_H
+#define EVENTBUS_MAINTENANCE_H
+
+#include "fmgr.h"
+
+/* Registers the maintenance process; from _PG_init(), while preloading. */
+extern void eb_maintenance_register(void);
+
+/* Entry point of the maintenance process (bgw_function_name). */
+extern PGDLLEXPORT void eventbus_maintenance_main(Datum main_arg) pg_attribute_noreturn();
+
+#endif							/* EVENTBUS_MAINTENANCE_H */
