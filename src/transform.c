@@ -834,7 +834,7 @@ eventbus_test_transform(PG_FUNCTION_ARGS)
 	initStringInfo(&out);
 	if (!render(&t, &ctx, "the test", &out, err, sizeof(err)))
 		ereport(ERROR,
-				(errcode(strstr(err, "over") ? ERRCODE_PROGRAM_LIMIT_EXCEEDED :
+				(errcode(out.len > output_limit() ? ERRCODE_PROGRAM_LIMIT_EXCEEDED :
 						 ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the delivery would fail and go to the dead letters"),
 				 errdetail("%s", err),
