@@ -107,7 +107,11 @@ static SPIPlanPtr hand_back_plan = NULL;
 static const char *const claim_sql =
 "WITH due AS ("
 "  SELECT d.ctid AS row_ctid, t.target_id IS NULL AS gone, t.endpoint,"
-"    t.http_method, t.headers, t.max_retry_attempts, t.max_event_age, t.timeout"
+"    t.http_method, t.headers, t.max_retry_attempts, t.max_event_age, t.timeout,"
+"    CASE WHEN t.input IS NOT NULL OR t.input_path IS NOT NULL"
+"      OR t.input_transformer IS NOT NULL THEN pg_catalog.jsonb_build_object("
+"      'input', t.input, 'input_path', t.input_path,"
+"      'input_transformer', t.input_transformer) END AS transform"
 "  FROM eventbus.deliveries d"
 "  LEFT JOIN eventbus.targets t"
 "    ON t.bus OPERATOR(pg_catalog.=) d.bus AND t.rule OPERATOR(pg_catalog.=) d.rule"
@@ -134,7 +138,7 @@ static const char *const claim_sql =
 "  RETURNING d.id, d.ctid AS row_tid, d.event_id, d.bus, d.rule, d.target_id,"
 "    d.attempts, d.leased_until, d.last_http_status, due.gone, due.endpoint,"
 "    due.http_method, due.headers, due.max_retry_attempts, due.max_event_age,"
-"    due.timeout"
+"    due.timeout, due.transform"
 ")"
 "SELECT l.id, l.row_tid, l.attempts, l.leased_until, l.gone, l.last_http_status,"
 "  l.endpoint, l.http_method,"
@@ -159,7 +163,8 @@ static const char *const claim_sql =
 "     AND k.rule OPERATOR(pg_catalog.=) l.rule"
 "     AND k.target_id OPERATOR(pg_catalog.=) l.target_id"
 "     AND (k.expires_at IS NULL"
-"       OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()))"
+"       OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())),"
+"  l.transform"
 " FROM leased l LEFT JOIN LATERAL ("
 "   SELECT ev.* FROM eventbus.events ev"
 "   WHERE ev.id OPERATOR(pg_catalog.=) l.event_id OFFSET 0) e ON true";
@@ -192,6 +197,8 @@ enum
  * newest first (bytea[], NULL when it has none; see signature.c).
  */
 #define CLAIM_SIGNING_KEYS (CLAIM_EVENT + EB_EV_NCOLUMNS)
+/* Then the target's transformation (jsonb, NULL: none; see transform.c). */
+#define CLAIM_TRANSFORM (CLAIM_SIGNING_KEYS + 1)
 
 /* When the next row becomes due (rows leased by anyone included). */
 static const char *const next_due_sql =
@@ -561,6 +568,7 @@ read_claimed_row(HeapTuple tuple, TupleDesc desc, EbClaimedRow *row)
 		row->event[i] = SPI_getbinval(tuple, desc, CLAIM_EVENT + i, &row->event_null[i]);
 	row->signing_keys = SPI_getbinval(tuple, desc, CLAIM_SIGNING_KEYS,
 									  &row->signing_keys_null);
+	row->transform = SPI_getbinval(tuple, desc, CLAIM_TRANSFORM, &row->transform_null);
 }
 
 /* The keys of the targets at their limit, as a text[] for the claim. */

@@ -21,6 +21,7 @@
 
 #include "request.h"
 #include "signature.h"
+#include "transform.h"
 
 #define EB_USER_AGENT "User-Agent: pg_eventbus/" EB_VERSION
 
@@ -71,6 +72,8 @@ eb_request_build(const EbClaimedRow *row)
 	char		webhook_id[EB_WEBHOOK_ID_LEN];
 	char		line[128];
 	char		timestamp[32];
+	bool		plain_text = false;
+	char		transform_error[256] = "";
 
 	/*
 	 * The body and the webhook-id first, in the caller's (the claim's)
@@ -80,6 +83,10 @@ eb_request_build(const EbClaimedRow *row)
 	if (!row->target_gone && !row->event_null[EB_EV_ID])
 	{
 		body = eb_envelope_text(row->event, row->event_null, &body_len);
+		if (!row->transform_null)
+			body = eb_transform_delivery(row->transform, body, row->bus, row->rule,
+										 row->published_at, &body_len, &plain_text,
+										 transform_error, sizeof(transform_error));
 		eb_webhook_id(webhook_id, DatumGetUUIDP(row->event[EB_EV_ID]),
 					  row->bus, row->rule, row->target_id);
 	}
@@ -116,7 +123,8 @@ eb_request_build(const EbClaimedRow *row)
 	if (body == NULL)
 	{
 		d->http.transport = EB_TRANSPORT_INTERNAL;
-		strlcpy(d->http.error, "the event no longer exists in eventbus.events",
+		strlcpy(d->http.error, transform_error[0] ? transform_error :
+				"the event no longer exists in eventbus.events",
 				sizeof(d->http.error));
 		MemoryContextSwitchTo(old);
 		return d;
@@ -125,7 +133,8 @@ eb_request_build(const EbClaimedRow *row)
 	d->to_send = true;
 	d->http.body = pnstrdup(body, body_len);
 	d->http.body_len = body_len;
-	add_default_header(d, "Content-Type: application/json", row->headers);
+	add_default_header(d, plain_text ? "Content-Type: text/plain; charset=utf-8" :
+					   "Content-Type: application/json", row->headers);
 	add_default_header(d, EB_USER_AGENT, row->headers);
 	eb_http_add_header(&d->http, "Expect:");	/* no 100-continue round trip */
 	if (row->headers != NULL)

@@ -47,6 +47,8 @@ typedef struct EbClaimedRow
 	TimestampTz published_at;
 	Datum		signing_keys;	/* bytea[] of the keys that sign, newest first */
 	bool		signing_keys_null;	/* the target signs nothing */
+	Datum		transform;		/* jsonb: input, input_path, input_transformer */
+	bool		transform_null; /* the target receives the envelope */
 } EbClaimedRow;
 
 /*
