@@ -142,6 +142,16 @@ BEGIN
 END
 $$;
 
+/*
+ * The queue by target, in due order: the worker claims each target's due
+ * rows with one probe of this index (up to the requests that target may
+ * still have in flight), so a claim never walks the backlog of a target at
+ * its limit or paused after failures, and keeps each target's rows in
+ * next_attempt_at order.  Deleting a target finds its rows here too.
+ */
+CREATE INDEX deliveries_target_due_idx
+	ON eventbus.deliveries (bus, rule, target_id, next_attempt_at);
+
 -- Delivery workers waiting for this version start when it commits.
 SELECT eventbus.wake_workers();
 
@@ -272,3 +282,18 @@ $$;
 ------------------------------------------------------------------------------
 
 -- (end of explaining matches)
+
+
+------------------------------------------------------------------------------
+-- Archive, retention and replay
+------------------------------------------------------------------------------
+
+/*
+ * The event's published_at, so that the worker reaches the event in one
+ * partition of the archive with one index probe; and the envelope to send
+ * when the event is no longer in the archive (a redriven dead letter).
+ */
+ALTER TABLE eventbus.deliveries ADD COLUMN event_published_at timestamptz;
+ALTER TABLE eventbus.deliveries ADD COLUMN envelope jsonb;
+
+-- (end of archive, retention and replay)

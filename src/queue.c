@@ -81,6 +81,7 @@ typedef enum EbReadiness
 static MemoryContext batch_ctx = NULL;	/* reset after each transaction */
 static bool targets_saturated = false;	/* last claim skipped some */
 static Oid	ready_extension = InvalidOid;	/* pg_extension row found ready */
+static TimestampTz last_sweep = 0;	/* last claim of deleted targets' rows */
 
 /* Prepared statements, kept across transactions. */
 static SPIPlanPtr claim_plan = NULL;
@@ -92,33 +93,72 @@ static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr hand_back_plan = NULL;
 
 /*
- * Claims up to $1 due deliveries, skipping targets that already have as
- * many requests in flight as allowed ($2: their keys, bus, rule and
- * target_id separated by \x1f).  A filter rather than a join, so that the
- * scan stays an ordered index scan that stops at the limit; the target
- * comes along with each row (one lookup), the event is fetched per leased
- * row by its primary key (a lateral probe, never a join over the archive),
- * and the later statements find the locked rows again by ctid rather than
- * through an index.  Every row is leased; a row whose target no longer
- * exists keeps its attempts and comes back marked `gone`, for settle to
- * dead-letter (TargetDeleted).
+ * Claims due deliveries target by target: for each target, at most the
+ * requests it may still have in flight ($3 by default; $2 lists the
+ * targets with another allowance, $4 their allowances, 0 for a target at
+ * its limit or paused after failures), up to $1 rows in all.  Each target's
+ * due rows are one probe of deliveries_target_due_idx in next_attempt_at
+ * order (a lateral subquery: a nested loop whatever the statistics), so the
+ * claim never walks the backlog of a target it skips, and its cost grows
+ * with the targets and the rows it takes, not with the queue.  When $5 is
+ * true it also takes due rows whose target no longer exists (found by a
+ * loose scan of the same index, one probe per distinct target queued), for
+ * settle to dead-letter (TargetDeleted); they keep their attempts.  (Its
+ * first step says bus >= '', true of every text, so that even the first
+ * probe is an index condition bounded by its LIMIT.)
+ *
+ * Every row is leased: leased_until is set and next_attempt_at moves to the
+ * lease's end.  The event is fetched per leased row by its primary key and
+ * published_at (one probe in one partition of the archive), unless the row
+ * carries the envelope to send (a redriven dead letter whose event has
+ * expired); a row written before event_published_at was filled is looked
+ * up by id alone.  The later statements find the locked rows again by
+ * ctid rather than through an index.
  */
 static const char *const claim_sql =
-"WITH due AS ("
-"  SELECT d.ctid AS row_ctid, t.target_id IS NULL AS gone, t.endpoint,"
-"    t.http_method, t.headers, t.max_retry_attempts, t.max_event_age, t.timeout"
-"  FROM eventbus.deliveries d"
-"  LEFT JOIN eventbus.targets t"
-"    ON t.bus OPERATOR(pg_catalog.=) d.bus AND t.rule OPERATOR(pg_catalog.=) d.rule"
-"    AND t.target_id OPERATOR(pg_catalog.=) d.target_id"
-"  WHERE d.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-"    AND (pg_catalog.cardinality($2) OPERATOR(pg_catalog.=) 0"
-"      OR d.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) d.rule"
-"         OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) d.target_id"
-"         OPERATOR(pg_catalog.<>) ALL ($2::pg_catalog.text[]))"
-"  ORDER BY d.next_attempt_at"
-"  LIMIT $1"
-"  FOR UPDATE OF d SKIP LOCKED"
+"WITH RECURSIVE queued(bus, rule, target_id) AS ("
+"  (SELECT d.bus, d.rule, d.target_id FROM eventbus.deliveries d"
+"   WHERE $5 AND d.bus OPERATOR(pg_catalog.>=) ''"
+"   ORDER BY d.bus, d.rule, d.target_id LIMIT 1)"
+"  UNION ALL"
+"  SELECT n.bus, n.rule, n.target_id FROM queued q, LATERAL ("
+"    SELECT d.bus, d.rule, d.target_id FROM eventbus.deliveries d"
+"    WHERE ROW(d.bus, d.rule, d.target_id) OPERATOR(pg_catalog.>) ROW(q.bus, q.rule, q.target_id)"
+"    ORDER BY d.bus, d.rule, d.target_id LIMIT 1) n"
+"), tq AS ("
+"  SELECT t.bus, t.rule, t.target_id, t.endpoint, t.http_method, t.headers,"
+"    t.max_retry_attempts, t.max_event_age, t.timeout,"
+"    coalesce(($4::pg_catalog.int4[])[pg_catalog.array_position($2::pg_catalog.text[],"
+"      t.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.rule"
+"      OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.target_id)], $3) AS room"
+"  FROM eventbus.targets t"
+"), due AS ("
+"  (SELECT r.row_ctid, false AS gone, tq.endpoint, tq.http_method, tq.headers,"
+"    tq.max_retry_attempts, tq.max_event_age, tq.timeout"
+"  FROM tq CROSS JOIN LATERAL ("
+"    SELECT d.ctid AS row_ctid FROM eventbus.deliveries d"
+"    WHERE d.bus OPERATOR(pg_catalog.=) tq.bus AND d.rule OPERATOR(pg_catalog.=) tq.rule"
+"      AND d.target_id OPERATOR(pg_catalog.=) tq.target_id"
+"      AND d.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"    ORDER BY d.next_attempt_at"
+"    LIMIT tq.room"
+"    FOR UPDATE OF d SKIP LOCKED) r"
+"  WHERE tq.room OPERATOR(pg_catalog.>) 0"
+"  LIMIT $1)"
+"  UNION ALL"
+"  (SELECT r.row_ctid, true, NULL, NULL, NULL, NULL, NULL, NULL"
+"  FROM queued q CROSS JOIN LATERAL ("
+"    SELECT d.ctid AS row_ctid FROM eventbus.deliveries d"
+"    WHERE d.bus OPERATOR(pg_catalog.=) q.bus AND d.rule OPERATOR(pg_catalog.=) q.rule"
+"      AND d.target_id OPERATOR(pg_catalog.=) q.target_id"
+"      AND d.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"    ORDER BY d.next_attempt_at"
+"    LIMIT $1"
+"    FOR UPDATE OF d SKIP LOCKED) r"
+"  WHERE NOT EXISTS (SELECT FROM eventbus.targets t"
+"    WHERE t.bus OPERATOR(pg_catalog.=) q.bus AND t.rule OPERATOR(pg_catalog.=) q.rule"
+"      AND t.target_id OPERATOR(pg_catalog.=) q.target_id)"
+"  LIMIT $1)"
 "), leased AS ("
 "  UPDATE eventbus.deliveries d"
 "  SET attempts = d.attempts OPERATOR(pg_catalog.+) CASE WHEN due.gone THEN 0 ELSE 1 END,"
@@ -130,7 +170,8 @@ static const char *const claim_sql =
 "      coalesce(due.timeout, '0'::pg_catalog.interval) OPERATOR(pg_catalog.+) " EB_LEASE_MARGIN
 "  FROM due"
 "  WHERE d.ctid OPERATOR(pg_catalog.=) due.row_ctid"
-"  RETURNING d.id, d.ctid AS row_tid, d.event_id, d.bus, d.rule, d.target_id,"
+"  RETURNING d.id, d.ctid AS row_tid, d.event_id, d.event_published_at, d.envelope,"
+"    d.bus, d.rule, d.target_id,"
 "    d.attempts, d.leased_until, d.last_http_status, due.gone, due.endpoint,"
 "    due.http_method, due.headers, due.max_retry_attempts, due.max_event_age,"
 "    due.timeout"
@@ -149,12 +190,19 @@ static const char *const claim_sql =
 "  l.bus, l.rule, l.target_id,"
 "  l.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) l.rule"
 "    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) l.target_id,"
-"  e.published_at,"
+"  coalesce(e.published_at, l.event_published_at), l.event_id,"
+"  l.envelope::pg_catalog.text,"
 "  e.id, e.detail_type, e.source, e.account, e.\"time\", e.region,"
 "  e.resources, e.detail, e.replay_name"
 " FROM leased l LEFT JOIN LATERAL ("
 "   SELECT ev.* FROM eventbus.events ev"
-"   WHERE ev.id OPERATOR(pg_catalog.=) l.event_id OFFSET 0) e ON true";
+"   WHERE l.envelope IS NULL AND ev.id OPERATOR(pg_catalog.=) l.event_id"
+"     AND ev.published_at OPERATOR(pg_catalog.=) l.event_published_at"
+"   UNION ALL"
+"   SELECT ev.* FROM eventbus.events ev"
+"   WHERE l.envelope IS NULL AND l.event_published_at IS NULL"
+"     AND ev.id OPERATOR(pg_catalog.=) l.event_id"
+"   OFFSET 0) e ON true";
 
 /* Columns of the claim's result. */
 enum
@@ -176,6 +224,8 @@ enum
 	CLAIM_TARGET_ID,
 	CLAIM_TARGET_KEY,
 	CLAIM_PUBLISHED_AT,
+	CLAIM_EVENT_ID,
+	CLAIM_ENVELOPE,
 	CLAIM_EVENT					/* the event's columns, in EbEventColumn order */
 };
 
@@ -313,6 +363,19 @@ eb_queue_init(void)
 	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * The statements' shapes (lateral probes per target and per claimed row,
+	 * rows found again by ctid) leave the planner a nested loop of index or
+	 * TID probes and, besides it, only plans that read a whole table or
+	 * index: a hash or merge join, a bitmap scan.  On a table that is tiny
+	 * when the plan is made, those can look cheaper; they are never what
+	 * the statement means, so they are ruled out here, and the probes are
+	 * the plan whatever the statistics say (TAP test 060_worker_plans.pl).
+	 */
+	SetConfigOption("enable_hashjoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_mergejoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
 	 * A large backlog makes the claim's estimated cost large enough for JIT,
@@ -542,37 +605,37 @@ read_claimed_row(HeapTuple tuple, TupleDesc desc, EbClaimedRow *row)
 	row->target_key = claim_text(tuple, desc, CLAIM_TARGET_KEY);
 	v = SPI_getbinval(tuple, desc, CLAIM_PUBLISHED_AT, &isnull);
 	row->published_at = isnull ? 0 : DatumGetTimestampTz(v);
+	row->has_published_at = !isnull;
+	row->event_id = SPI_getbinval(tuple, desc, CLAIM_EVENT_ID, &isnull);
+	row->envelope = claim_text(tuple, desc, CLAIM_ENVELOPE);
 	for (int i = 0; i < EB_EV_NCOLUMNS; i++)
 		row->event[i] = SPI_getbinval(tuple, desc, CLAIM_EVENT + i, &row->event_null[i]);
 }
 
-/* The keys of the targets at their limit, as a text[] for the claim. */
-static Datum
-full_targets_array(int *count)
-{
-	char	  **keys = eb_slots_full_targets(count);
-	Datum	   *elems = palloc(sizeof(Datum) * (*count + 1));
-
-	for (int i = 0; i < *count; i++)
-		elems[i] = CStringGetTextDatum(keys[i]);
-	return make_array(elems, NULL, *count, TEXTOID);
-}
-
 /*
  * Claims up to `room` due deliveries in one transaction and builds their
- * requests, within each target's slots (rows over a target's limit go
+ * requests, within each target's slots (slots.c says how many each target
+ * may start; a row over the limit, which only a race can bring, goes
  * straight back to the queue).  Returns when the queue should be looked at
  * again: now when the claim was full, otherwise the earliest
- * next_attempt_at (0 if none).
+ * next_attempt_at (0 if none), or -- when the due rows left belong to
+ * targets at their limit or paused -- the end of the earliest pause or the
+ * poll interval, whichever comes first.
  */
 TimestampTz
 eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 {
-	Oid			types[2] = {INT4OID, TEXTARRAYOID};
-	Datum		args[2];
+	Oid			types[5] = {INT4OID, TEXTARRAYOID, INT4OID, INT4ARRAYOID, BOOLOID};
+	Datum		args[5];
 	uint64		n;
 	int			nrelease = 0;
-	int			nfull;
+	int			nrooms;
+	char	  **keys;
+	int		   *rooms;
+	Datum	   *elems;
+	TimestampTz unpause;
+	TimestampTz now = GetCurrentTimestamp();
+	bool		sweep;
 	Datum	   *release_ids;
 	Datum	   *release_tids;
 	TimestampTz next_due = 0;
@@ -590,9 +653,25 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	}
 
 	MemoryContextSwitchTo(batch_ctx);
+
+	/* rows of deleted targets: looked for once per poll interval */
+	sweep = (last_sweep == 0 ||
+			 TimestampDifferenceExceeds(last_sweep, now, eb_settings->poll_interval));
+	if (sweep)
+		last_sweep = now;
+
+	nrooms = eb_slots_rooms(&keys, &rooms, &unpause);
+	elems = palloc(sizeof(Datum) * (nrooms + 1));
+	for (int i = 0; i < nrooms; i++)
+		elems[i] = CStringGetTextDatum(keys[i]);
 	args[0] = Int32GetDatum(room);
-	args[1] = full_targets_array(&nfull);
-	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_sql, 2, types),
+	args[1] = make_array(elems, NULL, nrooms, TEXTOID);
+	args[2] = Int32GetDatum(eb_slots_default_room());
+	for (int i = 0; i < nrooms; i++)
+		elems[i] = Int32GetDatum(rooms[i]);
+	args[3] = make_array(elems, NULL, nrooms, INT4OID);
+	args[4] = BoolGetDatum(sweep);
+	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_sql, 5, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
 	n = SPI_processed;
@@ -606,7 +685,7 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 		EbDelivery *d;
 
 		read_claimed_row(tuple, desc, &row);
-		if (!row.target_gone && !row.event_null[EB_EV_ID] &&
+		if (!row.target_gone && (!row.event_null[EB_EV_ID] || row.envelope != NULL) &&
 			!eb_slots_take(row.target_key))
 		{
 			bool		isnull;
@@ -631,7 +710,10 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 							 rargs, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "pg_eventbus: could not release deliveries");
 	}
-	targets_saturated = (nfull > 0 || nrelease > 0);
+	targets_saturated = (nrelease > 0);
+	for (int i = 0; i < nrooms; i++)
+		if (rooms[i] == 0)
+			targets_saturated = true;
 
 	if (n >= (uint64) room)
 		next_due = GetCurrentTimestamp();
@@ -649,13 +731,18 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 
 		/*
 		 * Due rows left behind belong to targets at their limit (claim again
-		 * when one of their requests finishes) or to another worker for a
+		 * when one of their requests finishes), to paused targets (claim
+		 * again when the first pause ends), or to another worker for a
 		 * moment (look again soon).
 		 */
 		if (next_due != 0 && next_due <= GetCurrentTimestamp())
+		{
 			next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												   targets_saturated ?
 												   eb_settings->poll_interval : 20);
+			if (unpause != 0 && unpause < next_due)
+				next_due = unpause;
+		}
 	}
 	commit_xact();
 	return next_due;

@@ -42,8 +42,11 @@ typedef struct EbClaimedRow
 	long		timeout_ms;
 	bool		last_status_null;
 	int			last_status;	/* last_http_status of the row */
+	Datum		event_id;		/* the row's event_id (uuid) */
+	const char *envelope;		/* the envelope to send instead, or NULL */
 	Datum		event[EB_EV_NCOLUMNS];	/* the event, if it still exists */
 	bool		event_null[EB_EV_NCOLUMNS];
+	bool		has_published_at;
 	TimestampTz published_at;
 } EbClaimedRow;
 

@@ -16,18 +16,37 @@
  * none in flight: a healthy target finds a slot at the next claim, however
  * many others are stuck.
  *
+ * A target that does not answer is also paused: after a request ends
+ * without a response, no new request goes to it until a backoff has passed
+ * (the retry policy's backoff for its number of unanswered rounds in a
+ * row: eventbus.retry_base_delay, doubling, up to 5 s or retry_max_delay
+ * if shorter).  Its
+ * due rows stay in the queue meanwhile -- the claim does not even look at
+ * them -- so a backlog larger than one pass is not retried faster than the
+ * backoff, and a worker whose only due rows belong to a paused target
+ * sleeps until the pause ends.  The first answer ends the pause.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "common/pg_prng.h"
 #include "utils/hsearch.h"
+#include "utils/timestamp.h"
 
+#include "policy.h"
 #include "request.h"
 #include "settings.h"
 #include "slots.h"
 
 /* Slots a target has before it answered anything. */
 #define EB_SLOTS_START 4
+
+/*
+ * Longest pause of a target that does not answer: how soon, at the latest,
+ * a target that came back gets requests again.
+ */
+#define EB_SLOTS_MAX_PAUSE_MS 5000
 
 /* Targets remembered while idle, before forgetting what they earned. */
 #define EB_SLOTS_IDLE_MAX 4096
@@ -37,6 +56,8 @@ typedef struct TargetSlots
 	char		key[EB_TARGET_KEY_LEN];
 	int			in_flight;
 	int			earned;
+	int			unanswered;		/* requests in a row that got no response */
+	TimestampTz paused_until;	/* no new request before, while unanswered */
 } TargetSlots;
 
 static HTAB *targets = NULL;
@@ -75,7 +96,7 @@ forget_idle_targets(void)
 		return;
 	hash_seq_init(&seq, targets);
 	while ((t = hash_seq_search(&seq)) != NULL)
-		if (t->in_flight == 0)
+		if (t->in_flight == 0 && t->unanswered == 0)
 			hash_search(targets, t->key, HASH_REMOVE, NULL);
 }
 
@@ -93,11 +114,25 @@ lookup(const char *target_key)
 	{
 		t->in_flight = 0;
 		t->earned = EB_SLOTS_START;
+		t->unanswered = 0;
+		t->paused_until = 0;
 	}
 	return t;
 }
 
-/* Takes a slot for a request to the target, if it is under its limit. */
+/* How many more requests the target may start now: 0 while paused. */
+static int
+room_of(const TargetSlots *t, TimestampTz now)
+{
+	if (t->unanswered > 0 && t->paused_until > now)
+		return 0;
+	return Max(0, limit_of(t) - t->in_flight);
+}
+
+/*
+ * Takes a slot for a request to the target, if it is under its limit and
+ * not paused.
+ */
 bool
 eb_slots_take(const char *target_key)
 {
@@ -105,7 +140,7 @@ eb_slots_take(const char *target_key)
 
 	forget_idle_targets();
 	t = lookup(target_key);
-	if (t->in_flight >= limit_of(t))
+	if (room_of(t, GetCurrentTimestamp()) == 0)
 		return false;
 	if (t->in_flight++ == 0)
 		busy_targets++;
@@ -122,29 +157,73 @@ eb_slots_return(const char *target_key, bool answered)
 	TargetSlots *t = lookup(target_key);
 
 	if (answered)
+	{
 		t->earned = Min(t->earned + 1, eb_settings->max_concurrent_per_target);
+		t->unanswered = 0;
+		t->paused_until = 0;
+	}
 	else
+	{
+		int64		pause_ms;
+
+		TimestampTz now = GetCurrentTimestamp();
+
 		t->earned = Max(EB_SLOTS_START, t->earned / 2);
+
+		/* the requests of one round fail together: count the round once */
+		if (t->paused_until <= now)
+		{
+			t->unanswered = Min(t->unanswered + 1, 1000);
+			pause_ms = eb_backoff_ms(t->unanswered, eb_settings->retry_base_delay,
+									 Min(eb_settings->retry_max_delay, EB_SLOTS_MAX_PAUSE_MS),
+									 pg_prng_double(&pg_global_prng_state));
+			t->paused_until = TimestampTzPlusMilliseconds(now, pause_ms);
+		}
+	}
 	if (t->in_flight > 0 && --t->in_flight == 0)
 		busy_targets--;
 }
 
+/* How many requests a target the worker has not seen yet may start. */
+int
+eb_slots_default_room(void)
+{
+	TargetSlots fresh = {.in_flight = 0,.earned = EB_SLOTS_START};
+
+	return room_of(&fresh, 0);
+}
+
 /*
- * The keys of the targets at their limit, for the claim to skip their rows
- * (palloc'd in the current memory context), and how many.
+ * The targets whose room differs from eb_slots_default_room(): their keys
+ * and rooms (palloc'd in the current memory context), how many, and the
+ * earliest end of a pause (0 if none), for the claim.  A target at its
+ * limit or paused has room 0, and the claim does not look at its rows.
  */
-char	  **
-eb_slots_full_targets(int *count)
+int
+eb_slots_rooms(char ***keys, int **rooms, TimestampTz *earliest_unpause)
 {
 	HASH_SEQ_STATUS seq;
 	TargetSlots *t;
 	int			n = 0;
-	char	  **keys = palloc(sizeof(char *) * (hash_get_num_entries(targets) + 1));
+	int			fresh = eb_slots_default_room();
+	TimestampTz now = GetCurrentTimestamp();
+	long		size = hash_get_num_entries(targets) + 1;
 
+	*keys = palloc(sizeof(char *) * size);
+	*rooms = palloc(sizeof(int) * size);
+	*earliest_unpause = 0;
 	hash_seq_init(&seq, targets);
 	while ((t = hash_seq_search(&seq)) != NULL)
-		if (t->in_flight > 0 && t->in_flight >= limit_of(t))
-			keys[n++] = t->key;
-	*count = n;
-	return keys;
+	{
+		int			room = room_of(t, now);
+
+		if (room == 0 && t->unanswered > 0 && t->paused_until > now &&
+			(*earliest_unpause == 0 || t->paused_until < *earliest_unpause))
+			*earliest_unpause = t->paused_until;
+		if (room == fresh)
+			continue;
+		(*keys)[n] = t->key;
+		(*rooms)[n++] = room;
+	}
+	return n;
 }

@@ -9,9 +9,12 @@
 #ifndef EVENTBUS_SLOTS_H
 #define EVENTBUS_SLOTS_H
 
+#include "datatype/timestamp.h"
+
 extern void eb_slots_init(void);
 extern bool eb_slots_take(const char *target_key);
 extern void eb_slots_return(const char *target_key, bool answered);
-extern char **eb_slots_full_targets(int *count);
+extern int	eb_slots_default_room(void);
+extern int	eb_slots_rooms(char ***keys, int **rooms, TimestampTz *earliest_unpause);
 
 #endif							/* EVENTBUS_SLOTS_H */
