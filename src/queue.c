@@ -322,11 +322,18 @@ static const char *const hand_back_sql =
 " WHERE d.ctid OPERATOR(pg_catalog.=) s.tid AND pg_catalog.int8eq(d.id, s.id)"
 "   AND pg_catalog.timestamptz_eq(d.leased_until, s.lease)";
 
-/* Leases left by a crash: back to the queue now. */
+/*
+ * Leases left by a crash: back to the queue now.  Only leases that have
+ * not ended need it (an ended lease is due already, and the claim takes
+ * it), and a lease's end is its next_attempt_at: so the rows are reached
+ * through the next_attempt_at index, from now on, never by reading the
+ * whole queue.
+ */
 static const char *const reconcile_sql =
 "UPDATE eventbus.deliveries d"
 " SET leased_until = NULL, next_attempt_at = pg_catalog.now()"
-" WHERE d.leased_until IS NOT NULL";
+" WHERE d.next_attempt_at OPERATOR(pg_catalog.>) pg_catalog.now()"
+"   AND d.leased_until IS NOT NULL";
 
 /* The installed extension and its version. */
 static const char *const extension_sql =
