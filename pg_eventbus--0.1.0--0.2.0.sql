@@ -152,6 +152,18 @@ $$;
 CREATE INDEX deliveries_target_due_idx
 	ON eventbus.deliveries (bus, rule, target_id, next_attempt_at);
 
+/*
+ * A row is queued at the time it is written (not at its transaction's
+ * start), so that a row the worker cannot see yet -- its transaction has
+ * not committed -- is never due before that transaction took an id: the
+ * worker's claim starts each target after what it has already taken, and
+ * relies on this.  The lease changes no indexed column, so with room left
+ * on the page it is a HOT update and leaves no index entry behind.
+ */
+ALTER TABLE eventbus.deliveries ALTER COLUMN next_attempt_at SET DEFAULT pg_catalog.clock_timestamp();
+ALTER TABLE eventbus.deliveries SET (fillfactor = 80);
+COMMENT ON TABLE eventbus.deliveries IS 'Pending and in-flight (event, target) deliveries. While a worker holds one, leased_until is set.';
+
 -- Delivery workers waiting for this version start when it commits.
 SELECT eventbus.wake_workers();
 

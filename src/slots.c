@@ -32,6 +32,7 @@
 
 #include "common/pg_prng.h"
 #include "utils/hsearch.h"
+#include "utils/json.h"
 #include "utils/timestamp.h"
 
 #include "policy.h"
@@ -58,6 +59,8 @@ typedef struct TargetSlots
 	int			earned;
 	int			unanswered;		/* requests in a row that got no response */
 	TimestampTz paused_until;	/* no new request before, while unanswered */
+	bool		has_low;
+	TimestampTz low;			/* no due row left before (queue.c) */
 } TargetSlots;
 
 static HTAB *targets = NULL;
@@ -96,7 +99,7 @@ forget_idle_targets(void)
 		return;
 	hash_seq_init(&seq, targets);
 	while ((t = hash_seq_search(&seq)) != NULL)
-		if (t->in_flight == 0 && t->unanswered == 0)
+		if (t->in_flight == 0 && t->unanswered == 0)	/* its low goes too */
 			hash_search(targets, t->key, HASH_REMOVE, NULL);
 }
 
@@ -116,6 +119,7 @@ lookup(const char *target_key)
 		t->earned = EB_SLOTS_START;
 		t->unanswered = 0;
 		t->paused_until = 0;
+		t->has_low = false;
 	}
 	return t;
 }
@@ -194,36 +198,78 @@ eb_slots_default_room(void)
 }
 
 /*
- * The targets whose room differs from eb_slots_default_room(): their keys
- * and rooms (palloc'd in the current memory context), how many, and the
- * earliest end of a pause (0 if none), for the claim.  A target at its
- * limit or paused has room 0, and the claim does not look at its rows.
+ * What the claim needs to know of the targets this worker has seen, as a
+ * JSON object appended to `buf`: for each target whose room differs from
+ * eb_slots_default_room() or that has a low mark, "key": [room, low or
+ * null] (low as ISO text: the worker's DateStyle is ISO).  Sets
+ * *earliest_unpause to the end of the earliest pause (0 if none) and
+ * returns whether some target has no room (at its limit or paused).
  */
-int
-eb_slots_rooms(char ***keys, int **rooms, TimestampTz *earliest_unpause)
+bool
+eb_slots_claim_state(StringInfo buf, TimestampTz *earliest_unpause)
 {
 	HASH_SEQ_STATUS seq;
 	TargetSlots *t;
-	int			n = 0;
 	int			fresh = eb_slots_default_room();
 	TimestampTz now = GetCurrentTimestamp();
-	long		size = hash_get_num_entries(targets) + 1;
+	bool		first = true;
+	bool		saturated = false;
 
-	*keys = palloc(sizeof(char *) * size);
-	*rooms = palloc(sizeof(int) * size);
 	*earliest_unpause = 0;
+	appendStringInfoChar(buf, '{');
 	hash_seq_init(&seq, targets);
 	while ((t = hash_seq_search(&seq)) != NULL)
 	{
 		int			room = room_of(t, now);
 
+		if (room == 0)
+			saturated = true;
 		if (room == 0 && t->unanswered > 0 && t->paused_until > now &&
 			(*earliest_unpause == 0 || t->paused_until < *earliest_unpause))
 			*earliest_unpause = t->paused_until;
-		if (room == fresh)
+		if (room == fresh && !t->has_low)
 			continue;
-		(*keys)[n] = t->key;
-		(*rooms)[n++] = room;
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		escape_json(buf, t->key);
+		appendStringInfo(buf, ":[%d,", room);
+		if (t->has_low)
+			escape_json(buf, timestamptz_to_str(t->low));
+		else
+			appendStringInfoString(buf, "null");
+		appendStringInfoChar(buf, ']');
 	}
-	return n;
+	appendStringInfoChar(buf, '}');
+	return saturated;
+}
+
+/* Sets the target's low mark: it has no due row left before `low`. */
+void
+eb_slots_set_low(const char *target_key, TimestampTz low)
+{
+	TargetSlots *t = lookup(target_key);
+
+	t->has_low = true;
+	t->low = low;
+}
+
+/*
+ * Forgets the low mark of one target (`target_key`), or of every target
+ * (NULL): the next claim looks at their due rows from the start.
+ */
+void
+eb_slots_forget_low(const char *target_key)
+{
+	HASH_SEQ_STATUS seq;
+	TargetSlots *t;
+
+	if (target_key != NULL)
+	{
+		lookup(target_key)->has_low = false;
+		return;
+	}
+	hash_seq_init(&seq, targets);
+	while ((t = hash_seq_search(&seq)) != NULL)
+		t->has_low = false;
 }

@@ -117,7 +117,7 @@ sub plans_since
 
 # The worker's statements, by their text.
 my %kinds = (
-	claim => qr/^WITH RECURSIVE queued/,
+	claim => qr/^WITH (?:RECURSIVE queued|due AS)/,
 	next_due => qr/^SELECT pg_catalog\.min\(d\.next_attempt_at\)/,
 	done => qr/^DELETE FROM eventbus\.deliveries WHERE ctid/,
 	retry => qr/^UPDATE eventbus\.deliveries d SET next_attempt_at = s\.next/,
