@@ -852,6 +852,10 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 		else
 			eb_slots_set_low(ct->key, ct->rows >= ct->room ?
 							 Min(ct->last_due, horizon) : horizon);
+
+		/* it may have more due: claim again when a request of it settles */
+		if (ct->rows >= ct->room)
+			targets_saturated = true;
 	}
 
 	if (n >= (uint64) room)
