@@ -308,4 +308,36 @@ $$;
 ALTER TABLE eventbus.deliveries ADD COLUMN event_published_at timestamptz;
 ALTER TABLE eventbus.deliveries ADD COLUMN envelope jsonb;
 
+/*
+ * eventbus.dead_letter() (the worker's section above) with the two
+ * columns: a delivery that carries an envelope (a redriven dead letter
+ * whose event has left the archive) keeps it when it fails again, and the
+ * event is read by its primary key and published_at (one partition).
+ */
+CREATE OR REPLACE FUNCTION eventbus.dead_letter(moved eventbus.deliveries,
+												endpoint text,
+												error_code text,
+												error_message text,
+												http_status integer,
+												response_excerpt text,
+												exhausted_condition text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO eventbus.dead_letters
+		(event_id, event, bus, rule, target_id, endpoint, error_code,
+		 error_message, http_status, response_excerpt, attempts,
+		 exhausted_condition, first_attempt_at)
+	SELECT $1.event_id,
+		   coalesce($1.envelope,
+					(SELECT eventbus.envelope(e) FROM eventbus.events e
+					 WHERE e.id OPERATOR(pg_catalog.=) $1.event_id
+					   AND ($1.event_published_at IS NULL
+							OR e.published_at OPERATOR(pg_catalog.=) $1.event_published_at)),
+					pg_catalog.jsonb_build_object('id', $1.event_id)),
+		   $1.bus, $1.rule, $1.target_id, $2, $3, $4, $5, $6, $1.attempts,
+		   $7, $1.first_attempt_at
+$$;
+
 -- (end of archive, retention and replay)
