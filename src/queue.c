@@ -105,9 +105,11 @@ static SPIPlanPtr hand_back_plan = NULL;
  * the requests the target may still start (0 at its limit or while
  * paused; $3 for a target not listed), and low, the next_attempt_at below
  * which it has no due row left (see "The low mark" below; none: from the
- * start).  Up to $1 rows in all.  Each target's due rows are one probe of
- * deliveries_target_due_idx, from low to now() in next_attempt_at order
- * (a lateral subquery: a nested loop whatever the statistics), so the
+ * start).  Up to $1 rows in all, the targets taken in an order that $5
+ * shuffles at every claim, so that busy targets early in the table cannot
+ * take every claim from those after them.  Each target's due rows are one
+ * probe of deliveries_target_due_idx, from low to now() in next_attempt_at
+ * order (a lateral subquery: a nested loop whatever the statistics), so the
  * claim never walks the backlog of a target it skips nor what was
  * delivered before low, and its cost grows with the targets and the rows
  * it takes, not with the queue or its dead versions.  When $4 is true it
@@ -140,17 +142,18 @@ static const char *const claim_sql =
 "    WHERE ROW(d.bus, d.rule, d.target_id) OPERATOR(pg_catalog.>) ROW(q.bus, q.rule, q.target_id)"
 "    ORDER BY d.bus, d.rule, d.target_id LIMIT 1) n"
 "), tk AS ("
-"  SELECT t.*, $2 OPERATOR(pg_catalog.->) (t.bus OPERATOR(pg_catalog.||) E'\\x1f'"
-"      OPERATOR(pg_catalog.||) t.rule OPERATOR(pg_catalog.||) E'\\x1f'"
-"      OPERATOR(pg_catalog.||) t.target_id) AS known"
+"  SELECT t.*, t.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.rule"
+"    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.target_id AS key"
 "  FROM eventbus.targets t"
 "), tq AS ("
 "  SELECT tk.bus, tk.rule, tk.target_id, tk.endpoint, tk.http_method, tk.headers,"
 "    tk.max_retry_attempts, tk.max_event_age, tk.timeout,"
-"    coalesce((tk.known OPERATOR(pg_catalog.->>) 0)::pg_catalog.int4, $3) AS room,"
-"    coalesce((tk.known OPERATOR(pg_catalog.->>) 1)::pg_catalog.timestamptz,"
+"    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 0)::pg_catalog.int4,"
+"      $3) AS room,"
+"    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 1)::pg_catalog.timestamptz,"
 "      '-infinity'::pg_catalog.timestamptz) AS low"
 "  FROM tk"
+"  ORDER BY pg_catalog.hashtext(tk.key) OPERATOR(pg_catalog.#) $5"
 "), due AS ("
 "  (SELECT r.row_ctid, r.due_at, false AS gone, tq.room, tq.endpoint, tq.http_method,"
 "    tq.headers, tq.max_retry_attempts, tq.max_event_age, tq.timeout"
@@ -715,8 +718,8 @@ claim_horizon(void)
 TimestampTz
 eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 {
-	Oid			types[4] = {INT4OID, JSONBOID, INT4OID, BOOLOID};
-	Datum		args[4];
+	Oid			types[5] = {INT4OID, JSONBOID, INT4OID, BOOLOID, INT4OID};
+	Datum		args[5];
 	uint64		n;
 	int			nrelease = 0;
 	StringInfoData state;
@@ -774,7 +777,8 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	args[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(state.data));
 	args[2] = Int32GetDatum(eb_slots_default_room());
 	args[3] = BoolGetDatum(sweep);
-	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_sql, 4, types),
+	args[4] = Int32GetDatum((int32) pg_prng_uint32(&pg_global_prng_state));
+	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_sql, 5, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
 	n = SPI_processed;
@@ -840,18 +844,20 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	}
 
 	/*
-	 * Low marks: a target that got all the rows it could take may have more
-	 * due from its last one on; one that got fewer has none left before the
-	 * horizon.  Released rows are back in their place, behind any mark.
+	 * Low marks: a target that got all the rows it could take, or any
+	 * target when the claim as a whole was full, may have more due from its
+	 * last one on; one that got fewer has none left before the horizon.
+	 * Released rows are back in their place, behind any mark.
 	 */
 	hash_seq_init(&seq, claimed_targets);
 	while ((ct = hash_seq_search(&seq)) != NULL)
 	{
+		bool		more = (ct->rows >= ct->room || n >= (uint64) room);
+
 		if (ct->released)
 			eb_slots_forget_low(ct->key);
 		else
-			eb_slots_set_low(ct->key, ct->rows >= ct->room ?
-							 Min(ct->last_due, horizon) : horizon);
+			eb_slots_set_low(ct->key, more ? Min(ct->last_due, horizon) : horizon);
 
 		/* it may have more due: claim again when a request of it settles */
 		if (ct->rows >= ct->room)

@@ -46,7 +46,7 @@ typedef struct EbClaimedRow
 	const char *envelope;		/* the envelope to send instead, or NULL */
 	Datum		event[EB_EV_NCOLUMNS];	/* the event, if it still exists */
 	bool		event_null[EB_EV_NCOLUMNS];
-	bool		has_published_at;
+	bool		has_published_at;	/* the event's, or the row's copy of it */
 	TimestampTz published_at;
 } EbClaimedRow;
 
@@ -65,7 +65,7 @@ typedef struct EbDelivery
 	int			attempts;
 	int			max_retry_attempts;
 	int64		max_event_age_ms;
-	bool		has_event;
+	bool		has_event;		/* published_at is known (max_event_age) */
 	TimestampTz published_at;
 	char	   *endpoint;
 	char	   *target_key;
