@@ -142,6 +142,28 @@ BEGIN
 END
 $$;
 
+/*
+ * The queue by target, in due order: the worker claims each target's due
+ * rows with one probe of this index (up to the requests that target may
+ * still have in flight), so a claim never walks the backlog of a target at
+ * its limit or paused after failures, and keeps each target's rows in
+ * next_attempt_at order.  Deleting a target finds its rows here too.
+ */
+CREATE INDEX deliveries_target_due_idx
+	ON eventbus.deliveries (bus, rule, target_id, next_attempt_at);
+
+/*
+ * A row is queued at the time it is written (not at its transaction's
+ * start), so that a row the worker cannot see yet -- its transaction has
+ * not committed -- is never due before that transaction took an id: the
+ * worker's claim starts each target after what it has already taken, and
+ * relies on this.  The lease changes no indexed column, so with room left
+ * on the page it is a HOT update and leaves no index entry behind.
+ */
+ALTER TABLE eventbus.deliveries ALTER COLUMN next_attempt_at SET DEFAULT pg_catalog.clock_timestamp();
+ALTER TABLE eventbus.deliveries SET (fillfactor = 80);
+COMMENT ON TABLE eventbus.deliveries IS 'Pending and in-flight (event, target) deliveries. While a worker holds one, leased_until is set.';
+
 -- Delivery workers waiting for this version start when it commits.
 SELECT eventbus.wake_workers();
 
@@ -1304,6 +1326,15 @@ BEGIN
 			'Call eventbus.maintenance() for now, or pass the time to act as of.');
 	END IF;
 
+	-- one run at a time (the maintenance process, an operator, a test):
+	-- two would make the same partitions
+	IF NOT pg_catalog.pg_try_advisory_xact_lock(7306086738536604531) THEN
+		action := 'busy';
+		detail := 'another eventbus.maintenance() is running; the next run does the work';
+		RETURN NEXT;
+		RETURN;
+	END IF;
+
 	-- the longest retention of a bus or an archive (NULL: forever) keeps a
 	-- partition; the shortest sets the partitions' width
 	SELECT pg_catalog.bool_or(s.r IS NULL), pg_catalog.max(s.r), pg_catalog.min(s.r)
@@ -1370,6 +1401,9 @@ BEGIN
 			WHEN lock_not_available THEN
 				action := 'busy';
 				detail := 'eventbus.events is locked; the next run creates it';
+			WHEN duplicate_table THEN
+				action := 'busy';
+				detail := 'a partition of that name exists already; the next run starts after it';
 			WHEN check_violation THEN
 				-- an event went to the default partition meanwhile
 				action := 'busy';

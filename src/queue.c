@@ -51,6 +51,8 @@
 #include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -82,63 +84,125 @@ typedef enum EbReadiness
 static MemoryContext batch_ctx = NULL;	/* reset after each transaction */
 static bool targets_saturated = false;	/* last claim skipped some */
 static Oid	ready_extension = InvalidOid;	/* pg_extension row found ready */
+static TimestampTz last_sweep = 0;	/* last claim of deleted targets' rows */
+static TimestampTz last_rescan = 0; /* low marks last forgotten */
+
+/* Every this many poll intervals, the claim forgets the low marks. */
+#define EB_LOW_RESCAN_POLLS 10
 
 /* Prepared statements, kept across transactions. */
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr release_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
+static SPIPlanPtr horizon_plan = NULL;
 static SPIPlanPtr done_plan = NULL;
 static SPIPlanPtr retry_plan = NULL;
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr hand_back_plan = NULL;
 
 /*
- * Claims up to $1 due deliveries, skipping targets that already have as
- * many requests in flight as allowed ($2: their keys, bus, rule and
- * target_id separated by \x1f).  A filter rather than a join, so that the
- * scan stays an ordered index scan that stops at the limit; the target
- * comes along with each row (one lookup), the event is fetched per leased
- * row by its primary key (a lateral probe, never a join over the archive),
- * and the later statements find the locked rows again by ctid rather than
- * through an index.  Every row is leased; a row whose target no longer
- * exists keeps its attempts and comes back marked `gone`, for settle to
- * dead-letter (TargetDeleted).
+ * Claims due deliveries target by target.  $2, a jsonb object, gives the
+ * targets the worker knows something about, by key: [room, low] -- room,
+ * the requests the target may still start (0 at its limit or while
+ * paused; $3 for a target not listed), and low, the next_attempt_at below
+ * which it has no due row left (see "The low mark" below; none: from the
+ * start).  Up to $1 rows in all, the targets taken in an order that $5
+ * shuffles at every claim, so that busy targets early in the table cannot
+ * take every claim from those after them.  Each target's due rows are one
+ * probe of deliveries_target_due_idx, from low to now() in next_attempt_at
+ * order (a lateral subquery: a nested loop whatever the statistics), so the
+ * claim never walks the backlog of a target it skips nor what was
+ * delivered before low, and its cost grows with the targets and the rows
+ * it takes, not with the queue or its dead versions.  When $4 is true it
+ * also takes due rows whose target no longer exists (found by a loose scan
+ * of the same index, one probe per distinct target queued), for settle to
+ * dead-letter (TargetDeleted); they keep their attempts.  (Its first step
+ * says bus >= '', true of every text, so that even the first probe is an
+ * index condition bounded by its LIMIT.)
+ *
+ * A row is leased by setting leased_until (and attempts): no indexed
+ * column changes, so the update is HOT when its page has room (the table's
+ * fillfactor keeps some) and leaves no index entry behind; the claim skips
+ * rows under a lease that has not ended, and one that has ended (its
+ * worker crashed) is due again by itself.  The event is fetched per leased
+ * row by its primary key and published_at (one probe in one partition of
+ * the archive), unless the row carries the envelope to send (a redriven
+ * dead letter whose event has expired); a row written before
+ * event_published_at was filled is looked up by id alone.  The later
+ * statements find the locked rows again by ctid rather than through an
+ * index.
  */
 static const char *const claim_sql =
-"WITH due AS ("
-"  SELECT d.ctid AS row_ctid, t.target_id IS NULL AS gone, t.endpoint,"
-"    t.http_method, t.headers, t.max_retry_attempts, t.max_event_age, t.timeout,"
-"    CASE WHEN t.input IS NOT NULL OR t.input_path IS NOT NULL"
-"      OR t.input_transformer IS NOT NULL THEN pg_catalog.jsonb_build_object("
-"      'input', t.input, 'input_path', t.input_path,"
-"      'input_transformer', t.input_transformer) END AS transform"
-"  FROM eventbus.deliveries d"
-"  LEFT JOIN eventbus.targets t"
-"    ON t.bus OPERATOR(pg_catalog.=) d.bus AND t.rule OPERATOR(pg_catalog.=) d.rule"
-"    AND t.target_id OPERATOR(pg_catalog.=) d.target_id"
-"  WHERE d.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-"    AND (pg_catalog.cardinality($2) OPERATOR(pg_catalog.=) 0"
-"      OR d.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) d.rule"
-"         OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) d.target_id"
-"         OPERATOR(pg_catalog.<>) ALL ($2::pg_catalog.text[]))"
-"  ORDER BY d.next_attempt_at"
-"  LIMIT $1"
-"  FOR UPDATE OF d SKIP LOCKED"
+"WITH RECURSIVE queued(bus, rule, target_id) AS ("
+"  (SELECT d.bus, d.rule, d.target_id FROM eventbus.deliveries d"
+"   WHERE $4 AND d.bus OPERATOR(pg_catalog.>=) ''"
+"   ORDER BY d.bus, d.rule, d.target_id LIMIT 1)"
+"  UNION ALL"
+"  SELECT n.bus, n.rule, n.target_id FROM queued q, LATERAL ("
+"    SELECT d.bus, d.rule, d.target_id FROM eventbus.deliveries d"
+"    WHERE ROW(d.bus, d.rule, d.target_id) OPERATOR(pg_catalog.>) ROW(q.bus, q.rule, q.target_id)"
+"    ORDER BY d.bus, d.rule, d.target_id LIMIT 1) n"
+"), tk AS ("
+"  SELECT t.*, t.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.rule"
+"    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.target_id AS key"
+"  FROM eventbus.targets t"
+"), tq AS ("
+"  SELECT tk.bus, tk.rule, tk.target_id, tk.endpoint, tk.http_method, tk.headers,"
+"    tk.max_retry_attempts, tk.max_event_age, tk.timeout,"
+"    CASE WHEN tk.input IS NOT NULL OR tk.input_path IS NOT NULL"
+"      OR tk.input_transformer IS NOT NULL THEN pg_catalog.jsonb_build_object("
+"      'input', tk.input, 'input_path', tk.input_path,"
+"      'input_transformer', tk.input_transformer) END AS transform,"
+"    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 0)::pg_catalog.int4,"
+"      $3) AS room,"
+"    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 1)::pg_catalog.timestamptz,"
+"      '-infinity'::pg_catalog.timestamptz) AS low"
+"  FROM tk"
+"  ORDER BY pg_catalog.hashtext(tk.key) OPERATOR(pg_catalog.#) $5"
+"), due AS ("
+"  (SELECT r.row_ctid, r.due_at, false AS gone, tq.room, tq.endpoint, tq.http_method,"
+"    tq.headers, tq.max_retry_attempts, tq.max_event_age, tq.timeout, tq.transform"
+"  FROM tq CROSS JOIN LATERAL ("
+"    SELECT d.ctid AS row_ctid, d.next_attempt_at AS due_at FROM eventbus.deliveries d"
+"    WHERE d.bus OPERATOR(pg_catalog.=) tq.bus AND d.rule OPERATOR(pg_catalog.=) tq.rule"
+"      AND d.target_id OPERATOR(pg_catalog.=) tq.target_id"
+"      AND d.next_attempt_at OPERATOR(pg_catalog.>=) tq.low"
+"      AND d.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"      AND (d.leased_until IS NULL OR d.leased_until OPERATOR(pg_catalog.<=) pg_catalog.now())"
+"    ORDER BY d.next_attempt_at"
+"    LIMIT tq.room"
+"    FOR UPDATE OF d SKIP LOCKED) r"
+"  WHERE tq.room OPERATOR(pg_catalog.>) 0"
+"  LIMIT $1)"
+"  UNION ALL"
+"  (SELECT r.row_ctid, r.due_at, true, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+"  FROM queued q CROSS JOIN LATERAL ("
+"    SELECT d.ctid AS row_ctid, d.next_attempt_at AS due_at FROM eventbus.deliveries d"
+"    WHERE d.bus OPERATOR(pg_catalog.=) q.bus AND d.rule OPERATOR(pg_catalog.=) q.rule"
+"      AND d.target_id OPERATOR(pg_catalog.=) q.target_id"
+"      AND d.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"      AND (d.leased_until IS NULL OR d.leased_until OPERATOR(pg_catalog.<=) pg_catalog.now())"
+"    ORDER BY d.next_attempt_at"
+"    LIMIT $1"
+"    FOR UPDATE OF d SKIP LOCKED) r"
+"  WHERE NOT EXISTS (SELECT FROM eventbus.targets t"
+"    WHERE t.bus OPERATOR(pg_catalog.=) q.bus AND t.rule OPERATOR(pg_catalog.=) q.rule"
+"      AND t.target_id OPERATOR(pg_catalog.=) q.target_id)"
+"  LIMIT $1)"
 "), leased AS ("
 "  UPDATE eventbus.deliveries d"
 "  SET attempts = d.attempts OPERATOR(pg_catalog.+) CASE WHEN due.gone THEN 0 ELSE 1 END,"
 "    first_attempt_at = CASE WHEN due.gone THEN d.first_attempt_at"
 "      ELSE coalesce(d.first_attempt_at, pg_catalog.now()) END,"
 "    leased_until = pg_catalog.now() OPERATOR(pg_catalog.+)"
-"      coalesce(due.timeout, '0'::pg_catalog.interval) OPERATOR(pg_catalog.+) " EB_LEASE_MARGIN ","
-"    next_attempt_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
 "      coalesce(due.timeout, '0'::pg_catalog.interval) OPERATOR(pg_catalog.+) " EB_LEASE_MARGIN
 "  FROM due"
 "  WHERE d.ctid OPERATOR(pg_catalog.=) due.row_ctid"
-"  RETURNING d.id, d.ctid AS row_tid, d.event_id, d.bus, d.rule, d.target_id,"
+"  RETURNING d.id, d.ctid AS row_tid, d.event_id, d.event_published_at, d.envelope,"
+"    d.bus, d.rule, d.target_id,"
 "    d.attempts, d.leased_until, d.last_http_status, due.gone, due.endpoint,"
 "    due.http_method, due.headers, due.max_retry_attempts, due.max_event_age,"
-"    due.timeout, due.transform"
+"    due.timeout, due.room, due.due_at, due.transform"
 ")"
 "SELECT l.id, l.row_tid, l.attempts, l.leased_until, l.gone, l.last_http_status,"
 "  l.endpoint, l.http_method,"
@@ -154,7 +218,9 @@ static const char *const claim_sql =
 "  l.bus, l.rule, l.target_id,"
 "  l.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) l.rule"
 "    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) l.target_id,"
-"  e.published_at,"
+"  l.room, l.due_at,"
+"  coalesce(e.published_at, l.event_published_at), l.event_id,"
+"  l.envelope::pg_catalog.text,"
 "  e.id, e.detail_type, e.source, e.account, e.\"time\", e.region,"
 "  e.resources, e.detail, e.replay_name,"
 "  (SELECT pg_catalog.array_agg(k.key ORDER BY k.id DESC)"
@@ -167,7 +233,36 @@ static const char *const claim_sql =
 "  l.transform"
 " FROM leased l LEFT JOIN LATERAL ("
 "   SELECT ev.* FROM eventbus.events ev"
-"   WHERE ev.id OPERATOR(pg_catalog.=) l.event_id OFFSET 0) e ON true";
+"   WHERE l.envelope IS NULL AND ev.id OPERATOR(pg_catalog.=) l.event_id"
+"     AND ev.published_at OPERATOR(pg_catalog.=) l.event_published_at"
+"   UNION ALL"
+"   SELECT ev.* FROM eventbus.events ev"
+"   WHERE l.envelope IS NULL AND l.event_published_at IS NULL"
+"     AND ev.id OPERATOR(pg_catalog.=) l.event_id"
+"   OFFSET 0) e ON true";
+
+/*
+ * The low mark.  Under a long transaction (a report, pg_dump) vacuum
+ * cannot remove the index entries of delivered rows, and every claim
+ * that starts at the beginning of a target's due rows walks all of them.
+ * So a worker remembers, per target, a next_attempt_at below which no due
+ * row of that target can still appear, and the claim starts there.  Rows
+ * are queued with next_attempt_at = clock_timestamp() (the column's
+ * default) by transactions that hold a transaction id from then on; every
+ * other write of next_attempt_at sets a time after now() or keeps the
+ * row's.  So no row that this claim cannot see will ever be due before the
+ * horizon below: the start of this transaction, or of the oldest
+ * transaction with an id (or prepared) if that began earlier.
+ * Transactions without an id -- reports, pg_dump -- do not hold it back.
+ * (LEAST is SQL syntax, not a function a user could shadow.)
+ */
+static const char *const horizon_sql =
+"SELECT LEAST(pg_catalog.now(),"
+"  (SELECT pg_catalog.min(coalesce(a.xact_start, '-infinity'::pg_catalog.timestamptz))"
+"   FROM pg_catalog.pg_stat_get_activity(NULL::pg_catalog.int4) a"
+"   WHERE a.backend_xid IS NOT NULL"
+"     AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()),"
+"  (SELECT pg_catalog.min(p.prepared) FROM pg_catalog.pg_prepared_xact() p))";
 
 /* Columns of the claim's result. */
 enum
@@ -188,7 +283,11 @@ enum
 	CLAIM_RULE,
 	CLAIM_TARGET_ID,
 	CLAIM_TARGET_KEY,
+	CLAIM_ROOM,
+	CLAIM_DUE_AT,
 	CLAIM_PUBLISHED_AT,
+	CLAIM_EVENT_ID,
+	CLAIM_ENVELOPE,
 	CLAIM_EVENT					/* the event's columns, in EbEventColumn order */
 };
 
@@ -200,9 +299,16 @@ enum
 /* Then the target's transformation (jsonb, NULL: none; see transform.c). */
 #define CLAIM_TRANSFORM (CLAIM_SIGNING_KEYS + 1)
 
-/* When the next row becomes due (rows leased by anyone included). */
+/*
+ * When the next row becomes due, after now: from the next_attempt_at
+ * index, starting at now() -- what is due already, the claim has taken or
+ * left to targets at their limit, and the index entries before now are
+ * mostly those of delivered rows, which a long transaction keeps.
+ */
 static const char *const next_due_sql =
-"SELECT pg_catalog.min(d.next_attempt_at) FROM eventbus.deliveries d";
+"SELECT d.next_attempt_at FROM eventbus.deliveries d"
+" WHERE d.next_attempt_at OPERATOR(pg_catalog.>) pg_catalog.now()"
+" ORDER BY d.next_attempt_at LIMIT 1";
 
 /*
  * The statements that follow a claim find their rows in ways that leave
@@ -222,13 +328,13 @@ static const char *const next_due_sql =
  */
 
 /*
- * Claimed rows of a target that reached its limit in the same claim: back
- * to the queue untouched, as if never claimed.
+ * Claimed rows of a target that reached its limit in the same claim (only
+ * a race brings them): back to the queue, as if never claimed, in their
+ * place (next_attempt_at untouched: a HOT update).
  */
 static const char *const release_sql =
 "UPDATE eventbus.deliveries d"
 " SET attempts = d.attempts OPERATOR(pg_catalog.-) 1, leased_until = NULL,"
-"   next_attempt_at = pg_catalog.now(),"
 "   first_attempt_at = CASE WHEN d.attempts OPERATOR(pg_catalog.=) 1 THEN NULL"
 "                      ELSE d.first_attempt_at END"
 " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
@@ -283,21 +389,31 @@ static const char *const dead_sql =
 "  g.excerpt, g.cond)"
 " FROM gone g";
 
-/* Deliveries of a stopping worker: back to the queue, due now. */
+/*
+ * Deliveries of a stopping worker: back to the queue, due at once (a
+ * leased row is due already; its lease is what holds it).
+ */
 static const char *const hand_back_sql =
 "UPDATE eventbus.deliveries d"
-" SET leased_until = NULL, next_attempt_at = pg_catalog.now()"
+" SET leased_until = NULL"
 " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
 "   pg_catalog.unnest($2::pg_catalog.tid[]),"
 "   pg_catalog.unnest($3::pg_catalog.timestamptz[])) AS s(id, tid, lease)"
 " WHERE d.ctid OPERATOR(pg_catalog.=) s.tid AND pg_catalog.int8eq(d.id, s.id)"
 "   AND pg_catalog.timestamptz_eq(d.leased_until, s.lease)";
 
-/* Leases left by a crash: back to the queue now. */
+/*
+ * Leases left by a crash: back to the queue now.  A leased row is due (the
+ * lease leaves next_attempt_at alone), so the rows are reached through the
+ * next_attempt_at index, up to now, never by reading the whole queue.
+ * (Rows leased by 0.1.0's worker, whose lease moved next_attempt_at to its
+ * end, are claimed when that end comes.)
+ */
 static const char *const reconcile_sql =
 "UPDATE eventbus.deliveries d"
-" SET leased_until = NULL, next_attempt_at = pg_catalog.now()"
-" WHERE d.leased_until IS NOT NULL";
+" SET leased_until = NULL"
+" WHERE d.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"   AND d.leased_until IS NOT NULL";
 
 /* The installed extension and its version. */
 static const char *const extension_sql =
@@ -336,12 +452,28 @@ eb_queue_init(void)
 	SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
+	 * The statements' shapes (lateral probes per target and per claimed row,
+	 * rows found again by ctid) leave the planner a nested loop of index or
+	 * TID probes and, besides it, only plans that read a whole table or
+	 * index: a hash or merge join, a bitmap scan.  On a table that is tiny
+	 * when the plan is made, those can look cheaper; they are never what
+	 * the statement means, so they are ruled out here, and the probes are
+	 * the plan whatever the statistics say (TAP test 060_worker_plans.pl).
+	 */
+	SetConfigOption("enable_hashjoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_mergejoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
 	 * A large backlog makes the claim's estimated cost large enough for JIT,
 	 * which would then compile its expressions at every execution: more
 	 * than half the worker's time, for statements that touch a few hundred
 	 * rows.
 	 */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/* the low marks go to the claim as ISO text (slots.c) */
+	SetConfigOption("DateStyle", "ISO, YMD", PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_ctx = AllocSetContextCreate(TopMemoryContext, "pg_eventbus batch",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -564,6 +696,9 @@ read_claimed_row(HeapTuple tuple, TupleDesc desc, EbClaimedRow *row)
 	row->target_key = claim_text(tuple, desc, CLAIM_TARGET_KEY);
 	v = SPI_getbinval(tuple, desc, CLAIM_PUBLISHED_AT, &isnull);
 	row->published_at = isnull ? 0 : DatumGetTimestampTz(v);
+	row->has_published_at = !isnull;
+	row->event_id = SPI_getbinval(tuple, desc, CLAIM_EVENT_ID, &isnull);
+	row->envelope = claim_text(tuple, desc, CLAIM_ENVELOPE);
 	for (int i = 0; i < EB_EV_NCOLUMNS; i++)
 		row->event[i] = SPI_getbinval(tuple, desc, CLAIM_EVENT + i, &row->event_null[i]);
 	row->signing_keys = SPI_getbinval(tuple, desc, CLAIM_SIGNING_KEYS,
@@ -571,33 +706,56 @@ read_claimed_row(HeapTuple tuple, TupleDesc desc, EbClaimedRow *row)
 	row->transform = SPI_getbinval(tuple, desc, CLAIM_TRANSFORM, &row->transform_null);
 }
 
-/* The keys of the targets at their limit, as a text[] for the claim. */
-static Datum
-full_targets_array(int *count)
+/* One target's share of a claim, for its low mark. */
+typedef struct ClaimedTarget
 {
-	char	  **keys = eb_slots_full_targets(count);
-	Datum	   *elems = palloc(sizeof(Datum) * (*count + 1));
+	char		key[EB_TARGET_KEY_LEN];
+	int			rows;			/* rows the claim took */
+	int			room;			/* rows it could take */
+	TimestampTz last_due;		/* the latest next_attempt_at among them */
+	bool		released;		/* some went back to the queue */
+} ClaimedTarget;
 
-	for (int i = 0; i < *count; i++)
-		elems[i] = CStringGetTextDatum(keys[i]);
-	return make_array(elems, NULL, *count, TEXTOID);
+/* The horizon of the low marks (see horizon_sql). */
+static TimestampTz
+claim_horizon(void)
+{
+	bool		isnull;
+	Datum		v;
+
+	if (SPI_execute_plan(eventbus_saved_plan(&horizon_plan, horizon_sql, 0, NULL),
+						 NULL, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_eventbus: could not read the oldest writing transaction");
+	v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? DT_NOBEGIN : DatumGetTimestampTz(v);
 }
 
 /*
  * Claims up to `room` due deliveries in one transaction and builds their
- * requests, within each target's slots (rows over a target's limit go
- * straight back to the queue).  Returns when the queue should be looked at
- * again: now when the claim was full, otherwise the earliest
- * next_attempt_at (0 if none).
+ * requests, within each target's slots (slots.c says how many each target
+ * may start; a row over the limit, which only a race can bring, goes
+ * straight back to the queue), and moves each target's low mark.  Returns
+ * when the queue should be looked at again: now when the claim was full,
+ * otherwise the earliest next_attempt_at after now (0 if none), or -- when
+ * some targets are at their limit or paused -- no later than the end of
+ * the earliest pause or the poll interval.
  */
 TimestampTz
 eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 {
-	Oid			types[2] = {INT4OID, TEXTARRAYOID};
-	Datum		args[2];
+	Oid			types[5] = {INT4OID, JSONBOID, INT4OID, BOOLOID, INT4OID};
+	Datum		args[5];
 	uint64		n;
 	int			nrelease = 0;
-	int			nfull;
+	StringInfoData state;
+	TimestampTz unpause;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz horizon;
+	bool		sweep;
+	HASHCTL		ctl;
+	HTAB	   *claimed_targets;
+	HASH_SEQ_STATUS seq;
+	ClaimedTarget *ct;
 	Datum	   *release_ids;
 	Datum	   *release_tids;
 	TimestampTz next_due = 0;
@@ -615,12 +773,46 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	}
 
 	MemoryContextSwitchTo(batch_ctx);
+
+	/* rows of deleted targets: looked for once per poll interval */
+	sweep = (last_sweep == 0 ||
+			 TimestampDifferenceExceeds(last_sweep, now, eb_settings->poll_interval));
+	if (sweep)
+		last_sweep = now;
+
+	/*
+	 * Now and then every target is looked at from its start again: rows
+	 * put back in their place by another worker (a hand-back, a lease of a
+	 * worker that crashed) or by a prepared transaction are found then.
+	 */
+	if (last_rescan == 0 ||
+		TimestampDifferenceExceeds(last_rescan, now,
+								   EB_LOW_RESCAN_POLLS * eb_settings->poll_interval))
+	{
+		eb_slots_forget_low(NULL);
+		last_rescan = now;
+	}
+
+	/* before the claim's snapshot: see horizon_sql */
+	horizon = claim_horizon();
+
+	initStringInfo(&state);
+	targets_saturated = eb_slots_claim_state(&state, &unpause);
 	args[0] = Int32GetDatum(room);
-	args[1] = full_targets_array(&nfull);
-	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_sql, 2, types),
+	args[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(state.data));
+	args[2] = Int32GetDatum(eb_slots_default_room());
+	args[3] = BoolGetDatum(sweep);
+	args[4] = Int32GetDatum((int32) pg_prng_uint32(&pg_global_prng_state));
+	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_sql, 5, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
 	n = SPI_processed;
+
+	ctl.keysize = EB_TARGET_KEY_LEN;
+	ctl.entrysize = sizeof(ClaimedTarget);
+	ctl.hcxt = batch_ctx;
+	claimed_targets = hash_create("pg_eventbus claimed targets", 16, &ctl,
+								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	release_ids = palloc(sizeof(Datum) * (n + 1));
 	release_tids = palloc(sizeof(Datum) * (n + 1));
 	for (uint64 i = 0; i < n; i++)
@@ -629,16 +821,34 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		EbClaimedRow row;
 		EbDelivery *d;
+		char		key[EB_TARGET_KEY_LEN];
+		bool		found;
+		bool		isnull;
 
 		read_claimed_row(tuple, desc, &row);
-		if (!row.target_gone && !row.event_null[EB_EV_ID] &&
-			!eb_slots_take(row.target_key))
+		if (!row.target_gone)
 		{
-			bool		isnull;
-
-			release_ids[nrelease] = SPI_getbinval(tuple, desc, CLAIM_ID, &isnull);
-			release_tids[nrelease++] = SPI_getbinval(tuple, desc, CLAIM_TID, &isnull);
-			continue;
+			strlcpy(key, row.target_key, sizeof(key));
+			ct = hash_search(claimed_targets, key, HASH_ENTER, &found);
+			if (!found)
+			{
+				ct->rows = 0;
+				ct->room = DatumGetInt32(SPI_getbinval(tuple, desc, CLAIM_ROOM, &isnull));
+				ct->last_due = DT_NOBEGIN;
+				ct->released = false;
+			}
+			ct->rows++;
+			ct->last_due = Max(ct->last_due,
+							   DatumGetTimestampTz(SPI_getbinval(tuple, desc, CLAIM_DUE_AT,
+																 &isnull)));
+			if ((!row.event_null[EB_EV_ID] || row.envelope != NULL) &&
+				!eb_slots_take(row.target_key))
+			{
+				release_ids[nrelease] = SPI_getbinval(tuple, desc, CLAIM_ID, &isnull);
+				release_tids[nrelease++] = SPI_getbinval(tuple, desc, CLAIM_TID, &isnull);
+				ct->released = true;
+				continue;
+			}
 		}
 		d = eb_request_build(&row);
 		*tail = d;
@@ -655,8 +865,29 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 		if (SPI_execute_plan(eventbus_saved_plan(&release_plan, release_sql, 2, rtypes),
 							 rargs, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "pg_eventbus: could not release deliveries");
+		targets_saturated = true;
 	}
-	targets_saturated = (nfull > 0 || nrelease > 0);
+
+	/*
+	 * Low marks: a target that got all the rows it could take, or any
+	 * target when the claim as a whole was full, may have more due from its
+	 * last one on; one that got fewer has none left before the horizon.
+	 * Released rows are back in their place, behind any mark.
+	 */
+	hash_seq_init(&seq, claimed_targets);
+	while ((ct = hash_seq_search(&seq)) != NULL)
+	{
+		bool		more = (ct->rows >= ct->room || n >= (uint64) room);
+
+		if (ct->released)
+			eb_slots_forget_low(ct->key);
+		else
+			eb_slots_set_low(ct->key, more ? Min(ct->last_due, horizon) : horizon);
+
+		/* it may have more due: claim again when a request of it settles */
+		if (ct->rows >= ct->room)
+			targets_saturated = true;
+	}
 
 	if (n >= (uint64) room)
 		next_due = GetCurrentTimestamp();
@@ -668,19 +899,28 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 		if (SPI_execute_plan(eventbus_saved_plan(&next_due_plan, next_due_sql, 0, NULL),
 							 NULL, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "pg_eventbus: could not read the next due time");
-		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			next_due = DatumGetTimestampTz(v);
+		if (SPI_processed > 0)
+		{
+			v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (!isnull)
+				next_due = DatumGetTimestampTz(v);
+		}
 
 		/*
-		 * Due rows left behind belong to targets at their limit (claim again
-		 * when one of their requests finishes) or to another worker for a
-		 * moment (look again soon).
+		 * Due rows may be left behind for targets at their limit (claim
+		 * again when one of their requests finishes) or paused (claim again
+		 * when the first pause ends); look again by the poll interval.
 		 */
-		if (next_due != 0 && next_due <= GetCurrentTimestamp())
-			next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												   targets_saturated ?
-												   eb_settings->poll_interval : 20);
+		if (targets_saturated)
+		{
+			TimestampTz poll = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   eb_settings->poll_interval);
+
+			if (next_due == 0 || poll < next_due)
+				next_due = poll;
+			if (unpause != 0 && unpause < next_due)
+				next_due = unpause;
+		}
 	}
 	commit_xact();
 	return next_due;

@@ -35,10 +35,11 @@ extern void eb_queue_wait_until_ready(void);
 extern void eb_queue_reconcile_leases(void);
 
 /*
- * Claims up to `room` due deliveries and builds them; *claimed gets them as
- * a list (through `next`), those with to_send to be sent.  Returns when to
- * look at the queue again (0: no row is queued); sets *ready to false when
- * the extension is gone or changed (nothing was claimed then).
+ * Claims up to `room` due deliveries, target by target within each
+ * target's slots, and builds them; *claimed gets them as a list (through
+ * `next`), those with to_send to be sent.  Returns when to look at the
+ * queue again (0: nothing is due later); sets *ready to false when the
+ * extension is gone or changed (nothing was claimed then).
  */
 extern TimestampTz eb_queue_claim(int room, EbDelivery **claimed, bool *ready);
 

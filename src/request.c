@@ -58,7 +58,8 @@ add_default_header(EbDelivery *d, const char *line, const char *target_headers)
 }
 
 /*
- * Builds the delivery of a claimed row: its request, ready to send, or --
+ * Builds the delivery of a claimed row: its request, ready to send (its
+ * body the event's envelope, or the envelope the row carries), or --
  * when the target or the event is gone -- a delivery finished already,
  * with the reason in http.error, for settle to dead-letter.
  */
@@ -80,16 +81,22 @@ eb_request_build(const EbClaimedRow *row)
 	 * memory: printing jsonb leaves litter behind, and the request keeps
 	 * only the text.
 	 */
-	if (!row->target_gone && !row->event_null[EB_EV_ID])
+	if (!row->target_gone && row->envelope != NULL)
 	{
-		body = eb_envelope_text(row->event, row->event_null, &body_len);
-		if (!row->transform_null)
-			body = eb_transform_delivery(row->transform, body, row->bus, row->rule,
-										 row->published_at, &body_len, &plain_text,
-										 transform_error, sizeof(transform_error));
-		eb_webhook_id(webhook_id, DatumGetUUIDP(row->event[EB_EV_ID]),
-					  row->bus, row->rule, row->target_id);
+		/* a redriven dead letter whose event has left the archive */
+		body = pstrdup(row->envelope);
+		body_len = strlen(body);
 	}
+	else if (!row->target_gone && !row->event_null[EB_EV_ID])
+		body = eb_envelope_text(row->event, row->event_null, &body_len);
+	/* what the target receives: the envelope, or its transformation */
+	if (body != NULL && !row->transform_null)
+		body = eb_transform_delivery(row->transform, body, row->bus, row->rule,
+									 row->published_at, &body_len, &plain_text,
+									 transform_error, sizeof(transform_error));
+	if (body != NULL)
+		eb_webhook_id(webhook_id, DatumGetUUIDP(row->event_id),
+					  row->bus, row->rule, row->target_id);
 
 	old = MemoryContextSwitchTo(request_ctx);
 	d = palloc0(sizeof(EbDelivery));
@@ -104,7 +111,7 @@ eb_request_build(const EbClaimedRow *row)
 	d->max_retry_attempts = row->max_retry_attempts;
 	d->max_event_age_ms = row->max_event_age_ms;
 	d->published_at = row->published_at;
-	d->has_event = !row->event_null[EB_EV_ID];
+	d->has_event = row->has_published_at;
 	d->endpoint = row->endpoint ? pstrdup(row->endpoint) : NULL;
 	d->http.url = d->endpoint;
 	d->http.method = row->method ? pstrdup(row->method) : NULL;

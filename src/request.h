@@ -42,8 +42,11 @@ typedef struct EbClaimedRow
 	long		timeout_ms;
 	bool		last_status_null;
 	int			last_status;	/* last_http_status of the row */
+	Datum		event_id;		/* the row's event_id (uuid) */
+	const char *envelope;		/* the envelope to send instead, or NULL */
 	Datum		event[EB_EV_NCOLUMNS];	/* the event, if it still exists */
 	bool		event_null[EB_EV_NCOLUMNS];
+	bool		has_published_at;	/* the event's, or the row's copy of it */
 	TimestampTz published_at;
 	Datum		signing_keys;	/* bytea[] of the keys that sign, newest first */
 	bool		signing_keys_null;	/* the target signs nothing */
@@ -66,7 +69,7 @@ typedef struct EbDelivery
 	int			attempts;
 	int			max_retry_attempts;
 	int64		max_event_age_ms;
-	bool		has_event;
+	bool		has_event;		/* published_at is known (max_event_age) */
 	TimestampTz published_at;
 	char	   *endpoint;
 	char	   *target_key;

@@ -16,18 +16,38 @@
  * none in flight: a healthy target finds a slot at the next claim, however
  * many others are stuck.
  *
+ * A target that does not answer is also paused: after a request ends
+ * without a response, no new request goes to it until a backoff has passed
+ * (the retry policy's backoff for its number of unanswered rounds in a
+ * row: eventbus.retry_base_delay, doubling, up to 5 s or retry_max_delay
+ * if shorter).  Its
+ * due rows stay in the queue meanwhile -- the claim does not even look at
+ * them -- so a backlog larger than one pass is not retried faster than the
+ * backoff, and a worker whose only due rows belong to a paused target
+ * sleeps until the pause ends.  The first answer ends the pause.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "common/pg_prng.h"
 #include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/timestamp.h"
 
+#include "policy.h"
 #include "request.h"
 #include "settings.h"
 #include "slots.h"
 
 /* Slots a target has before it answered anything. */
 #define EB_SLOTS_START 4
+
+/*
+ * Longest pause of a target that does not answer: how soon, at the latest,
+ * a target that came back gets requests again.
+ */
+#define EB_SLOTS_MAX_PAUSE_MS 5000
 
 /* Targets remembered while idle, before forgetting what they earned. */
 #define EB_SLOTS_IDLE_MAX 4096
@@ -37,6 +57,10 @@ typedef struct TargetSlots
 	char		key[EB_TARGET_KEY_LEN];
 	int			in_flight;
 	int			earned;
+	int			unanswered;		/* requests in a row that got no response */
+	TimestampTz paused_until;	/* no new request before, while unanswered */
+	bool		has_low;
+	TimestampTz low;			/* no due row left before (queue.c) */
 } TargetSlots;
 
 static HTAB *targets = NULL;
@@ -80,7 +104,7 @@ forget_idle_targets(void)
 		return;
 	hash_seq_init(&seq, targets);
 	while ((t = hash_seq_search(&seq)) != NULL)
-		if (t->in_flight == 0)
+		if (t->in_flight == 0 && t->unanswered == 0)	/* its low goes too */
 			hash_search(targets, t->key, HASH_REMOVE, NULL);
 }
 
@@ -98,11 +122,26 @@ lookup(const char *target_key)
 	{
 		t->in_flight = 0;
 		t->earned = EB_SLOTS_START;
+		t->unanswered = 0;
+		t->paused_until = 0;
+		t->has_low = false;
 	}
 	return t;
 }
 
-/* Takes a slot for a request to the target, if it is under its limit. */
+/* How many more requests the target may start now: 0 while paused. */
+static int
+room_of(const TargetSlots *t, TimestampTz now)
+{
+	if (t->unanswered > 0 && t->paused_until > now)
+		return 0;
+	return Max(0, limit_of(t) - t->in_flight);
+}
+
+/*
+ * Takes a slot for a request to the target, if it is under its limit and
+ * not paused.
+ */
 bool
 eb_slots_take(const char *target_key)
 {
@@ -110,7 +149,7 @@ eb_slots_take(const char *target_key)
 
 	forget_idle_targets();
 	t = lookup(target_key);
-	if (t->in_flight >= limit_of(t))
+	if (room_of(t, GetCurrentTimestamp()) == 0)
 		return false;
 	if (t->in_flight++ == 0)
 		busy_targets++;
@@ -127,29 +166,115 @@ eb_slots_return(const char *target_key, bool answered)
 	TargetSlots *t = lookup(target_key);
 
 	if (answered)
+	{
 		t->earned = Min(t->earned + 1, eb_settings->max_concurrent_per_target);
+		t->unanswered = 0;
+		t->paused_until = 0;
+	}
 	else
+	{
+		int64		pause_ms;
+
+		TimestampTz now = GetCurrentTimestamp();
+
 		t->earned = Max(EB_SLOTS_START, t->earned / 2);
+
+		/* the requests of one round fail together: count the round once */
+		if (t->paused_until <= now)
+		{
+			t->unanswered = Min(t->unanswered + 1, 1000);
+			pause_ms = eb_backoff_ms(t->unanswered, eb_settings->retry_base_delay,
+									 Min(eb_settings->retry_max_delay, EB_SLOTS_MAX_PAUSE_MS),
+									 pg_prng_double(&pg_global_prng_state));
+			t->paused_until = TimestampTzPlusMilliseconds(now, pause_ms);
+		}
+	}
 	if (t->in_flight > 0 && --t->in_flight == 0)
 		busy_targets--;
 }
 
+/* How many requests a target the worker has not seen yet may start. */
+int
+eb_slots_default_room(void)
+{
+	TargetSlots fresh = {.in_flight = 0,.earned = EB_SLOTS_START};
+
+	return room_of(&fresh, 0);
+}
+
 /*
- * The keys of the targets at their limit, for the claim to skip their rows
- * (palloc'd in the current memory context), and how many.
+ * What the claim needs to know of the targets this worker has seen, as a
+ * JSON object appended to `buf`: for each target whose room differs from
+ * eb_slots_default_room() or that has a low mark, "key": [room, low or
+ * null] (low as ISO text: the worker's DateStyle is ISO).  Sets
+ * *earliest_unpause to the end of the earliest pause (0 if none) and
+ * returns whether some target has no room (at its limit or paused).
  */
-char	  **
-eb_slots_full_targets(int *count)
+bool
+eb_slots_claim_state(StringInfo buf, TimestampTz *earliest_unpause)
 {
 	HASH_SEQ_STATUS seq;
 	TargetSlots *t;
-	int			n = 0;
-	char	  **keys = palloc(sizeof(char *) * (hash_get_num_entries(targets) + 1));
+	int			fresh = eb_slots_default_room();
+	TimestampTz now = GetCurrentTimestamp();
+	bool		first = true;
+	bool		saturated = false;
 
+	*earliest_unpause = 0;
+	appendStringInfoChar(buf, '{');
 	hash_seq_init(&seq, targets);
 	while ((t = hash_seq_search(&seq)) != NULL)
-		if (t->in_flight > 0 && t->in_flight >= limit_of(t))
-			keys[n++] = t->key;
-	*count = n;
-	return keys;
+	{
+		int			room = room_of(t, now);
+
+		if (room == 0)
+			saturated = true;
+		if (room == 0 && t->unanswered > 0 && t->paused_until > now &&
+			(*earliest_unpause == 0 || t->paused_until < *earliest_unpause))
+			*earliest_unpause = t->paused_until;
+		if (room == fresh && !t->has_low)
+			continue;
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		escape_json(buf, t->key);
+		appendStringInfo(buf, ":[%d,", room);
+		if (t->has_low)
+			escape_json(buf, timestamptz_to_str(t->low));
+		else
+			appendStringInfoString(buf, "null");
+		appendStringInfoChar(buf, ']');
+	}
+	appendStringInfoChar(buf, '}');
+	return saturated;
+}
+
+/* Sets the target's low mark: it has no due row left before `low`. */
+void
+eb_slots_set_low(const char *target_key, TimestampTz low)
+{
+	TargetSlots *t = lookup(target_key);
+
+	t->has_low = true;
+	t->low = low;
+}
+
+/*
+ * Forgets the low mark of one target (`target_key`), or of every target
+ * (NULL): the next claim looks at their due rows from the start.
+ */
+void
+eb_slots_forget_low(const char *target_key)
+{
+	HASH_SEQ_STATUS seq;
+	TargetSlots *t;
+
+	if (target_key != NULL)
+	{
+		lookup(target_key)->has_low = false;
+		return;
+	}
+	hash_seq_init(&seq, targets);
+	while ((t = hash_seq_search(&seq)) != NULL)
+		t->has_low = false;
 }

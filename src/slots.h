@@ -9,9 +9,15 @@
 #ifndef EVENTBUS_SLOTS_H
 #define EVENTBUS_SLOTS_H
 
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+
 extern void eb_slots_init(void);
 extern bool eb_slots_take(const char *target_key);
 extern void eb_slots_return(const char *target_key, bool answered);
-extern char **eb_slots_full_targets(int *count);
+extern int	eb_slots_default_room(void);
+extern bool eb_slots_claim_state(StringInfo buf, TimestampTz *earliest_unpause);
+extern void eb_slots_set_low(const char *target_key, TimestampTz low);
+extern void eb_slots_forget_low(const char *target_key);
 
 #endif							/* EVENTBUS_SLOTS_H */

@@ -81,8 +81,8 @@ publish($node, 'test.down', 1);
 $node->safe_psql('postgres', q{
 BEGIN;
 SELECT eventbus.put_event('test.ghost', 'Ghost', '{}');
-INSERT INTO eventbus.deliveries (event_id, bus, rule, target_id)
-	SELECT id, 'default', 'ghost-rule', 'ghost' FROM eventbus.events WHERE source = 'test.ghost';
+INSERT INTO eventbus.deliveries (event_id, event_published_at, bus, rule, target_id)
+	SELECT id, published_at, 'default', 'ghost-rule', 'ghost' FROM eventbus.events WHERE source = 'test.ghost';
 COMMIT;
 });
 is($sink->wait_count('/ok', 5), 5, 'deliveries sent');

@@ -111,8 +111,8 @@ like($node->safe_psql('postgres', 'SELECT workers FROM eventbus.status'),
 # the backlog and the oldest due delivery, without a worker to take them
 $node->safe_psql(
 	'postgres', q{
-INSERT INTO eventbus.deliveries (event_id, bus, rule, target_id, next_attempt_at, leased_until, created_at)
-SELECT gen_random_uuid(), 'default', 'gone', 'parked', v.next, v.lease, now() - interval '10 minutes'
+INSERT INTO eventbus.deliveries (event_id, event_published_at, bus, rule, target_id, next_attempt_at, leased_until, created_at)
+SELECT gen_random_uuid(), now(), 'default', 'gone', 'parked', v.next, v.lease, now() - interval '10 minutes'
 FROM (VALUES (now() + interval '1 hour', NULL::timestamptz),
 			 (now() + interval '2 hours', now() + interval '2 hours')) AS v(next, lease);
 });
