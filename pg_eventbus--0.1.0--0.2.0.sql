@@ -805,13 +805,15 @@ REVOKE EXECUTE ON FUNCTION eventbus.code_export_rule(eventbus.rules, boolean) FR
  * The buses (all, or the one named), their rules and their targets as a
  * document apply() takes.  Header values are masked unless header_values;
  * signing secrets are never written, only whether a target signs and the
- * fingerprints of its secrets.  Sorted by name, so the same bus always
- * gives the same document.
+ * fingerprints of its secrets.  Sorted by name, and intervals in ISO 8601
+ * whatever the session's IntervalStyle, so the same bus always gives the
+ * same document.
  */
 CREATE FUNCTION eventbus.export(bus text DEFAULT NULL, header_values boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET intervalstyle = 'iso_8601'
 AS $$
 BEGIN
 	IF export.bus IS NOT NULL
@@ -996,7 +998,7 @@ BEGIN
 			EXCEPTION WHEN invalid_parameter_value OR null_value_not_allowed THEN
 				GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
 				PERFORM eventbus.code_error(v_rpath || '.event_pattern',
-					v_msg, pg_catalog.nullif(v_detail, ''),
+					v_msg, NULLIF(v_detail, ''),
 					'Event patterns follow Amazon EventBridge''s syntax; see the README''s operator table.');
 			END;
 			FOR t IN SELECT e.value AS v, e.n - 1 AS i
@@ -1122,7 +1124,7 @@ REVOKE EXECUTE ON FUNCTION eventbus.code_put(text, text, text, text, jsonb) FROM
  * target has in this database; a masked header it does not have is an
  * error (22023).
  */
-CREATE FUNCTION eventbus.code_unmask(bus text, rule text, target_id text, settings jsonb)
+CREATE FUNCTION eventbus.code_unmask(bus text, rule text, target_id text, settings jsonb, path text)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1140,11 +1142,10 @@ BEGIN
 		WHERE t.bus = code_unmask.bus AND t.rule = code_unmask.rule
 		  AND t.target_id = code_unmask.target_id;
 		IF v_value IS NULL THEN
-			PERFORM eventbus.raise_error('22023',
+			PERFORM eventbus.code_error(pg_catalog.format('%s.headers.%s', path, pg_catalog.to_jsonb(v_key)),
 				pg_catalog.format('header "%s" of target "%s" is masked in the document, and the target has no value for it here',
 					v_key, target_id),
-				pg_catalog.format('The header is at .headers.%s; a masked value keeps the value the target already has.',
-					pg_catalog.to_jsonb(v_key)),
+				'A masked value keeps the value the target already has.',
 				'Export with eventbus.export(header_values => true), or write the value into the document.');
 		END IF;
 		settings := pg_catalog.jsonb_set(settings, ARRAY['headers', v_key], v_value);
@@ -1152,7 +1153,7 @@ BEGIN
 	RETURN settings;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION eventbus.code_unmask(text, text, text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION eventbus.code_unmask(text, text, text, jsonb, text) FROM PUBLIC;
 
 /*
  * The changes of apply(), made: deletions first (with prune: the targets,
@@ -1230,7 +1231,7 @@ BEGIN
 				v_change := eventbus.code_put('rule', x.bus, x.rule, NULL, x.item);
 			ELSE
 				v_change := eventbus.code_put('target', x.bus, x.rule, x.target_id,
-					eventbus.code_unmask(x.bus, x.rule, x.target_id, x.item));
+					eventbus.code_unmask(x.bus, x.rule, x.target_id, x.item, x.path));
 				IF (x.item #> '{signing,signed}') = 'true'
 				   AND NOT EXISTS (SELECT 1 FROM eventbus.signing_secrets s
 								   WHERE s.bus = x.bus AND s.rule = x.rule
@@ -1243,10 +1244,11 @@ BEGIN
 		EXCEPTION WHEN OTHERS THEN
 			GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
 				v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+			-- the path of the part of the document, unless the error has a closer one
 			PERFORM eventbus.raise_error(v_state, v_msg,
-				'At ' || x.path || '.'
-				|| coalesce(' ' || pg_catalog.nullif(v_detail, ''), ''),
-				pg_catalog.nullif(v_hint, ''));
+				CASE WHEN v_detail LIKE 'At $%' THEN v_detail
+					 ELSE 'At ' || x.path || '.' || coalesce(' ' || NULLIF(v_detail, ''), '') END,
+				NULLIF(v_hint, ''));
 		END;
 		IF v_change IS NOT NULL THEN
 			v_changes := v_changes || (v_change
