@@ -1280,21 +1280,31 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_changes jsonb;
+	v_state text;
+	v_msg text;
+	v_detail text;
+	v_hint text;
 BEGIN
 	IF prune IS NULL OR dry_run IS NULL THEN
 		PERFORM eventbus.raise_error('22004',
 			pg_catalog.format('%s must not be null', CASE WHEN prune IS NULL THEN 'prune' ELSE 'dry_run' END),
 			NULL, 'Pass true or false.');
 	END IF;
-	PERFORM eventbus.code_check(document);
-	IF NOT dry_run THEN
-		RETURN eventbus.code_apply(document, prune);
-	END IF;
 	BEGIN
+		PERFORM eventbus.code_check(document);
 		v_changes := eventbus.code_apply(document, prune);
-		RAISE EXCEPTION USING ERRCODE = 'EB001';	-- undo everything
-	EXCEPTION WHEN SQLSTATE 'EB001' THEN
-		NULL;
+		IF dry_run THEN
+			RAISE EXCEPTION USING ERRCODE = 'EB001';	-- undo everything
+		END IF;
+	EXCEPTION
+		WHEN SQLSTATE 'EB001' THEN
+			NULL;
+		WHEN OTHERS THEN
+			-- the error as the function that raised it said it, without
+			-- the CONTEXT lines of the helpers in between
+			GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+				v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+			PERFORM eventbus.raise_error(v_state, v_msg, NULLIF(v_detail, ''), NULLIF(v_hint, ''));
 	END;
 	RETURN v_changes;
 END
