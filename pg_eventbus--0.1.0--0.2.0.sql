@@ -897,8 +897,10 @@ BEGIN
 					(SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) FROM pg_catalog.jsonb_object_keys(types) k)));
 		END IF;
 		v_want := types ->> v_key;
-		IF v_want <> 'any' AND pg_catalog.jsonb_typeof(v_value) <> 'null'
-		   AND pg_catalog.jsonb_typeof(v_value) <> v_want THEN
+		-- null only for a setting: put_* says whether it takes NULL
+		IF v_want <> 'any' AND pg_catalog.jsonb_typeof(v_value) <> v_want
+		   AND NOT (pg_catalog.jsonb_typeof(v_value) = 'null'
+					AND EXISTS (SELECT 1 FROM eventbus.code_settings(settings_kind) s WHERE s.name = v_key)) THEN
 			PERFORM eventbus.code_error(path || '.' || v_key,
 				pg_catalog.format('"%s" of %s must be a JSON %s', v_key, what, v_want),
 				pg_catalog.format('The document has %s.', pg_catalog.left(v_value::text, 100)), NULL);
@@ -909,7 +911,7 @@ BEGIN
 		  AND s.type <> 'text';
 		IF FOUND AND pg_catalog.jsonb_typeof(v_value) = 'string' THEN
 			BEGIN
-				EXECUTE pg_catalog.format('SELECT $1::%s', v_type) USING v_value ->> 0;
+				EXECUTE pg_catalog.format('SELECT $1::%s', v_type) USING v_value #>> '{}';
 			EXCEPTION WHEN data_exception THEN
 				PERFORM eventbus.code_error(path || '.' || v_key,
 					pg_catalog.format('"%s" of %s is not a valid %s', v_key, what, v_type),
@@ -949,6 +951,7 @@ DECLARE
 	v_state text;
 	v_msg text;
 	v_detail text;
+	v_dup record;
 BEGIN
 	IF document IS NULL THEN
 		PERFORM eventbus.raise_error('22004', 'document must not be null', NULL,
@@ -973,12 +976,6 @@ BEGIN
 		IF pg_catalog.jsonb_typeof(b.v -> 'name') <> 'string' THEN
 			PERFORM eventbus.code_error(v_bpath || '.name', 'the name of a bus must be a JSON string');
 		END IF;
-		IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements(document -> 'buses') o
-			WHERE o -> 'name' = b.v -> 'name') > 1 THEN
-			PERFORM eventbus.code_error(v_bpath || '.name',
-				pg_catalog.format('event bus "%s" is in the document twice', b.v ->> 'name'),
-				NULL, 'Name each bus once.');
-		END IF;
 		FOR r IN SELECT e.value AS v, e.n - 1 AS i
 				 FROM pg_catalog.jsonb_array_elements(coalesce(b.v -> 'rules', '[]')) WITH ORDINALITY e(value, n) LOOP
 			v_rpath := pg_catalog.format('%s.rules[%s]', v_bpath, r.i);
@@ -986,12 +983,6 @@ BEGIN
 				v_rule_types, 'rule');
 			IF pg_catalog.jsonb_typeof(r.v -> 'name') <> 'string' THEN
 				PERFORM eventbus.code_error(v_rpath || '.name', 'the name of a rule must be a JSON string');
-			END IF;
-			IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements(b.v -> 'rules') o
-				WHERE o -> 'name' = r.v -> 'name') > 1 THEN
-				PERFORM eventbus.code_error(v_rpath || '.name',
-					pg_catalog.format('rule "%s" is in bus "%s" twice', r.v ->> 'name', b.v ->> 'name'),
-					NULL, 'Name each rule of a bus once.');
 			END IF;
 			BEGIN
 				PERFORM eventbus.validate_event_pattern(r.v -> 'event_pattern');
@@ -1009,12 +1000,6 @@ BEGIN
 				IF pg_catalog.jsonb_typeof(t.v -> 'target_id') <> 'string' THEN
 					PERFORM eventbus.code_error(v_tpath || '.target_id', 'the target_id of a target must be a JSON string');
 				END IF;
-				IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements(r.v -> 'targets') o
-					WHERE o -> 'target_id' = t.v -> 'target_id') > 1 THEN
-					PERFORM eventbus.code_error(v_tpath || '.target_id',
-						pg_catalog.format('target "%s" is in rule "%s" twice', t.v ->> 'target_id', r.v ->> 'name'),
-						NULL, 'Name each target of a rule once.');
-				END IF;
 				IF t.v ? 'signing' THEN
 					PERFORM eventbus.code_check_object(t.v -> 'signing', v_tpath || '.signing',
 						'signing', ARRAY[]::text[], '{"signed": "boolean", "fingerprints": "array"}');
@@ -1022,6 +1007,26 @@ BEGIN
 			END LOOP;
 		END LOOP;
 	END LOOP;
+	-- each bus once, each rule once in its bus, each target once in its rule
+	-- (one sort of the document, not a comparison of every pair)
+	SELECT d.kind, d.bus, d.rule, d.target_id, d.paths[2] AS path INTO v_dup
+	FROM (SELECT i.kind, i.bus, i.rule, i.target_id,
+				 pg_catalog.array_agg(i.path ORDER BY i.n) AS paths, pg_catalog.min(i.n) AS first
+		  FROM eventbus.code_items(document) WITH ORDINALITY AS i(kind, path, bus, rule, target_id, item, n)
+		  GROUP BY i.kind, i.bus, i.rule, i.target_id
+		  HAVING pg_catalog.count(*) > 1) d
+	ORDER BY CASE d.kind WHEN 'bus' THEN 1 WHEN 'rule' THEN 2 ELSE 3 END, d.first
+	LIMIT 1;
+	IF FOUND THEN
+		PERFORM eventbus.code_error(v_dup.path || CASE v_dup.kind WHEN 'target' THEN '.target_id' ELSE '.name' END,
+			CASE v_dup.kind
+				WHEN 'bus' THEN pg_catalog.format('event bus "%s" is in the document twice', v_dup.bus)
+				WHEN 'rule' THEN pg_catalog.format('rule "%s" is in bus "%s" twice', v_dup.rule, v_dup.bus)
+				ELSE pg_catalog.format('target "%s" is in rule "%s" twice', v_dup.target_id, v_dup.rule) END,
+			NULL, CASE v_dup.kind WHEN 'bus' THEN 'Name each bus once.'
+					  WHEN 'rule' THEN 'Name each rule of a bus once.'
+					  ELSE 'Name each target of a rule once.' END);
+	END IF;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION eventbus.code_check(jsonb) FROM PUBLIC;

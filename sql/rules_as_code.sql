@@ -94,6 +94,8 @@ SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [], "co
 SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [{"name": 7}]}')$$);
 SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [{"name": "a"}, {"name": "a"}]}')$$);
 SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [{"name": "a", "rules": [{"name": "r"}]}]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [{"name": "a", "rules": null}]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [{"name": "a", "rules": [{"name": "r", "event_pattern": {"source": ["x"]}}, {"name": "r", "event_pattern": {"source": ["y"]}}]}]}')$$);
 SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [{"name": "a", "rules": [{"name": "r", "event_pattern": {"detail": {"n": [{"numeric": [">", "ten"]}]}}}]}]}')$$);
 SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [{"name": "a", "rules": [{"name": "r", "event_pattern": {"source": ["x"]}, "colour": "red"}]}]}')$$);
 SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [{"name": "a", "rules": [{"name": "r", "event_pattern": {"source": ["x"]}, "targets": [{"target_id": "t", "endpoint": "http://x.example/", "max_retry_attempts": "3"}]}]}]}')$$);
