@@ -1693,4 +1693,637 @@ REVOKE EXECUTE ON FUNCTION eventbus.put_target(text, text, text, text, text, jso
 -- Rules as code
 ------------------------------------------------------------------------------
 
+/*
+ * Rules as code: eventbus.export() writes the buses, rules and targets as
+ * one versioned JSON document, and eventbus.apply() makes a database match
+ * such a document, changing exactly what differs (see the README, "Rules as
+ * code").  Both go through the API's own functions (put_rule, put_target,
+ * remove_target, ...), which stay the one owner of every check, default
+ * and normalisation; nothing here repeats them.
+ */
+
+/*
+ * The settings of a rule or a target that the document carries: the
+ * arguments of put_rule (put_target) that are also columns of rules
+ * (targets), but not the keys that name the thing, in the order of the
+ * arguments.  This is the one list: a new setting -- a column and a put_*
+ * argument of the same name -- is exported and applied with no change to
+ * export() or apply().  json_type is the JSON type the document must use
+ * for it ('any' for json and jsonb columns: put_* checks those).
+ */
+CREATE FUNCTION eventbus.code_settings(kind text, OUT name text, OUT type text,
+									   OUT json_type text, OUT ord integer)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH k(kind, fn, tbl, keys) AS (VALUES
+		('rule', 'put_rule', 'eventbus.rules'::pg_catalog.regclass, ARRAY['name', 'bus']),
+		('target', 'put_target', 'eventbus.targets'::pg_catalog.regclass, ARRAY['rule', 'target_id', 'bus'])),
+	p AS (
+		SELECT p.proargnames, p.proargtypes, k.tbl, k.keys
+		FROM k JOIN pg_catalog.pg_proc p
+			ON p.proname = k.fn
+		   AND p.pronamespace = 'eventbus'::pg_catalog.regnamespace
+		WHERE k.kind = code_settings.kind
+		ORDER BY p.pronargs DESC
+		LIMIT 1)
+	SELECT a.attname::text, pg_catalog.format_type(a.atttypid, NULL),
+		CASE WHEN a.atttypid = ANY (ARRAY['json'::pg_catalog.regtype, 'jsonb'::pg_catalog.regtype]::pg_catalog.oid[]) THEN 'any'
+			 WHEN a.atttypid = ANY (ARRAY['int2'::pg_catalog.regtype, 'int4'::pg_catalog.regtype,
+				'int8'::pg_catalog.regtype, 'numeric'::pg_catalog.regtype, 'float4'::pg_catalog.regtype,
+				'float8'::pg_catalog.regtype]::pg_catalog.oid[]) THEN 'number'
+			 WHEN a.atttypid = 'bool'::pg_catalog.regtype THEN 'boolean'
+			 ELSE 'string' END,
+		arg.n::integer
+	FROM p
+	CROSS JOIN LATERAL pg_catalog.unnest(p.proargnames) WITH ORDINALITY AS arg(name, n)
+	JOIN pg_catalog.pg_attribute a
+		ON a.attrelid = p.tbl
+	   AND a.attname = arg.name
+	   AND a.attnum > 0 AND NOT a.attisdropped
+	   AND a.atttypid = p.proargtypes[arg.n - 1]
+	WHERE NOT arg.name = ANY (p.keys)
+	ORDER BY arg.n
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_settings(text) FROM PUBLIC;
+
+-- The settings (code_settings) of one row of rules or targets, as JSON.
+CREATE FUNCTION eventbus.code_settings_of(kind text, entry jsonb)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(pg_catalog.jsonb_object_agg(s.name, entry -> s.name), '{}')
+	FROM eventbus.code_settings(kind) s
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_settings_of(text, jsonb) FROM PUBLIC;
+
+-- What export() writes for a header value it does not show.
+CREATE FUNCTION eventbus.code_masked()
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT '{"masked": true}'::pg_catalog.jsonb $$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_masked() FROM PUBLIC;
+
+/*
+ * One target as the document holds it: its id, its settings (header values
+ * masked unless header_values) and whether it signs, with the fingerprints
+ * of its secrets -- never a secret.
+ */
+CREATE FUNCTION eventbus.code_export_target(t eventbus.targets, header_values boolean)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.jsonb_build_object('target_id', t.target_id)
+		|| eventbus.code_settings_of('target', pg_catalog.to_jsonb(t)
+			|| CASE WHEN header_values THEN '{}'::pg_catalog.jsonb
+				ELSE pg_catalog.jsonb_build_object('headers',
+					(SELECT coalesce(pg_catalog.jsonb_object_agg(h.key, eventbus.code_masked()), '{}')
+					 FROM pg_catalog.jsonb_each(t.headers) h)) END)
+		|| pg_catalog.jsonb_build_object('signing',
+			(SELECT pg_catalog.jsonb_build_object(
+						'signed', pg_catalog.count(*) > 0,
+						'fingerprints', coalesce(pg_catalog.jsonb_agg(s.fingerprint ORDER BY s.created_at, s.fingerprint), '[]'))
+			 FROM eventbus.signing_secrets s
+			 WHERE s.bus = t.bus AND s.rule = t.rule
+			   AND s.target_id = t.target_id))
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_export_target(eventbus.targets, boolean) FROM PUBLIC;
+
+-- One rule as the document holds it: name, settings, targets by id.
+CREATE FUNCTION eventbus.code_export_rule(r eventbus.rules, header_values boolean)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.jsonb_build_object('name', r.name)
+		|| eventbus.code_settings_of('rule', pg_catalog.to_jsonb(r))
+		|| pg_catalog.jsonb_build_object('targets',
+			(SELECT coalesce(pg_catalog.jsonb_agg(eventbus.code_export_target(t, header_values)
+												  ORDER BY t.target_id COLLATE "C"), '[]')
+			 FROM eventbus.targets t
+			 WHERE t.bus = r.bus AND t.rule = r.name))
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_export_rule(eventbus.rules, boolean) FROM PUBLIC;
+
+/*
+ * The buses (all, or the one named), their rules and their targets as a
+ * document apply() takes.  Header values are masked unless header_values;
+ * signing secrets are never written, only whether a target signs and the
+ * fingerprints of its secrets.  Sorted by name, and intervals in ISO 8601
+ * whatever the session's IntervalStyle, so the same bus always gives the
+ * same document.
+ */
+CREATE FUNCTION eventbus.export(bus text DEFAULT NULL, header_values boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET intervalstyle = 'iso_8601'
+AS $$
+BEGIN
+	IF export.bus IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name = export.bus) THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('event bus "%s" does not exist', export.bus),
+			NULL,
+			'List the buses with: SELECT name FROM eventbus.buses; or export them all with eventbus.export().');
+	END IF;
+	IF header_values IS NULL THEN
+		PERFORM eventbus.raise_error('22004', 'header_values must not be null', NULL,
+			'Pass true to write header values into the document, false to mask them.');
+	END IF;
+	RETURN pg_catalog.jsonb_build_object(
+		'version', 1,
+		-- the place of connections (EventBridge's API destinations), once they exist
+		'connections', '[]'::pg_catalog.jsonb,
+		'buses', (
+			SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+				'name', b.name,
+				'rules', (SELECT coalesce(pg_catalog.jsonb_agg(eventbus.code_export_rule(r, header_values)
+															   ORDER BY r.name COLLATE "C"), '[]')
+						  FROM eventbus.rules r WHERE r.bus = b.name))
+				ORDER BY b.name COLLATE "C"), '[]')
+			FROM eventbus.buses b
+			WHERE export.bus IS NULL OR b.name = export.bus));
+END
+$$;
+COMMENT ON FUNCTION eventbus.export(text, boolean) IS 'Rules as code: the buses, rules and targets as a document for eventbus.apply(); header values masked unless asked, signing secrets never.';
+REVOKE EXECUTE ON FUNCTION eventbus.export(text, boolean) FROM PUBLIC;
+
+-- Raises 22023 for the document at `path` (a JSONPath such as $.buses[0].name).
+CREATE FUNCTION eventbus.code_error(path text, message text, detail text DEFAULT NULL,
+								   hint text DEFAULT NULL)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT eventbus.raise_error('22023', message,
+		'At ' || path || '.'
+		|| coalesce(' ' || detail, ''),
+		hint)
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_error(text, text, text, text) FROM PUBLIC;
+
+/*
+ * Checks that `obj` at `path` is an object whose keys are among `allowed`
+ * and hold `required`, with the JSON types `types` gives (key -> type;
+ * 'any' for any), and that each string of a setting whose column is not
+ * text converts to its type.  Raises 22023 naming the path.
+ */
+CREATE FUNCTION eventbus.code_check_object(obj jsonb, path text, what text,
+										   required text[], types jsonb,
+										   settings_kind text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_key text;
+	v_value jsonb;
+	v_want text;
+	v_type text;
+BEGIN
+	IF pg_catalog.jsonb_typeof(obj) IS DISTINCT FROM 'object' THEN
+		PERFORM eventbus.code_error(path, pg_catalog.format('%s must be a JSON object', what),
+			pg_catalog.format('The document has %s.', coalesce(pg_catalog.jsonb_typeof(obj), 'nothing')),
+			'See the README, "Rules as code", for the document''s format.');
+	END IF;
+	FOREACH v_key IN ARRAY required LOOP
+		IF NOT obj ? v_key THEN
+			PERFORM eventbus.code_error(path, pg_catalog.format('%s has no "%s"', what, v_key), NULL,
+				pg_catalog.format('Add the key "%s".', v_key));
+		END IF;
+	END LOOP;
+	FOR v_key, v_value IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(obj) e ORDER BY e.key LOOP
+		IF NOT types ? v_key THEN
+			PERFORM eventbus.code_error(path || '.' || v_key,
+				pg_catalog.format('unknown key "%s" in %s', v_key, what), NULL,
+				pg_catalog.format('The keys of %s are: %s.', what,
+					(SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) FROM pg_catalog.jsonb_object_keys(types) k)));
+		END IF;
+		v_want := types ->> v_key;
+		-- null only for a setting: put_* says whether it takes NULL
+		IF v_want <> 'any' AND pg_catalog.jsonb_typeof(v_value) <> v_want
+		   AND NOT (pg_catalog.jsonb_typeof(v_value) = 'null'
+					AND EXISTS (SELECT 1 FROM eventbus.code_settings(settings_kind) s WHERE s.name = v_key)) THEN
+			PERFORM eventbus.code_error(path || '.' || v_key,
+				pg_catalog.format('"%s" of %s must be a JSON %s', v_key, what, v_want),
+				pg_catalog.format('The document has %s.', pg_catalog.left(v_value::text, 100)), NULL);
+		END IF;
+		-- a setting given as a string converts to its column's type
+		SELECT s.type INTO v_type FROM eventbus.code_settings(settings_kind) s
+		WHERE s.name = v_key AND s.json_type = 'string'
+		  AND s.type <> 'text';
+		IF FOUND AND pg_catalog.jsonb_typeof(v_value) = 'string' THEN
+			BEGIN
+				EXECUTE pg_catalog.format('SELECT $1::%s', v_type) USING v_value #>> '{}';
+			EXCEPTION WHEN data_exception THEN
+				PERFORM eventbus.code_error(path || '.' || v_key,
+					pg_catalog.format('"%s" of %s is not a valid %s', v_key, what, v_type),
+					pg_catalog.format('The document has %s.', pg_catalog.left(v_value::text, 100)), NULL);
+			END;
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_check_object(jsonb, text, text, text[], jsonb, text) FROM PUBLIC;
+
+/*
+ * Checks a whole document before apply() changes anything: its shape,
+ * every key and JSON type, names given once, and every event pattern.
+ * What only the database can judge (a name's syntax, a setting's range)
+ * put_rule and put_target check as apply() calls them, and their errors
+ * then carry the path too.
+ */
+CREATE FUNCTION eventbus.code_check(document jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_rule_types jsonb := pg_catalog.jsonb_build_object('name', 'string', 'targets', 'array')
+		|| (SELECT coalesce(pg_catalog.jsonb_object_agg(s.name, s.json_type), '{}')
+								 FROM eventbus.code_settings('rule') s);
+	v_target_types jsonb := pg_catalog.jsonb_build_object('target_id', 'string', 'signing', 'object')
+		|| (SELECT coalesce(pg_catalog.jsonb_object_agg(s.name, s.json_type), '{}')
+								 FROM eventbus.code_settings('target') s);
+	b record;
+	r record;
+	t record;
+	v_bpath text;
+	v_rpath text;
+	v_tpath text;
+	v_state text;
+	v_msg text;
+	v_detail text;
+	v_dup record;
+BEGIN
+	IF document IS NULL THEN
+		PERFORM eventbus.raise_error('22004', 'document must not be null', NULL,
+			'Pass a document such as eventbus.export() writes.');
+	END IF;
+	PERFORM eventbus.code_check_object(document, '$', 'the document', ARRAY['version', 'buses'],
+		'{"version": "number", "buses": "array", "connections": "array"}');
+	IF document -> 'version' IS DISTINCT FROM '1'::pg_catalog.jsonb THEN
+		PERFORM eventbus.code_error('$.version', 'unsupported document version',
+			pg_catalog.format('The document has version %s.', document -> 'version'),
+			'This version of pg_eventbus reads version 1.');
+	END IF;
+	IF pg_catalog.jsonb_array_length(coalesce(document -> 'connections', '[]')) > 0 THEN
+		PERFORM eventbus.raise_error('0A000', 'connections are not supported yet',
+			'At $.connections.', 'Leave "connections" out or empty.');
+	END IF;
+	FOR b IN SELECT e.value AS v, e.n - 1 AS i
+			 FROM pg_catalog.jsonb_array_elements(document -> 'buses') WITH ORDINALITY e(value, n) LOOP
+		v_bpath := pg_catalog.format('$.buses[%s]', b.i);
+		PERFORM eventbus.code_check_object(b.v, v_bpath, 'a bus', ARRAY['name'],
+			'{"name": "string", "rules": "array"}');
+		IF pg_catalog.jsonb_typeof(b.v -> 'name') <> 'string' THEN
+			PERFORM eventbus.code_error(v_bpath || '.name', 'the name of a bus must be a JSON string');
+		END IF;
+		FOR r IN SELECT e.value AS v, e.n - 1 AS i
+				 FROM pg_catalog.jsonb_array_elements(coalesce(b.v -> 'rules', '[]')) WITH ORDINALITY e(value, n) LOOP
+			v_rpath := pg_catalog.format('%s.rules[%s]', v_bpath, r.i);
+			PERFORM eventbus.code_check_object(r.v, v_rpath, 'a rule', ARRAY['name', 'event_pattern'],
+				v_rule_types, 'rule');
+			IF pg_catalog.jsonb_typeof(r.v -> 'name') <> 'string' THEN
+				PERFORM eventbus.code_error(v_rpath || '.name', 'the name of a rule must be a JSON string');
+			END IF;
+			BEGIN
+				PERFORM eventbus.validate_event_pattern(r.v -> 'event_pattern');
+			EXCEPTION WHEN invalid_parameter_value OR null_value_not_allowed THEN
+				GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+				PERFORM eventbus.code_error(v_rpath || '.event_pattern',
+					v_msg, NULLIF(v_detail, ''),
+					'Event patterns follow Amazon EventBridge''s syntax; see the README''s operator table.');
+			END;
+			FOR t IN SELECT e.value AS v, e.n - 1 AS i
+					 FROM pg_catalog.jsonb_array_elements(coalesce(r.v -> 'targets', '[]')) WITH ORDINALITY e(value, n) LOOP
+				v_tpath := pg_catalog.format('%s.targets[%s]', v_rpath, t.i);
+				PERFORM eventbus.code_check_object(t.v, v_tpath, 'a target', ARRAY['target_id', 'endpoint'],
+					v_target_types, 'target');
+				IF pg_catalog.jsonb_typeof(t.v -> 'target_id') <> 'string' THEN
+					PERFORM eventbus.code_error(v_tpath || '.target_id', 'the target_id of a target must be a JSON string');
+				END IF;
+				IF t.v ? 'signing' THEN
+					PERFORM eventbus.code_check_object(t.v -> 'signing', v_tpath || '.signing',
+						'signing', ARRAY[]::text[], '{"signed": "boolean", "fingerprints": "array"}');
+				END IF;
+			END LOOP;
+		END LOOP;
+	END LOOP;
+	-- each bus once, each rule once in its bus, each target once in its rule
+	-- (one sort of the document, not a comparison of every pair)
+	SELECT d.kind, d.bus, d.rule, d.target_id, d.paths[2] AS path INTO v_dup
+	FROM (SELECT i.kind, i.bus, i.rule, i.target_id,
+				 pg_catalog.array_agg(i.path ORDER BY i.n) AS paths, pg_catalog.min(i.n) AS first
+		  FROM eventbus.code_items(document) WITH ORDINALITY AS i(kind, path, bus, rule, target_id, item, n)
+		  GROUP BY i.kind, i.bus, i.rule, i.target_id
+		  HAVING pg_catalog.count(*) > 1) d
+	ORDER BY CASE d.kind WHEN 'bus' THEN 1 WHEN 'rule' THEN 2 ELSE 3 END, d.first
+	LIMIT 1;
+	IF FOUND THEN
+		PERFORM eventbus.code_error(v_dup.path || CASE v_dup.kind WHEN 'target' THEN '.target_id' ELSE '.name' END,
+			CASE v_dup.kind
+				WHEN 'bus' THEN pg_catalog.format('event bus "%s" is in the document twice', v_dup.bus)
+				WHEN 'rule' THEN pg_catalog.format('rule "%s" is in bus "%s" twice', v_dup.rule, v_dup.bus)
+				ELSE pg_catalog.format('target "%s" is in rule "%s" twice', v_dup.target_id, v_dup.rule) END,
+			NULL, CASE v_dup.kind WHEN 'bus' THEN 'Name each bus once.'
+					  WHEN 'rule' THEN 'Name each rule of a bus once.'
+					  ELSE 'Name each target of a rule once.' END);
+	END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_check(jsonb) FROM PUBLIC;
+
+/*
+ * The rules and targets a document names, with the JSONPath of each: one
+ * row per bus, rule and target, in document order.
+ */
+CREATE FUNCTION eventbus.code_items(document jsonb, OUT kind text, OUT path text,
+									OUT bus text, OUT rule text, OUT target_id text,
+									OUT item jsonb)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'bus', pg_catalog.format('$.buses[%s]', b.n - 1),
+		   b.v ->> 'name', NULL, NULL, b.v
+	FROM pg_catalog.jsonb_array_elements(document -> 'buses') WITH ORDINALITY b(v, n)
+	UNION ALL
+	SELECT 'rule', pg_catalog.format('$.buses[%s].rules[%s]', b.n - 1, r.n - 1),
+		   b.v ->> 'name', r.v ->> 'name', NULL, r.v
+	FROM pg_catalog.jsonb_array_elements(document -> 'buses') WITH ORDINALITY b(v, n)
+	CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(coalesce(b.v -> 'rules', '[]')) WITH ORDINALITY r(v, n)
+	UNION ALL
+	SELECT 'target', pg_catalog.format('$.buses[%s].rules[%s].targets[%s]', b.n - 1,
+									   r.n - 1, t.n - 1),
+		   b.v ->> 'name', r.v ->> 'name',
+		   t.v ->> 'target_id', t.v
+	FROM pg_catalog.jsonb_array_elements(document -> 'buses') WITH ORDINALITY b(v, n)
+	CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(coalesce(b.v -> 'rules', '[]')) WITH ORDINALITY r(v, n)
+	CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(coalesce(r.v -> 'targets', '[]')) WITH ORDINALITY t(v, n)
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_items(jsonb) FROM PUBLIC;
+
+-- The settings (code_settings) a rule or target has now, or NULL.
+CREATE FUNCTION eventbus.code_current(kind text, bus text, rule text, target_id text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE kind
+		WHEN 'rule' THEN (SELECT eventbus.code_settings_of(kind, pg_catalog.to_jsonb(x)) FROM eventbus.rules x
+						  WHERE x.bus = code_current.bus
+							AND x.name = code_current.rule)
+		ELSE (SELECT eventbus.code_settings_of(kind, pg_catalog.to_jsonb(x)) FROM eventbus.targets x
+			  WHERE x.bus = code_current.bus AND x.rule = code_current.rule
+				AND x.target_id = code_current.target_id) END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_current(text, text, text, text) FROM PUBLIC;
+
+/*
+ * Calls put_rule or put_target with the document's settings of one rule or
+ * target, as named arguments generated from code_settings (a setting the
+ * document leaves out gets put_*'s default), so that put_* checks and
+ * normalises them as it always does.  Returns {"action": "create"}, or
+ * {"action": "update", "changes": [the settings that changed]}, or NULL
+ * when nothing changed: then the call is undone, so the row, its
+ * updated_at and the rule caches stay as they were.
+ */
+CREATE FUNCTION eventbus.code_put(kind text, bus text, rule text, target_id text, settings jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_sql text;
+	v_old jsonb := eventbus.code_current(kind, bus, rule, target_id);
+	v_changed jsonb;
+BEGIN
+	SELECT pg_catalog.format(
+		'SELECT eventbus.%s(%s%s) FROM pg_catalog.jsonb_populate_record(NULL::%s, $4) AS r',
+		CASE kind WHEN 'rule' THEN 'put_rule' ELSE 'put_target' END,
+		CASE kind WHEN 'rule' THEN 'name => $2, bus => $1' ELSE 'rule => $2, target_id => $3, bus => $1' END,
+		coalesce(pg_catalog.string_agg(pg_catalog.format(', %I => r.%I::%s', s.name, s.name, s.type), '' ORDER BY s.ord), ''),
+		CASE kind WHEN 'rule' THEN 'eventbus.rules' ELSE 'eventbus.targets' END)
+	INTO v_sql
+	FROM eventbus.code_settings(kind) s WHERE settings ? s.name;
+	BEGIN
+		EXECUTE v_sql USING bus, rule, target_id, settings;
+		SELECT coalesce(pg_catalog.jsonb_agg(n.k ORDER BY n.k), '[]') INTO v_changed
+		FROM pg_catalog.jsonb_each(eventbus.code_current(kind, bus, rule, target_id)) n(k, v)
+		WHERE v_old -> n.k IS DISTINCT FROM n.v;
+		IF v_old IS NOT NULL AND v_changed = '[]' THEN
+			RAISE EXCEPTION USING ERRCODE = 'EB002';	-- undo: nothing changed
+		END IF;
+	EXCEPTION WHEN SQLSTATE 'EB002' THEN
+		RETURN NULL;
+	END;
+	IF v_old IS NULL THEN
+		RETURN '{"action": "create"}';
+	END IF;
+	RETURN pg_catalog.jsonb_build_object('action', 'update', 'changes', v_changed);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_put(text, text, text, text, jsonb) FROM PUBLIC;
+
+/*
+ * A target's settings from the document with each masked header value
+ * ({"masked": true}, as export() writes it) replaced by the value the
+ * target has in this database; a masked header it does not have is an
+ * error (22023).
+ */
+CREATE FUNCTION eventbus.code_unmask(bus text, rule text, target_id text, settings jsonb, path text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_key text;
+	v_value jsonb;
+BEGIN
+	IF pg_catalog.jsonb_typeof(settings -> 'headers') IS DISTINCT FROM 'object' THEN
+		RETURN settings;
+	END IF;
+	FOR v_key IN SELECT h.key FROM pg_catalog.jsonb_each(settings -> 'headers') h
+				 WHERE h.value = eventbus.code_masked() ORDER BY h.key LOOP
+		SELECT t.headers -> v_key INTO v_value FROM eventbus.targets t
+		WHERE t.bus = code_unmask.bus AND t.rule = code_unmask.rule
+		  AND t.target_id = code_unmask.target_id;
+		IF v_value IS NULL THEN
+			PERFORM eventbus.code_error(pg_catalog.format('%s.headers.%s', path, pg_catalog.to_jsonb(v_key)),
+				pg_catalog.format('header "%s" of target "%s" is masked in the document, and the target has no value for it here',
+					v_key, target_id),
+				'A masked value keeps the value the target already has.',
+				'Export with eventbus.export(header_values => true), or write the value into the document.');
+		END IF;
+		settings := pg_catalog.jsonb_set(settings, ARRAY['headers', v_key], v_value);
+	END LOOP;
+	RETURN settings;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_unmask(text, text, text, jsonb, text) FROM PUBLIC;
+
+/*
+ * The changes of apply(), made: deletions first (with prune: the targets,
+ * then the rules, then the buses the document does not name), then
+ * creations and updates (buses, then rules, then targets).  An error of
+ * the function called gets the path of the part of the document it came
+ * from in its DETAIL.
+ */
+CREATE FUNCTION eventbus.code_apply(document jsonb, prune boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_changes jsonb := '[]';
+	x record;
+	v_before bigint;
+	v_after bigint;
+	v_change jsonb;
+	v_state text;
+	v_msg text;
+	v_detail text;
+	v_hint text;
+BEGIN
+	IF prune THEN
+		FOR x IN SELECT t.bus, t.rule, t.target_id FROM eventbus.targets t
+				 WHERE (t.bus, t.rule, t.target_id) NOT IN (
+					SELECT i.bus, i.rule, i.target_id FROM eventbus.code_items(document) i
+					WHERE i.kind = 'target'
+					  AND i.bus IS NOT NULL AND i.rule IS NOT NULL AND i.target_id IS NOT NULL)
+				 ORDER BY t.bus COLLATE "C", t.rule COLLATE "C", t.target_id COLLATE "C" LOOP
+			-- remove_target's trigger dead-letters the pending deliveries
+			-- (not those in flight): count what it moved
+			SELECT pg_catalog.count(*) INTO v_before FROM eventbus.deliveries q
+			WHERE q.bus = x.bus AND q.rule = x.rule
+			  AND q.target_id = x.target_id;
+			PERFORM eventbus.remove_target(x.rule, x.target_id, x.bus);
+			SELECT pg_catalog.count(*) INTO v_after FROM eventbus.deliveries q
+			WHERE q.bus = x.bus AND q.rule = x.rule
+			  AND q.target_id = x.target_id;
+			v_changes := v_changes || pg_catalog.jsonb_build_object(
+				'action', 'delete', 'kind', 'target', 'bus', x.bus, 'rule', x.rule,
+				'name', x.target_id, 'dead_lettered', v_before - v_after);
+		END LOOP;
+		FOR x IN SELECT r.bus, r.name FROM eventbus.rules r
+				 WHERE (r.bus, r.name) NOT IN (
+					SELECT i.bus, i.rule FROM eventbus.code_items(document) i
+					WHERE i.kind = 'rule' AND i.bus IS NOT NULL AND i.rule IS NOT NULL)
+				 ORDER BY r.bus COLLATE "C", r.name COLLATE "C" LOOP
+			PERFORM eventbus.delete_rule(x.name, x.bus);
+			v_changes := v_changes || pg_catalog.jsonb_build_object(
+				'action', 'delete', 'kind', 'rule', 'bus', x.bus, 'name', x.name);
+		END LOOP;
+		FOR x IN SELECT b.name FROM eventbus.buses b
+				 WHERE b.name <> 'default'
+				   AND b.name NOT IN (SELECT i.bus FROM eventbus.code_items(document) i
+									  WHERE i.kind = 'bus' AND i.bus IS NOT NULL)
+				 ORDER BY b.name COLLATE "C" LOOP
+			PERFORM eventbus.delete_event_bus(x.name);
+			v_changes := v_changes || pg_catalog.jsonb_build_object(
+				'action', 'delete', 'kind', 'bus', 'name', x.name);
+		END LOOP;
+	END IF;
+
+	FOR x IN SELECT i.* FROM eventbus.code_items(document) WITH ORDINALITY AS i(kind, path, bus, rule, target_id, item, n)
+			 ORDER BY CASE i.kind WHEN 'bus' THEN 1 WHEN 'rule' THEN 2 ELSE 3 END, i.n LOOP
+		BEGIN
+			IF x.kind = 'bus' THEN
+				v_change := NULL;
+				IF NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name = x.bus) THEN
+					PERFORM eventbus.create_event_bus(x.bus);
+					v_change := '{"action": "create"}';
+				END IF;
+			ELSIF x.kind = 'rule' THEN
+				v_change := eventbus.code_put('rule', x.bus, x.rule, NULL, x.item);
+			ELSE
+				v_change := eventbus.code_put('target', x.bus, x.rule, x.target_id,
+					eventbus.code_unmask(x.bus, x.rule, x.target_id, x.item, x.path));
+				IF (x.item #> '{signing,signed}') = 'true'
+				   AND NOT EXISTS (SELECT 1 FROM eventbus.signing_secrets s
+								   WHERE s.bus = x.bus AND s.rule = x.rule
+									 AND s.target_id = x.target_id) THEN
+					RAISE NOTICE 'target "%" of rule "%" on event bus "%" is signed in the document but has no signing secret here',
+						x.target_id, x.rule, x.bus
+						USING HINT = 'apply() never creates secrets: make one with eventbus.rotate_signing_secret() and give it to the receiver.';
+				END IF;
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+				v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+			-- the path of the part of the document, unless the error has a closer one
+			PERFORM eventbus.raise_error(v_state, v_msg,
+				CASE WHEN v_detail LIKE 'At $%' THEN v_detail
+					 ELSE 'At ' || x.path || '.' || coalesce(' ' || NULLIF(v_detail, ''), '') END,
+				NULLIF(v_hint, ''));
+		END;
+		IF v_change IS NOT NULL THEN
+			v_changes := v_changes || (v_change
+				|| pg_catalog.jsonb_build_object('kind', x.kind)
+				|| CASE x.kind
+					WHEN 'bus' THEN pg_catalog.jsonb_build_object('name', x.bus)
+					WHEN 'rule' THEN pg_catalog.jsonb_build_object('bus', x.bus, 'name', x.rule)
+					ELSE pg_catalog.jsonb_build_object('bus', x.bus, 'rule', x.rule, 'name', x.target_id) END);
+		END IF;
+	END LOOP;
+	RETURN v_changes;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_apply(jsonb, boolean) FROM PUBLIC;
+
+/*
+ * Makes the buses, rules and targets match the document (as export()
+ * writes it): checks the whole document first, then creates or updates
+ * exactly what differs, in the caller's transaction; with prune also
+ * deletes what the document does not name (not the bus "default").
+ * Returns the changes; dry_run makes them and undoes them, so it returns
+ * the very list a real run would and changes nothing.
+ */
+CREATE FUNCTION eventbus.apply(document jsonb, prune boolean DEFAULT false,
+							   dry_run boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_changes jsonb;
+	v_state text;
+	v_msg text;
+	v_detail text;
+	v_hint text;
+BEGIN
+	IF prune IS NULL OR dry_run IS NULL THEN
+		PERFORM eventbus.raise_error('22004',
+			pg_catalog.format('%s must not be null', CASE WHEN prune IS NULL THEN 'prune' ELSE 'dry_run' END),
+			NULL, 'Pass true or false.');
+	END IF;
+	BEGIN
+		PERFORM eventbus.code_check(document);
+		v_changes := eventbus.code_apply(document, prune);
+		IF dry_run THEN
+			RAISE EXCEPTION USING ERRCODE = 'EB001';	-- undo everything
+		END IF;
+	EXCEPTION
+		WHEN SQLSTATE 'EB001' THEN
+			NULL;
+		WHEN OTHERS THEN
+			-- the error as the function that raised it said it, without
+			-- the CONTEXT lines of the helpers in between
+			GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+				v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+			PERFORM eventbus.raise_error(v_state, v_msg, NULLIF(v_detail, ''), NULLIF(v_hint, ''));
+	END;
+	RETURN v_changes;
+END
+$$;
+COMMENT ON FUNCTION eventbus.apply(jsonb, boolean, boolean) IS 'Rules as code: makes the buses, rules and targets match a document of eventbus.export(); returns what it changed (dry_run: what it would change).';
+REVOKE EXECUTE ON FUNCTION eventbus.apply(jsonb, boolean, boolean) FROM PUBLIC;
+
+
 -- (end of rules as code)
