@@ -305,42 +305,42 @@ eb_envelope_text(const Datum *values, const bool *isnull, int *len)
 static void
 feed_key(void *arg, const char *key)
 {
-	eventbus_feed_string(arg, key, strlen(key), true);
+	eb_matcher_feed_string(arg, key, strlen(key), true);
 }
 
 /* Feeds a string value. */
 static void
 feed_string(void *arg, const char *s, int len)
 {
-	eventbus_feed_string(arg, s, len, false);
+	eb_matcher_feed_string(arg, s, len, false);
 }
 
 /* Feeds null. */
 static void
 feed_null(void *arg)
 {
-	eventbus_check_ebm(ebm_null(arg));
+	eb_matcher_check(ebm_null(arg));
 }
 
 /* Opens an array. */
 static void
 feed_begin_array(void *arg)
 {
-	eventbus_check_ebm(ebm_begin_array(arg));
+	eb_matcher_check(ebm_begin_array(arg));
 }
 
 /* Closes an array. */
 static void
 feed_end_array(void *arg)
 {
-	eventbus_check_ebm(ebm_end_array(arg));
+	eb_matcher_check(ebm_end_array(arg));
 }
 
 /* Feeds a jsonb value. */
 static void
 feed_json(void *arg, Jsonb *value)
 {
-	eventbus_feed_jsonb(arg, &value->root);
+	eb_matcher_feed_jsonb(arg, &value->root);
 }
 
 static const EnvelopeWriter feed_writer = {
@@ -356,9 +356,9 @@ static const EnvelopeWriter feed_writer = {
 void
 eb_envelope_feed(ebm_builder *b, const Datum *values, const bool *isnull)
 {
-	eventbus_check_ebm(ebm_begin_object(b));
+	eb_matcher_check(ebm_begin_object(b));
 	envelope_walk(&feed_writer, b, values, isnull);
-	eventbus_check_ebm(ebm_end_object(b));
+	eb_matcher_check(ebm_end_object(b));
 }
 
 /*

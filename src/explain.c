@@ -77,13 +77,13 @@ eventbus_explain_match(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "explain_match must return a record type");
-	eventbus_check_event_object(event);
-	p = eventbus_parse_pattern(pattern, NULL);
+	eb_matcher_check_event_object(event);
+	p = eb_matcher_parse_pattern(pattern, NULL);
 
-	b = eventbus_builder();
+	b = eb_matcher_builder();
 	PG_TRY();
 	{
-		eventbus_feed_jsonb(b, &event->root);
+		eb_matcher_feed_jsonb(b, &event->root);
 	}
 	PG_CATCH();
 	{
@@ -92,11 +92,11 @@ eventbus_explain_match(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	st = ebm_explain(p, b, eventbus_match_ctx(), &e);
+	st = ebm_explain(p, b, eb_matcher_match_ctx(), &e);
 	ebm_pattern_free(p);
 	/* forget the event now, handing back what a large one made us keep */
 	ebm_builder_reset(b);
-	eventbus_check_ebm(st);
+	eb_matcher_check(st);
 
 	/* copy out of the matcher's memory before anything can raise */
 	matched = e->matched;

@@ -11,8 +11,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_HTTP_H
-#define EVENTBUS_HTTP_H
+#ifndef EB_HTTP_H
+#define EB_HTTP_H
 
 #include "policy.h"
 
@@ -80,4 +80,4 @@ extern EbHttpRequest *eb_http_next_done(void);
 extern int	eb_http_in_flight(void);
 extern void eb_http_release(EbHttpRequest *req);
 
-#endif							/* EVENTBUS_HTTP_H */
+#endif							/* EB_HTTP_H */

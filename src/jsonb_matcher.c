@@ -51,7 +51,7 @@ static uint64 builder_release_use = 0;
  * budget is 54000.
  */
 void
-eventbus_check_ebm(ebm_status st)
+eb_matcher_check(ebm_status st)
 {
 	if (st == EBM_OK)
 		return;
@@ -80,10 +80,10 @@ eventbus_check_ebm(ebm_status st)
 /*
  * The matcher's interrupt callback: stop when a query cancel (a statement
  * timeout is one) or a termination is pending, as the regex library does;
- * eventbus_check_ebm() then lets CHECK_FOR_INTERRUPTS() act.
+ * eb_matcher_check() then lets CHECK_FOR_INTERRUPTS() act.
  */
 static bool
-eventbus_match_interrupt(void *arg)
+eb_matcher_interrupt(void *arg)
 {
 	(void) arg;
 	return INTERRUPTS_PENDING_CONDITION() &&
@@ -111,13 +111,13 @@ release_builder(void *arg)
  * outlive the operation that matched it.
  */
 ebm_builder *
-eventbus_builder(void)
+eb_matcher_builder(void)
 {
 	if (scratch_builder == NULL)
 	{
 		scratch_builder = ebm_builder_new();
 		if (scratch_builder == NULL)
-			eventbus_check_ebm(EBM_ERR_NOMEM);
+			eb_matcher_check(EBM_ERR_NOMEM);
 	}
 	ebm_builder_reset(scratch_builder);
 	builder_uses++;
@@ -137,15 +137,15 @@ eventbus_builder(void)
 
 /* The backend's reusable matching context. */
 ebm_match_ctx *
-eventbus_match_ctx(void)
+eb_matcher_match_ctx(void)
 {
 	if (scratch_ctx == NULL)
 	{
 		scratch_ctx = ebm_match_ctx_new();
 		if (scratch_ctx == NULL)
-			eventbus_check_ebm(EBM_ERR_NOMEM);
+			eb_matcher_check(EBM_ERR_NOMEM);
 		/* every match in this backend can be cancelled */
-		ebm_match_ctx_set_interrupt(scratch_ctx, eventbus_match_interrupt, NULL);
+		ebm_match_ctx_set_interrupt(scratch_ctx, eb_matcher_interrupt, NULL);
 	}
 	return scratch_ctx;
 }
@@ -155,7 +155,7 @@ eventbus_match_ctx(void)
  * encoding when that is not UTF-8.
  */
 void
-eventbus_feed_string(ebm_builder *b, const char *s, int len, bool is_key)
+eb_matcher_feed_string(ebm_builder *b, const char *s, int len, bool is_key)
 {
 	char	   *utf8 = (char *) s;
 
@@ -167,7 +167,7 @@ eventbus_feed_string(ebm_builder *b, const char *s, int len, bool is_key)
 		if (utf8 != s)
 			len = strlen(utf8);
 	}
-	eventbus_check_ebm(is_key ? ebm_key(b, utf8, len) : ebm_string(b, utf8, len));
+	eb_matcher_check(is_key ? ebm_key(b, utf8, len) : ebm_string(b, utf8, len));
 }
 
 /*
@@ -225,7 +225,7 @@ feed_numeric(ebm_builder *b, Numeric num)
 	else
 		text = DatumGetCString(DirectFunctionCall1(numeric_out,
 												   NumericGetDatum(num)));
-	eventbus_check_ebm(ebm_number(b, text, strlen(text)));
+	eb_matcher_check(ebm_number(b, text, strlen(text)));
 	pfree(text);
 }
 
@@ -236,13 +236,13 @@ feed_scalar(ebm_builder *b, JsonbValue *v)
 	switch (v->type)
 	{
 		case jbvNull:
-			eventbus_check_ebm(ebm_null(b));
+			eb_matcher_check(ebm_null(b));
 			break;
 		case jbvBool:
-			eventbus_check_ebm(ebm_bool(b, v->val.boolean));
+			eb_matcher_check(ebm_bool(b, v->val.boolean));
 			break;
 		case jbvString:
-			eventbus_feed_string(b, v->val.string.val, v->val.string.len, false);
+			eb_matcher_feed_string(b, v->val.string.val, v->val.string.len, false);
 			break;
 		case jbvNumeric:
 			feed_numeric(b, v->val.numeric);
@@ -258,7 +258,7 @@ feed_scalar(ebm_builder *b, JsonbValue *v)
  * cancel act as it goes.
  */
 void
-eventbus_feed_jsonb(ebm_builder *b, JsonbContainer *container)
+eb_matcher_feed_jsonb(ebm_builder *b, JsonbContainer *container)
 {
 	JsonbIterator *it = JsonbIteratorInit(container);
 	JsonbValue	v;
@@ -271,24 +271,24 @@ eventbus_feed_jsonb(ebm_builder *b, JsonbContainer *container)
 		switch (tok)
 		{
 			case WJB_BEGIN_OBJECT:
-				eventbus_check_ebm(ebm_begin_object(b));
+				eb_matcher_check(ebm_begin_object(b));
 				break;
 			case WJB_END_OBJECT:
-				eventbus_check_ebm(ebm_end_object(b));
+				eb_matcher_check(ebm_end_object(b));
 				break;
 			case WJB_BEGIN_ARRAY:
 				/* a scalar document is stored as a one-element raw array */
 				if (v.val.array.rawScalar)
 					raw_scalar = true;
 				else
-					eventbus_check_ebm(ebm_begin_array(b));
+					eb_matcher_check(ebm_begin_array(b));
 				break;
 			case WJB_END_ARRAY:
 				if (!raw_scalar)
-					eventbus_check_ebm(ebm_end_array(b));
+					eb_matcher_check(ebm_end_array(b));
 				break;
 			case WJB_KEY:
-				eventbus_feed_string(b, v.val.string.val, v.val.string.len, true);
+				eb_matcher_feed_string(b, v.val.string.val, v.val.string.len, true);
 				break;
 			case WJB_VALUE:
 			case WJB_ELEM:
@@ -306,7 +306,7 @@ eventbus_feed_jsonb(ebm_builder *b, JsonbContainer *container)
  * still raises.)
  */
 ebm_pattern *
-eventbus_try_parse_pattern(Jsonb *pattern, ebm_error *err)
+eb_matcher_try_parse_pattern(Jsonb *pattern, ebm_error *err)
 {
 	ebm_builder *b;
 	ebm_pattern *p = NULL;
@@ -321,12 +321,12 @@ eventbus_try_parse_pattern(Jsonb *pattern, ebm_error *err)
 		return NULL;
 	}
 
-	b = eventbus_builder();
-	eventbus_feed_jsonb(b, &pattern->root);
+	b = eb_matcher_builder();
+	eb_matcher_feed_jsonb(b, &pattern->root);
 	st = ebm_pattern_parse(b, &p, err);
 	if (st == EBM_ERR_PATTERN)
 		return NULL;
-	eventbus_check_ebm(st);
+	eb_matcher_check(st);
 	return p;
 }
 
@@ -335,7 +335,7 @@ eventbus_try_parse_pattern(Jsonb *pattern, ebm_error *err)
  * path and the operator.  rule_name, when given, names the rule.
  */
 void
-eventbus_report_pattern_error(const ebm_error *err, const char *rule_name,
+eb_matcher_report_pattern_error(const ebm_error *err, const char *rule_name,
 							  int elevel)
 {
 	char	   *where;
@@ -360,13 +360,13 @@ eventbus_report_pattern_error(const ebm_error *err, const char *rule_name,
 
 /* Parses and validates an event pattern; raises 22023 when it is invalid. */
 ebm_pattern *
-eventbus_parse_pattern(Jsonb *pattern, const char *rule_name)
+eb_matcher_parse_pattern(Jsonb *pattern, const char *rule_name)
 {
 	ebm_error	err;
-	ebm_pattern *p = eventbus_try_parse_pattern(pattern, &err);
+	ebm_pattern *p = eb_matcher_try_parse_pattern(pattern, &err);
 
 	if (p == NULL)
-		eventbus_report_pattern_error(&err, rule_name, ERROR);
+		eb_matcher_report_pattern_error(&err, rule_name, ERROR);
 	return p;
 }
 
@@ -379,7 +379,7 @@ eventbus_validate_event_pattern(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *pattern = PG_GETARG_JSONB_P(0);
 
-	ebm_pattern_free(eventbus_parse_pattern(pattern, NULL));
+	ebm_pattern_free(eb_matcher_parse_pattern(pattern, NULL));
 	PG_RETURN_VOID();
 }
 
@@ -388,7 +388,7 @@ eventbus_validate_event_pattern(PG_FUNCTION_ARGS)
  * envelope) is a JSON object; test_event_pattern and explain_match.
  */
 void
-eventbus_check_event_object(Jsonb *event)
+eb_matcher_check_event_object(Jsonb *event)
 {
 	if (!JB_ROOT_IS_OBJECT(event))
 		ereport(ERROR,
@@ -413,13 +413,13 @@ eventbus_test_event_pattern(PG_FUNCTION_ARGS)
 	const uint32_t *ids;
 	size_t		nids = 0;
 
-	eventbus_check_event_object(event);
-	p = eventbus_parse_pattern(pattern, NULL);
+	eb_matcher_check_event_object(event);
+	p = eb_matcher_parse_pattern(pattern, NULL);
 	rs = ebm_ruleset_new();
 	if (rs == NULL)
 	{
 		ebm_pattern_free(p);
-		eventbus_check_ebm(EBM_ERR_NOMEM);
+		eb_matcher_check(EBM_ERR_NOMEM);
 	}
 	st = ebm_ruleset_add(rs, 0, p);
 	ebm_pattern_free(p);
@@ -428,13 +428,13 @@ eventbus_test_event_pattern(PG_FUNCTION_ARGS)
 	if (st != EBM_OK)
 	{
 		ebm_ruleset_free(rs);
-		eventbus_check_ebm(st);
+		eb_matcher_check(st);
 	}
 
-	b = eventbus_builder();
+	b = eb_matcher_builder();
 	PG_TRY();
 	{
-		eventbus_feed_jsonb(b, &event->root);
+		eb_matcher_feed_jsonb(b, &event->root);
 	}
 	PG_CATCH();
 	{
@@ -443,10 +443,10 @@ eventbus_test_event_pattern(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	st = ebm_match(rs, b, eventbus_match_ctx(), &ids, &nids);
+	st = ebm_match(rs, b, eb_matcher_match_ctx(), &ids, &nids);
 	ebm_ruleset_free(rs);
 	/* forget the event now, handing back what a large one made us keep */
 	ebm_builder_reset(b);
-	eventbus_check_ebm(st);
+	eb_matcher_check(st);
 	PG_RETURN_BOOL(nids > 0);
 }

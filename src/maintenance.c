@@ -102,7 +102,7 @@ eb_maintenance_register(void)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 10;
 	strlcpy(worker.bgw_library_name, "pg_eventbus", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "eventbus_maintenance_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "eb_maintenance_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "pg_eventbus maintenance", BGW_MAXLEN);
 	strlcpy(worker.bgw_name, "pg_eventbus maintenance", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
@@ -174,7 +174,7 @@ extension_ready(void)
  * when it is due, replays while they have work, sleep.
  */
 void
-eventbus_maintenance_main(Datum main_arg)
+eb_maintenance_main(Datum main_arg)
 {
 	TimestampTz next_maintenance = 0;
 

@@ -7,8 +7,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_MAINTENANCE_H
-#define EVENTBUS_MAINTENANCE_H
+#ifndef EB_MAINTENANCE_H
+#define EB_MAINTENANCE_H
 
 #include "fmgr.h"
 
@@ -16,6 +16,6 @@
 extern void eb_maintenance_register(void);
 
 /* Entry point of the maintenance process (bgw_function_name). */
-extern PGDLLEXPORT void eventbus_maintenance_main(Datum main_arg) pg_attribute_noreturn();
+extern PGDLLEXPORT void eb_maintenance_main(Datum main_arg) pg_attribute_noreturn();
 
-#endif							/* EVENTBUS_MAINTENANCE_H */
+#endif							/* EB_MAINTENANCE_H */

@@ -83,12 +83,12 @@ insert_deliveries(bool partitioned, Datum event_id, Datum published_at,
 											  TYPALIGN_INT));
 	args[4] = published_at;
 	if (partitioned)
-		ret = SPI_execute_plan(eventbus_saved_plan(&insert_deliveries_plan,
+		ret = SPI_execute_plan(eb_saved_plan(&insert_deliveries_plan,
 												   insert_deliveries_sql, 5,
 												   insert_deliveries_types),
 							   args, NULL, false, 0);
 	else
-		ret = SPI_execute_plan(eventbus_saved_plan(&insert_deliveries_0_1_0_plan,
+		ret = SPI_execute_plan(eb_saved_plan(&insert_deliveries_0_1_0_plan,
 												   insert_deliveries_0_1_0_sql, 4,
 												   insert_deliveries_types),
 							   args, NULL, false, 0);
@@ -111,7 +111,7 @@ replay_rules(Datum replay_name)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_plan(eventbus_saved_plan(&replay_rules_plan,
+	ret = SPI_execute_plan(eb_saved_plan(&replay_rules_plan,
 											   replay_rules_sql, 1,
 											   replay_rules_types),
 						   &replay_name, NULL, true, 1);
@@ -214,13 +214,13 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 	 */
 	AcceptInvalidationMessages();
 	bus = TextDatumGetCString(bus_datum);
-	set = eventbus_bus_rules(bus);
+	set = eb_rule_cache_lookup(bus);
 	if (set->nrules == 0)
 		return PointerGetDatum(NULL);
 
-	b = eventbus_builder();
+	b = eb_matcher_builder();
 	eb_envelope_feed(b, values, nulls);
-	eventbus_check_ebm(ebm_match(set->ruleset, b, eventbus_match_ctx(),
+	eb_matcher_check(ebm_match(set->ruleset, b, eb_matcher_match_ctx(),
 								 &ids, &nids));
 	if (nids == 0)
 		return PointerGetDatum(NULL);
@@ -259,9 +259,9 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 
 	insert_deliveries(partitioned, values[EB_EV_ID], published_at, bus_datum,
 					  rule_names, target_ids, npairs);
-	eventbus_wake_workers_at_commit();
+	eb_wake_at_commit();
 
-	if (!eventbus_workers_enabled() && !warned_no_worker)
+	if (!eb_wake_workers_enabled() && !warned_no_worker)
 	{
 		warned_no_worker = true;
 		ereport(WARNING,

@@ -8,10 +8,10 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef PG_EVENTBUS_H
-#define PG_EVENTBUS_H
+#ifndef EB_PG_EVENTBUS_H
+#define EB_PG_EVENTBUS_H
 
 #include "saved_plan.h"
 #include "settings.h"
 
-#endif							/* PG_EVENTBUS_H */
+#endif							/* EB_PG_EVENTBUS_H */

@@ -9,8 +9,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_POLICY_H
-#define EVENTBUS_POLICY_H
+#ifndef EB_POLICY_H
+#define EB_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -94,4 +94,4 @@ extern void eb_header_problem_text(EbHeaderProblem problem,
 								   size_t at, char *buf, size_t bufsize);
 extern const char *eb_header_problem_hint(EbHeaderProblem problem);
 
-#endif							/* EVENTBUS_POLICY_H */
+#endif							/* EB_POLICY_H */

@@ -230,7 +230,7 @@ check_event(const EbEvent *ev, EbPublishError *err)
 					  "InvalidArgument",
 					  pstrdup("Parameter Time is not valid. Reason: Time must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z."));
 
-	if (!eventbus_bus_rules(ev->bus)->bus_exists)
+	if (!eb_rule_cache_lookup(ev->bus)->bus_exists)
 		return refuse(err, ERRCODE_UNDEFINED_OBJECT,
 					  psprintf("event bus \"%s\" does not exist", ev->bus),
 					  NULL,
@@ -248,7 +248,7 @@ insert_event(Datum *values)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_plan(eventbus_saved_plan(&insert_event_plan,
+	ret = SPI_execute_plan(eb_saved_plan(&insert_event_plan,
 											   insert_event_sql, 9,
 											   insert_event_types),
 						   values, NULL, false, 0);

@@ -723,7 +723,7 @@ claim_horizon(void)
 	bool		isnull;
 	Datum		v;
 
-	if (SPI_execute_plan(eventbus_saved_plan(&horizon_plan, horizon_sql, 0, NULL),
+	if (SPI_execute_plan(eb_saved_plan(&horizon_plan, horizon_sql, 0, NULL),
 						 NULL, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not read the oldest writing transaction");
 	v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -803,7 +803,7 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	args[2] = Int32GetDatum(eb_slots_default_room());
 	args[3] = BoolGetDatum(sweep);
 	args[4] = Int32GetDatum((int32) pg_prng_uint32(&pg_global_prng_state));
-	if (SPI_execute_plan(eventbus_saved_plan(&claim_plan, claim_sql, 5, types),
+	if (SPI_execute_plan(eb_saved_plan(&claim_plan, claim_sql, 5, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
 	n = SPI_processed;
@@ -862,7 +862,7 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 
 		rargs[0] = make_array(release_ids, NULL, nrelease, INT8OID);
 		rargs[1] = make_array(release_tids, NULL, nrelease, TIDOID);
-		if (SPI_execute_plan(eventbus_saved_plan(&release_plan, release_sql, 2, rtypes),
+		if (SPI_execute_plan(eb_saved_plan(&release_plan, release_sql, 2, rtypes),
 							 rargs, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "pg_eventbus: could not release deliveries");
 		targets_saturated = true;
@@ -896,7 +896,7 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 		bool		isnull;
 		Datum		v;
 
-		if (SPI_execute_plan(eventbus_saved_plan(&next_due_plan, next_due_sql, 0, NULL),
+		if (SPI_execute_plan(eb_saved_plan(&next_due_plan, next_due_sql, 0, NULL),
 							 NULL, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "pg_eventbus: could not read the next due time");
 		if (SPI_processed > 0)
@@ -1002,7 +1002,7 @@ rowset_execute(RowSet *rs, SPIPlanPtr *plan, const char *sql, int expected)
 		argtypes[i] = get_array_type(rs->types[i]);
 		args[i] = make_array(rs->values[i], rs->nulls[i], rs->nrows, rs->types[i]);
 	}
-	if (SPI_execute_plan(eventbus_saved_plan(plan, sql, rs->ncols, argtypes),
+	if (SPI_execute_plan(eb_saved_plan(plan, sql, rs->ncols, argtypes),
 						 args, NULL, false, 0) != expected)
 		elog(ERROR, "pg_eventbus: could not settle deliveries");
 }
@@ -1224,7 +1224,7 @@ eb_queue_hand_back_leases(void)
 	args[0] = make_array(hb.ids, NULL, hb.n, INT8OID);
 	args[1] = make_array(hb.tids, NULL, hb.n, TIDOID);
 	args[2] = make_array(hb.leases, NULL, hb.n, TIMESTAMPTZOID);
-	if (SPI_execute_plan(eventbus_saved_plan(&hand_back_plan, hand_back_sql, 3, types),
+	if (SPI_execute_plan(eb_saved_plan(&hand_back_plan, hand_back_sql, 3, types),
 						 args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pg_eventbus: could not hand back leases");
 	returned = SPI_processed;

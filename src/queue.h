@@ -11,8 +11,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_QUEUE_H
-#define EVENTBUS_QUEUE_H
+#ifndef EB_QUEUE_H
+#define EB_QUEUE_H
 
 #include "datatype/timestamp.h"
 
@@ -58,4 +58,4 @@ extern void eb_queue_hand_back_leases(void);
 /* Did the last claim leave rows behind for targets at their limit? */
 extern bool eb_queue_targets_saturated(void);
 
-#endif							/* EVENTBUS_QUEUE_H */
+#endif							/* EB_QUEUE_H */

@@ -6,8 +6,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_REQUEST_H
-#define EVENTBUS_REQUEST_H
+#ifndef EB_REQUEST_H
+#define EB_REQUEST_H
 
 #include "datatype/timestamp.h"
 #include "lib/ilist.h"
@@ -83,4 +83,4 @@ extern void eb_request_free(EbDelivery *d);
 extern void eb_request_foreach_live(void (*fn) (EbDelivery *d, void *arg),
 									void *arg);
 
-#endif							/* EVENTBUS_REQUEST_H */
+#endif							/* EB_REQUEST_H */

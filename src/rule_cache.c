@@ -45,7 +45,7 @@ static HTAB *bus_cache = NULL;
 static MemoryContext rule_cache_cxt = NULL;
 static Oid	rules_relid = InvalidOid;
 
-/* What eventbus_bus_rules() returns for a name that is not a bus. */
+/* What eb_rule_cache_lookup() returns for a name that is not a bus. */
 static BusRuleSet no_such_bus;
 
 /*
@@ -121,7 +121,7 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
 									 ALLOCSET_SMALL_SIZES);
 	set->ruleset = ebm_ruleset_new();
 	if (set->ruleset == NULL)
-		eventbus_check_ebm(EBM_ERR_NOMEM);
+		eb_matcher_check(EBM_ERR_NOMEM);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -161,7 +161,7 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
 		int			nelems;
 		int			j;
 
-		p = eventbus_try_parse_pattern(pattern, &err);
+		p = eb_matcher_try_parse_pattern(pattern, &err);
 		if (p == NULL)
 		{
 			ereport(WARNING,
@@ -174,7 +174,7 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
 
 		st = ebm_ruleset_add(set->ruleset, (uint32_t) set->nrules, p);
 		ebm_pattern_free(p);
-		eventbus_check_ebm(st);
+		eb_matcher_check(st);
 
 		oldcxt = MemoryContextSwitchTo(set->cxt);
 		rule = &set->rules[set->nrules++];
@@ -196,7 +196,7 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
 	set->bus_exists = SPI_processed > 0;
 
 	SPI_finish();
-	eventbus_check_ebm(ebm_ruleset_compile(set->ruleset));
+	eb_matcher_check(ebm_ruleset_compile(set->ruleset));
 }
 
 /*
@@ -206,7 +206,7 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
  * is an empty set with bus_exists false.
  */
 BusRuleSet *
-eventbus_bus_rules(const char *bus)
+eb_rule_cache_lookup(const char *bus)
 {
 	BusCacheEntry *entry;
 	bool		found;

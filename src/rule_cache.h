@@ -5,8 +5,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_RULE_CACHE_H
-#define EVENTBUS_RULE_CACHE_H
+#ifndef EB_RULE_CACHE_H
+#define EB_RULE_CACHE_H
 
 #include "ebm.h"
 
@@ -28,6 +28,6 @@ typedef struct BusRuleSet
 	CachedRule *rules;
 } BusRuleSet;
 
-extern BusRuleSet *eventbus_bus_rules(const char *bus);
+extern BusRuleSet *eb_rule_cache_lookup(const char *bus);
 
-#endif							/* EVENTBUS_RULE_CACHE_H */
+#endif							/* EB_RULE_CACHE_H */

@@ -18,7 +18,7 @@
  * once per backend.  Must be called inside SPI_connect().
  */
 SPIPlanPtr
-eventbus_saved_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+eb_saved_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
 {
 	if (*plan == NULL)
 	{

@@ -5,12 +5,12 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_SAVED_PLAN_H
-#define EVENTBUS_SAVED_PLAN_H
+#ifndef EB_SAVED_PLAN_H
+#define EB_SAVED_PLAN_H
 
 #include "executor/spi.h"
 
-extern SPIPlanPtr eventbus_saved_plan(SPIPlanPtr *plan, const char *sql,
+extern SPIPlanPtr eb_saved_plan(SPIPlanPtr *plan, const char *sql,
 									  int nargs, Oid *types);
 
-#endif							/* EVENTBUS_SAVED_PLAN_H */
+#endif							/* EB_SAVED_PLAN_H */

@@ -6,8 +6,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_SETTINGS_H
-#define EVENTBUS_SETTINGS_H
+#ifndef EB_SETTINGS_H
+#define EB_SETTINGS_H
 
 /* Most delivery workers a server can run (eventbus.workers). */
 #define EB_MAX_WORKERS 32
@@ -43,4 +43,4 @@ extern int	eventbus_maintenance_interval;	/* ms */
 
 extern void eb_define_settings(void);
 
-#endif							/* EVENTBUS_SETTINGS_H */
+#endif							/* EB_SETTINGS_H */

@@ -6,8 +6,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_SLOTS_H
-#define EVENTBUS_SLOTS_H
+#ifndef EB_SLOTS_H
+#define EB_SLOTS_H
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
@@ -20,4 +20,4 @@ extern bool eb_slots_claim_state(StringInfo buf, TimestampTz *earliest_unpause);
 extern void eb_slots_set_low(const char *target_key, TimestampTz low);
 extern void eb_slots_forget_low(const char *target_key);
 
-#endif							/* EVENTBUS_SLOTS_H */
+#endif							/* EB_SLOTS_H */

@@ -12,8 +12,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_STATS_H
-#define EVENTBUS_STATS_H
+#ifndef EB_STATS_H
+#define EB_STATS_H
 
 #include "datatype/timestamp.h"
 
@@ -63,4 +63,4 @@ extern void eb_stats_worker_claimed(int n);
 /* Worker 1 writes the counters to disk every few seconds (crash safety). */
 extern void eb_stats_save_periodically(void);
 
-#endif							/* EVENTBUS_STATS_H */
+#endif							/* EB_STATS_H */

@@ -7,8 +7,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_STATS_INTERNAL_H
-#define EVENTBUS_STATS_INTERNAL_H
+#ifndef EB_STATS_INTERNAL_H
+#define EB_STATS_INTERNAL_H
 
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
@@ -109,4 +109,4 @@ extern HTAB *eb_stats_table;
 /* Zeroes an entry's counters; with the lock held exclusive. */
 extern void eb_stats_zero_entry(EbStatsEntry *e, TimestampTz now);
 
-#endif							/* EVENTBUS_STATS_INTERNAL_H */
+#endif							/* EB_STATS_INTERNAL_H */

@@ -108,7 +108,7 @@ eb_wake_request_shmem(void)
 
 /* True when the library was loaded through shared_preload_libraries. */
 bool
-eventbus_workers_enabled(void)
+eb_wake_workers_enabled(void)
 {
 	return workers_preloaded;
 }
@@ -118,7 +118,7 @@ eventbus_workers_enabled(void)
  * shared memory; the latches are in the shared PGPROC array.
  */
 void
-eventbus_wake_workers_now(void)
+eb_wake_now(void)
 {
 	if (eb_shared == NULL)
 		return;
@@ -142,7 +142,7 @@ wake_xact_callback(XactEvent event, void *arg)
 			if (wake_at_commit)
 			{
 				wake_at_commit = false;
-				eventbus_wake_workers_now();
+				eb_wake_now();
 			}
 			break;
 		case XACT_EVENT_ABORT:
@@ -160,7 +160,7 @@ wake_xact_callback(XactEvent event, void *arg)
  * callback is registered once per process and armed once per transaction.
  */
 void
-eventbus_wake_workers_at_commit(void)
+eb_wake_at_commit(void)
 {
 	if (!workers_preloaded)
 		return;
@@ -176,7 +176,7 @@ eventbus_wake_workers_at_commit(void)
 Datum
 eventbus_wake_workers(PG_FUNCTION_ARGS)
 {
-	eventbus_wake_workers_at_commit();
+	eb_wake_at_commit();
 	PG_RETURN_VOID();
 }
 

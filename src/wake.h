@@ -8,8 +8,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_WAKE_H
-#define EVENTBUS_WAKE_H
+#ifndef EB_WAKE_H
+#define EB_WAKE_H
 
 /* For every backend */
 
@@ -18,17 +18,17 @@
  * queue now.  Safe to call from any backend at any time (also from a
  * transaction callback); a no-op when the library was not preloaded.
  */
-extern void eventbus_wake_workers_now(void);
+extern void eb_wake_now(void);
 
 /*
- * Arranges for eventbus_wake_workers_now() to run when the current
+ * Arranges for eb_wake_now() to run when the current
  * transaction commits (not when it aborts).  Cheap to call once per
  * inserted delivery: the wake-up happens once per transaction.
  */
-extern void eventbus_wake_workers_at_commit(void);
+extern void eb_wake_at_commit(void);
 
 /* True when the library was loaded through shared_preload_libraries. */
-extern bool eventbus_workers_enabled(void);
+extern bool eb_wake_workers_enabled(void);
 
 /* For the worker's registration and the workers themselves */
 
@@ -60,4 +60,4 @@ extern EbReconcileTurn eb_reconcile_take_turn(void);
 /* Marks the reconciliation taken with EB_RECONCILE_MINE as done. */
 extern void eb_reconcile_done(void);
 
-#endif							/* EVENTBUS_WAKE_H */
+#endif							/* EB_WAKE_H */

@@ -5,7 +5,7 @@
  *	  to their targets over HTTP, with retries and a dead-letter table.
  *
  * This file registers the workers and runs their loop, which a reader can
- * follow from eventbus_worker_main():
+ * follow from eb_worker_main():
  *
  *	  claim   take due rows of eventbus.deliveries under a lease (queue.c),
  *			  each built into its request (request.c) within its target's
@@ -84,7 +84,7 @@ eb_worker_register(void)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 5;
 	strlcpy(worker.bgw_library_name, "pg_eventbus", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "eventbus_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "eb_worker_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "pg_eventbus delivery worker", BGW_MAXLEN);
 	for (int i = 0; i < eb_settings->workers; i++)
 	{
@@ -375,7 +375,7 @@ deliver_forever(void)
  * by a crash, then loop.
  */
 void
-eventbus_worker_main(Datum main_arg)
+eb_worker_main(Datum main_arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);

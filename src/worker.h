@@ -7,8 +7,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef EVENTBUS_WORKER_H
-#define EVENTBUS_WORKER_H
+#ifndef EB_WORKER_H
+#define EB_WORKER_H
 
 #include "fmgr.h"
 
@@ -20,6 +20,6 @@
 extern void eb_worker_register(void);
 
 /* Entry point of a delivery worker process (bgw_function_name). */
-extern PGDLLEXPORT void eventbus_worker_main(Datum main_arg) pg_attribute_noreturn();
+extern PGDLLEXPORT void eb_worker_main(Datum main_arg) pg_attribute_noreturn();
 
-#endif							/* EVENTBUS_WORKER_H */
+#endif							/* EB_WORKER_H */
