@@ -58,6 +58,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "attempts.h"
 #include "policy.h"
 #include "queue.h"
 #include "request.h"
@@ -874,6 +875,8 @@ eb_queue_settle(EbDelivery *finished)
 	{
 		TimestampTz next = settle_one(&done, &retry, &dead, d, now);
 
+		eb_attempts_add(d);
+
 		if (next != 0 && (earliest == 0 || next < earliest))
 			earliest = next;
 	}
@@ -883,6 +886,7 @@ eb_queue_settle(EbDelivery *finished)
 	rowset_execute(&done, &done_plan, done_sql, SPI_OK_DELETE);
 	rowset_execute(&retry, &retry_plan, retry_sql, SPI_OK_UPDATE);
 	rowset_execute(&dead, &dead_plan, dead_sql, SPI_OK_SELECT);
+	eb_attempts_flush();
 	while (finished != NULL)
 	{
 		EbDelivery *d = finished;

@@ -13,6 +13,7 @@
 #include "lib/ilist.h"
 #include "storage/itemptr.h"
 
+#include "attempts.h"
 #include "envelope.h"
 #include "http.h"
 
@@ -66,6 +67,7 @@ typedef struct EbDelivery
 	TimestampTz published_at;
 	char	   *endpoint;
 	char	   *target_key;
+	EbAttemptNote attempt;		/* for the attempt log (attempts.c) */
 	struct EbDelivery *next;	/* in a list of claimed or finished ones */
 	dlist_node	live_node;		/* among the live deliveries, until freed */
 } EbDelivery;

@@ -46,6 +46,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "attempts.h"
 #include "http.h"
 #include "queue.h"
 #include "request.h"
@@ -230,7 +231,10 @@ claim_and_send(int room)
 	{
 		next = d->next;
 		if (d->to_send)
+		{
+			eb_attempt_note_start(&d->attempt);
 			eb_http_submit(&d->http);
+		}
 		else
 		{
 			d->next = local_done;
@@ -286,6 +290,7 @@ deliver_forever(void)
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 			reload_settings();
+		eb_attempts_maintain_if_due();	/* until the maintenance process does */
 
 		/* claim and send, when there is room and a reason to look */
 		threshold = Max(1, Min(eb_settings->batch_size,
