@@ -67,6 +67,17 @@ is(sq("SELECT octet_length(response_excerpt) || ' ' || (response_excerpt = repea
 		  . " FROM eventbus.delivery_attempts WHERE rule = 'long'"),
 	'1023 true', 'long: excerpt cut before the character the 1,024th byte splits');
 
+# bytes that are not text (here NUL, a kilobyte of them) are replaced
+my $evil = start_sink(script => 'hostile.py');
+add_target($node, 'zeros', 'test.zeros', 'zeros', $evil->url('/huge-body-500'),
+	max_retry_attempts => 0);
+publish($node, 'test.zeros', 1);
+ok(settled('zeros'), 'zeros: settled');
+is(sq("SELECT http_status || ' ' || (response_excerpt = repeat(U&'\\FFFD', 1024))"
+		  . " FROM eventbus.delivery_attempts WHERE rule = 'zeros'"),
+	'500 true', 'zeros: each of the 1,024 bytes is replaced by U+FFFD');
+$evil->stop;
+
 # a transport error: no status, the error code
 add_target($node, 'closed', 'test.closed', 'closed', $sink->url('/close'),
 	max_retry_attempts => 0);
