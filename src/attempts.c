@@ -111,41 +111,25 @@ static TimestampTz last_maintained = 0;
 PG_FUNCTION_INFO_V1(eventbus_attempt_retention_interval);
 
 /*
- * Notes what the log needs of a claimed row that the delivery does not
- * keep: its event's id (all zeros when the event is gone: nothing is sent
- * then, and nothing logged).
+ * The start of a response's body as text of the database encoding, or
+ * NULL when no answer or no body came: at most EB_HTTP_EXCERPT_MAX bytes
+ * of it, every byte that does not begin a valid character replaced
+ * (U+FFFD in UTF-8, '?' in other encodings), NUL included, and a character
+ * cut by the end of a full excerpt left out.  The one definition of a
+ * response excerpt, for the attempt log and the dead letters alike.
  */
-void
-eb_attempt_note_claim(EbAttemptNote *note, const struct EbClaimedRow *row)
-{
-	memset(note, 0, sizeof(*note));
-	if (!row->event_null[EB_EV_ID])
-		memcpy(&note->event_id, DatumGetUUIDP(row->event[EB_EV_ID]),
-			   sizeof(pg_uuid_t));
-}
-
-/* Notes when the attempt starts: right before libcurl gets the request. */
-void
-eb_attempt_note_start(EbAttemptNote *note)
-{
-	note->started_at = GetCurrentTimestamp();
-}
-
-/*
- * The first bytes of a response body as text of the database encoding:
- * every byte that does not begin a valid character is replaced (U+FFFD in
- * UTF-8, '?' in other encodings), NUL included, and a character cut by the
- * end of a full excerpt is left out.  NULL when there is no body.
- */
-static char *
-excerpt_text(const char *buf, int len, bool full)
+char *
+eb_response_excerpt(const EbHttpRequest *req)
 {
 	int			encoding = GetDatabaseEncoding();
 	const char *replacement = (encoding == PG_UTF8) ? EB_UTF8_REPLACEMENT : "?";
+	const char *buf = req->excerpt;
+	int			len = (int) req->excerpt_len;
+	bool		full = (req->excerpt_len >= EB_HTTP_EXCERPT_MAX);
 	StringInfoData out;
 	int			i = 0;
 
-	if (len <= 0)
+	if (req->transport != EB_TRANSPORT_OK || len <= 0)
 		return NULL;
 	initStringInfo(&out);
 	while (i < len)
@@ -241,13 +225,13 @@ eb_attempts_add(const struct EbDelivery *d)
 		nulls[c][r] = false;
 	values[A_DELIVERY_ID][r] = Int64GetDatum(d->id);
 	event_id = palloc(sizeof(pg_uuid_t));
-	memcpy(event_id, &d->attempt.event_id, sizeof(pg_uuid_t));
+	memcpy(event_id, &d->event_id, sizeof(pg_uuid_t));
 	values[A_EVENT_ID][r] = UUIDPGetDatum(event_id);
 	values[A_BUS][r] = target_key_field(d->target_key, 0);
 	values[A_RULE][r] = target_key_field(d->target_key, 1);
 	values[A_TARGET_ID][r] = target_key_field(d->target_key, 2);
 	values[A_ATTEMPT][r] = Int32GetDatum(d->attempts);
-	values[A_STARTED_AT][r] = TimestampTzGetDatum(d->attempt.started_at);
+	values[A_STARTED_AT][r] = TimestampTzGetDatum(d->started_at);
 	duration = palloc0(sizeof(Interval));
 	duration->time = (TimeOffset) (req->seconds * USECS_PER_SEC + 0.5);
 	values[A_DURATION][r] = IntervalPGetDatum(duration);
@@ -260,10 +244,7 @@ eb_attempts_add(const struct EbDelivery *d)
 	else
 		values[A_ERROR_CODE][r] =
 			CStringGetTextDatum(eb_error_code(req->transport, req->status));
-	excerpt = (req->transport == EB_TRANSPORT_OK)
-		? excerpt_text(req->excerpt, (int) req->excerpt_len,
-					   req->excerpt_len >= EB_HTTP_EXCERPT_MAX)
-		: NULL;
+	excerpt = eb_response_excerpt(req);
 	if (excerpt != NULL)
 		values[A_EXCERPT][r] = CStringGetTextDatum(excerpt);
 	else

@@ -4,41 +4,31 @@
  *	  The attempt log: one row of eventbus.delivery_attempts per HTTP
  *	  attempt, written in the worker's settle transaction.
  *
- * The worker's rooms call in at four places: when a claimed row becomes a
- * request (what the row knows that the settle no longer does), when the
- * request starts, once per settled delivery, and once where the settle
- * transaction runs its statements; and the loop asks for the log's
- * partitions to be kept.
+ * The worker's rooms call in at three places: once per settled delivery,
+ * once where the settle transaction runs its statements, and in the loop,
+ * which asks for the log's partitions to be kept.  What the log needs of a
+ * delivery beyond its outcome (its event id, when its request started)
+ * the delivery carries (request.h).
  *
  *-------------------------------------------------------------------------
  */
 #ifndef EVENTBUS_ATTEMPTS_H
 #define EVENTBUS_ATTEMPTS_H
 
-#include "datatype/timestamp.h"
-#include "utils/uuid.h"
+#include "http.h"
 
-struct EbClaimedRow;
 struct EbDelivery;
 
-/* What the attempt log keeps of a delivery between its claim and settle. */
-typedef struct EbAttemptNote
-{
-	pg_uuid_t	event_id;
-	TimestampTz started_at;		/* when the request was handed to libcurl */
-} EbAttemptNote;
-
-/* Notes the claimed row's event id; when its request is built. */
-extern void eb_attempt_note_claim(EbAttemptNote *note,
-								  const struct EbClaimedRow *row);
-
-/* Notes that the request starts now; right before it is submitted. */
-extern void eb_attempt_note_start(EbAttemptNote *note);
+/*
+ * The first bytes of a response's body as valid text of the database
+ * encoding (invalid bytes replaced), or NULL; palloc'd.
+ */
+extern char *eb_response_excerpt(const EbHttpRequest *req);
 
 /*
  * Adds the finished attempt of `d` to the rows of the current settle, if
- * eventbus.attempt_log wants it; in the settle's memory context, before
- * the settle transaction.
+ * eventbus.attempt_log wants it; kept in the log's own memory until the
+ * flush.
  */
 extern void eb_attempts_add(const struct EbDelivery *d);
 

@@ -743,19 +743,6 @@ rowset_execute(RowSet *rs, SPIPlanPtr *plan, const char *sql, int expected)
 		elog(ERROR, "pg_eventbus: could not settle deliveries");
 }
 
-/* The response excerpt as valid text of the database encoding, or NULL. */
-static char *
-excerpt_text(EbHttpRequest *req)
-{
-	int			len;
-
-	if (req->transport != EB_TRANSPORT_OK || req->excerpt_len == 0)
-		return NULL;
-	len = strnlen(req->excerpt, req->excerpt_len);
-	len = pg_encoding_verifymbstr(GetDatabaseEncoding(), req->excerpt, len);
-	return pnstrdup(req->excerpt, len);
-}
-
 /*
  * Sorts one finished delivery into delivered, to retry (returning when) or
  * dead; the policy decides.  Returns the retry time, or 0.
@@ -828,7 +815,7 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 		return next;
 	}
 
-	excerpt = excerpt_text(req);
+	excerpt = eb_response_excerpt(req);
 	{
 		Datum		v[] = {Int64GetDatum(d->id), PointerGetDatum(&d->tid),
 			TimestampTzGetDatum(d->lease),

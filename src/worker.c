@@ -232,7 +232,7 @@ claim_and_send(int room)
 		next = d->next;
 		if (d->to_send)
 		{
-			eb_attempt_note_start(&d->attempt);
+			d->started_at = GetCurrentTimestamp();
 			eb_http_submit(&d->http);
 		}
 		else
