@@ -76,6 +76,9 @@ ok(settled('zeros'), 'zeros: settled');
 is(sq("SELECT http_status || ' ' || (response_excerpt = repeat(U&'\\FFFD', 1024))"
 		  . " FROM eventbus.delivery_attempts WHERE rule = 'zeros'"),
 	'500 true', 'zeros: each of the 1,024 bytes is replaced by U+FFFD');
+is(sq("SELECT d.response_excerpt = a.response_excerpt FROM eventbus.dead_letters d"
+		  . " JOIN eventbus.delivery_attempts a USING (event_id) WHERE d.rule = 'zeros'"),
+	't', 'zeros: the dead letter keeps the same excerpt (one definition)');
 $evil->stop;
 
 # a transport error: no status, the error code
