@@ -2327,3 +2327,138 @@ REVOKE EXECUTE ON FUNCTION eventbus.apply(jsonb, boolean, boolean) FROM PUBLIC;
 
 
 -- (end of rules as code)
+
+
+------------------------------------------------------------------------------
+-- The attempt log
+------------------------------------------------------------------------------
+
+/*
+ * One row per HTTP attempt of a delivery, written by the delivery worker in
+ * the transaction that settles the attempt (src/attempts.c), as
+ * eventbus.attempt_log says: failures only (the default), every attempt, or
+ * none.  Rows are never deleted one by one: the table is partitioned by day
+ * of started_at (UTC), and eventbus.maintain_attempt_log() drops whole days
+ * once they are older than eventbus.attempt_retention.  A row whose day has
+ * no partition yet (maintenance lagging) lands in the DEFAULT partition,
+ * which the next maintenance empties into the right partitions.
+ */
+CREATE TABLE eventbus.delivery_attempts (
+	delivery_id bigint NOT NULL,
+	event_id uuid NOT NULL,
+	bus text NOT NULL,
+	rule text NOT NULL,
+	target_id text NOT NULL,
+	attempt integer NOT NULL,
+	started_at timestamptz NOT NULL,
+	duration interval NOT NULL,
+	http_status integer,
+	error_code text,
+	response_excerpt text
+) PARTITION BY RANGE (started_at);
+COMMENT ON TABLE eventbus.delivery_attempts IS 'One row per HTTP attempt of a delivery (eventbus.attempt_log), kept for eventbus.attempt_retention in daily partitions.';
+CREATE INDEX delivery_attempts_event_id_idx ON eventbus.delivery_attempts (event_id);
+CREATE TABLE eventbus.delivery_attempts_default
+	PARTITION OF eventbus.delivery_attempts DEFAULT;
+
+-- eventbus.attempt_retention as an interval (its one definition is in C).
+CREATE FUNCTION eventbus.attempt_retention()
+RETURNS interval
+AS 'MODULE_PATHNAME', 'eventbus_attempt_retention_interval'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION eventbus.attempt_retention() FROM PUBLIC;
+
+/*
+ * Keeps the attempt log's partitions as of `as_of`: one partition per UTC
+ * day, for that day and the two after it; the DEFAULT partition emptied
+ * into partitions of its rows' days (copied aside, truncated, inserted
+ * again: no DELETE); every day that ended at least attempt_retention
+ * before `as_of` dropped whole.  Returns one row per thing done.  Called
+ * by the delivery worker (once when it starts, then hourly); maintainers
+ * wait for each other, and the worker's inserts wait for their DDL.
+ */
+CREATE FUNCTION eventbus.maintain_attempt_log(as_of timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE (action text, partition_name text, moved_rows bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+AS $$
+DECLARE
+	v_cutoff timestamptz;
+	v_days date[];
+	v_day date;
+	v_name text;
+	v_moved bigint := 0;
+	v_drained boolean := false;
+BEGIN
+	IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('invalid as_of "%s" for eventbus.maintain_attempt_log',
+				coalesce(as_of::text, 'NULL')),
+			'as_of is the moment the attempt log is kept for; it must be a finite time.',
+			'Call it without arguments to keep the log as of now.');
+	END IF;
+	LOCK TABLE eventbus.delivery_attempts IN SHARE ROW EXCLUSIVE MODE;
+	v_cutoff := as_of OPERATOR(pg_catalog.-) eventbus.attempt_retention();
+	v_days := ARRAY(SELECT as_of::date OPERATOR(pg_catalog.+) n
+					FROM pg_catalog.generate_series(0, 2) n);
+
+	-- rows that found no partition: aside, so that their days can get one
+	IF EXISTS (SELECT FROM eventbus.delivery_attempts_default) THEN
+		CREATE TEMP TABLE eb_attempts_drained ON COMMIT DROP AS
+			SELECT * FROM eventbus.delivery_attempts_default a
+			WHERE a.started_at OPERATOR(pg_catalog.>=) v_cutoff;
+		GET DIAGNOSTICS v_moved = ROW_COUNT;
+		TRUNCATE eventbus.delivery_attempts_default;
+		v_days := v_days OPERATOR(pg_catalog.||) ARRAY(
+			SELECT DISTINCT a.started_at::date FROM pg_temp.eb_attempts_drained a);
+		v_drained := true;
+	END IF;
+
+	FOR v_day IN
+		SELECT DISTINCT d FROM pg_catalog.unnest(v_days) d
+		WHERE (d OPERATOR(pg_catalog.+) 1)::timestamptz OPERATOR(pg_catalog.>) v_cutoff
+		ORDER BY d
+	LOOP
+		v_name := 'delivery_attempts_p' OPERATOR(pg_catalog.||) pg_catalog.to_char(v_day, 'YYYYMMDD');
+		IF pg_catalog.to_regclass('eventbus.' OPERATOR(pg_catalog.||) v_name) IS NULL THEN
+			EXECUTE pg_catalog.format(
+				'CREATE TABLE eventbus.%I PARTITION OF eventbus.delivery_attempts FOR VALUES FROM (%L) TO (%L)',
+				v_name, v_day::timestamptz, (v_day OPERATOR(pg_catalog.+) 1)::timestamptz);
+			action := 'created';
+			partition_name := v_name;
+			moved_rows := NULL;
+			RETURN NEXT;
+		END IF;
+	END LOOP;
+
+	IF v_drained THEN
+		INSERT INTO eventbus.delivery_attempts SELECT * FROM pg_temp.eb_attempts_drained;
+		DROP TABLE pg_temp.eb_attempts_drained;
+		action := 'drained';
+		partition_name := 'delivery_attempts_default';
+		moved_rows := v_moved;
+		RETURN NEXT;
+	END IF;
+
+	FOR v_name IN
+		SELECT c.relname FROM pg_catalog.pg_inherits i
+		JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+		WHERE i.inhparent OPERATOR(pg_catalog.=) 'eventbus.delivery_attempts'::pg_catalog.regclass
+		  AND c.relname OPERATOR(pg_catalog.~) '^delivery_attempts_p[0-9]{8}$'
+		  AND (pg_catalog.to_date(pg_catalog.substr(c.relname, 20), 'YYYYMMDD')
+			   OPERATOR(pg_catalog.+) 1)::timestamptz OPERATOR(pg_catalog.<=) v_cutoff
+		ORDER BY c.relname
+	LOOP
+		EXECUTE pg_catalog.format('DROP TABLE eventbus.%I', v_name);
+		action := 'dropped';
+		partition_name := v_name;
+		moved_rows := NULL;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.maintain_attempt_log(timestamptz) FROM PUBLIC;
+
+-- (end of the attempt log)

@@ -60,6 +60,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "attempts.h"
 #include "policy.h"
 #include "queue.h"
 #include "request.h"
@@ -1007,19 +1008,6 @@ rowset_execute(RowSet *rs, SPIPlanPtr *plan, const char *sql, int expected)
 		elog(ERROR, "pg_eventbus: could not settle deliveries");
 }
 
-/* The response excerpt as valid text of the database encoding, or NULL. */
-static char *
-excerpt_text(EbHttpRequest *req)
-{
-	int			len;
-
-	if (req->transport != EB_TRANSPORT_OK || req->excerpt_len == 0)
-		return NULL;
-	len = strnlen(req->excerpt, req->excerpt_len);
-	len = pg_encoding_verifymbstr(GetDatabaseEncoding(), req->excerpt, len);
-	return pnstrdup(req->excerpt, len);
-}
-
 /*
  * Sorts one finished delivery into delivered, to retry (returning when) or
  * dead; the policy decides.  Returns the retry time, or 0.
@@ -1097,7 +1085,7 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 		return next;
 	}
 
-	excerpt = excerpt_text(req);
+	excerpt = eb_response_excerpt(req);
 	eb_stats_count_dead_letter(d->target_key, req->transport);
 	{
 		Datum		v[] = {Int64GetDatum(d->id), PointerGetDatum(&d->tid),
@@ -1145,6 +1133,8 @@ eb_queue_settle(EbDelivery *finished)
 	{
 		TimestampTz next = settle_one(&done, &retry, &dead, d, now);
 
+		eb_attempts_add(d);
+
 		if (next != 0 && (earliest == 0 || next < earliest))
 			earliest = next;
 	}
@@ -1154,6 +1144,7 @@ eb_queue_settle(EbDelivery *finished)
 	rowset_execute(&done, &done_plan, done_sql, SPI_OK_DELETE);
 	rowset_execute(&retry, &retry_plan, retry_sql, SPI_OK_UPDATE);
 	rowset_execute(&dead, &dead_plan, dead_sql, SPI_OK_SELECT);
+	eb_attempts_flush();
 	while (finished != NULL)
 	{
 		EbDelivery *d = finished;

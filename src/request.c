@@ -116,6 +116,8 @@ eb_request_build(const EbClaimedRow *row)
 	d->http.url = d->endpoint;
 	d->http.method = row->method ? pstrdup(row->method) : NULL;
 	d->http.timeout_ms = row->timeout_ms;
+	if (d->has_event)
+		d->event_id = *DatumGetUUIDP(row->event[EB_EV_ID]);
 
 	if (row->target_gone)
 	{

@@ -12,6 +12,7 @@
 #include "datatype/timestamp.h"
 #include "lib/ilist.h"
 #include "storage/itemptr.h"
+#include "utils/uuid.h"
 
 #include "envelope.h"
 #include "http.h"
@@ -73,6 +74,8 @@ typedef struct EbDelivery
 	TimestampTz published_at;
 	char	   *endpoint;
 	char	   *target_key;
+	pg_uuid_t	event_id;		/* for the attempt log (attempts.c) */
+	TimestampTz started_at;		/* when the request went to libcurl */
 	struct EbDelivery *next;	/* in a list of claimed or finished ones */
 	dlist_node	live_node;		/* among the live deliveries, until freed */
 } EbDelivery;

@@ -44,6 +44,17 @@ const EbWorkerSettings *const eb_settings = &settings;
 int			eventbus_event_retention = 7 * 24 * 3600;
 int			eventbus_maintenance_interval = 60 * 1000;
 
+/* The attempt log's settings. */
+int			eventbus_attempt_log = EB_ATTEMPT_LOG_FAILURES;
+int			eventbus_attempt_retention = 7 * 24 * 60;
+
+static const struct config_enum_entry attempt_log_options[] = {
+	{"off", EB_ATTEMPT_LOG_OFF, false},
+	{"failures", EB_ATTEMPT_LOG_FAILURES, false},
+	{"all", EB_ATTEMPT_LOG_ALL, false},
+	{NULL, 0, false}
+};
+
 /* eventbus.account must be exactly 12 ASCII digits. */
 static bool
 check_account(char **newval, void **extra, GucSource source)
@@ -211,6 +222,23 @@ eb_define_settings(void)
 							&eventbus_maintenance_interval,
 							60 * 1000, 1000, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/* the attempt log */
+	DefineCustomEnumVariable("eventbus.attempt_log",
+							 "Which HTTP attempts the delivery workers record in eventbus.delivery_attempts.",
+							 "failures: attempts that did not deliver; all: every attempt; off: none.",
+							 &eventbus_attempt_log,
+							 EB_ATTEMPT_LOG_FAILURES,
+							 attempt_log_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.attempt_retention",
+							"How long eventbus.delivery_attempts keeps its rows.",
+							"Whole days are dropped by eventbus.maintain_attempt_log() once they are older.",
+							&eventbus_attempt_retention,
+							7 * 24 * 60, 24 * 60, 3650 * 24 * 60,
+							PGC_SIGHUP, GUC_UNIT_MIN,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("eventbus");

@@ -43,4 +43,15 @@ extern int	eventbus_maintenance_interval;	/* ms */
 
 extern void eb_define_settings(void);
 
+/* The attempt log (src/attempts.c): what it records, how long it keeps it. */
+typedef enum EbAttemptLogMode
+{
+	EB_ATTEMPT_LOG_OFF,
+	EB_ATTEMPT_LOG_FAILURES,
+	EB_ATTEMPT_LOG_ALL
+} EbAttemptLogMode;
+
+extern int	eventbus_attempt_log;	/* an EbAttemptLogMode */
+extern int	eventbus_attempt_retention; /* minutes */
+
 #endif							/* EB_SETTINGS_H */

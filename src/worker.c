@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "attempts.h"
 #include "http.h"
 #include "queue.h"
 #include "request.h"
@@ -258,6 +259,7 @@ claim_and_send(int room)
 		nclaimed++;
 		if (d->to_send)
 		{
+			d->started_at = GetCurrentTimestamp();
 			if (d->attempts == 1)
 				eb_stats_count_first_attempt(d->target_key, d->published_at);
 			eb_http_submit(&d->http);
@@ -321,6 +323,7 @@ deliver_forever(void)
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 			reload_settings();
+		eb_attempts_maintain_if_due();	/* until the maintenance process does */
 
 		/* claim and send, when there is room and a reason to look */
 		threshold = Max(1, Min(eb_settings->batch_size,

@@ -12,10 +12,11 @@
 # and run; default the system's PostgreSQL 15), EVENTS (100000) events for the throughput run,
 # CONCURRENCY (256), WORKERS (2, eventbus.workers: one per core), LATENCY_RATE (1000
 # events/s) for LATENCY_SECONDS (10), LONG_RUN (1000000; 0 skips)
-# deliveries for the memory check.  Also logged (lines starting with #):
+# deliveries for the memory check; ATTEMPT_LOG (unset: the default) sets
+# eventbus.attempt_log.  Also logged (lines starting with #):
 # the dispatch-only rate, draining a queue filled in one transaction.
 # Prints:
-#   deliveries=N seconds=S deliveries_per_sec=D raw_http_per_sec=R ratio=D/R p50_ms=X p99_ms=Y
+#   deliveries=N seconds=S deliveries_per_sec=D raw_http_per_sec=R ratio=D/R p50_ms=X p99_ms=Y attempt_log=M
 set -euo pipefail
 
 EVENTS=${EVENTS:-100000}
@@ -129,6 +130,7 @@ eventbus.workers = $WORKERS
 eventbus.max_concurrent_requests = $CONCURRENCY
 eventbus.max_concurrent_per_target = $CONCURRENCY
 eventbus.batch_size = 200
+${ATTEMPT_LOG:+eventbus.attempt_log = '$ATTEMPT_LOG'}
 shared_buffers = 512MB
 max_wal_size = 4GB
 checkpoint_timeout = 30min
@@ -229,6 +231,8 @@ if [ "$LONG_RUN" -gt 0 ]; then
 	log "long run: $LONG_RUN deliveries in $(printf %.1f "$LONG_SECS") s ($(echo "$LONG_RUN / $LONG_SECS" | bc -l | xargs printf %.0f)/s); workers' RSS ${RSS_START} before, ${RSS_END} after"
 fi
 log "envelope size: ${SIZE:-?} bytes; concurrency $CONCURRENCY; workers $WORKERS"
+MODE=$(psql_ -c "SHOW eventbus.attempt_log")
+log "attempt log: $MODE, $(psql_ -c "SELECT count(*) FROM eventbus.delivery_attempts") rows"
 
-printf 'deliveries=%d seconds=%.2f deliveries_per_sec=%.0f raw_http_per_sec=%d ratio=%.3f p50_ms=%s p99_ms=%s\n' \
-	"$EVENTS" "$SECS" "$DPS" "$RAW" "$(echo "$DPS / $RAW" | bc -l)" "$P50" "$P99"
+printf 'deliveries=%d seconds=%.2f deliveries_per_sec=%.0f raw_http_per_sec=%d ratio=%.3f p50_ms=%s p99_ms=%s attempt_log=%s\n' \
+	"$EVENTS" "$SECS" "$DPS" "$RAW" "$(echo "$DPS / $RAW" | bc -l)" "$P50" "$P99" "$MODE"
