@@ -187,83 +187,8 @@ AS 'MODULE_PATHNAME', 'eventbus_check_target_headers'
 LANGUAGE C STABLE;
 REVOKE EXECUTE ON FUNCTION eventbus.check_target_headers(text, jsonb) FROM PUBLIC;
 
--- put_target as in 0.1.0, with its header check replaced by the one above.
-CREATE OR REPLACE FUNCTION eventbus.put_target(rule text, target_id text, endpoint text,
-									bus text DEFAULT 'default',
-									http_method text DEFAULT 'POST',
-									headers jsonb DEFAULT '{}',
-									max_retry_attempts integer DEFAULT 185,
-									max_event_age interval DEFAULT '24 hours',
-									timeout interval DEFAULT '5 seconds')
-RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_count bigint;
-BEGIN
-	PERFORM eventbus.require_rule(rule, bus, true);
-	IF target_id IS NULL OR target_id !~ '^[A-Za-z0-9._-]{1,64}$' THEN
-		PERFORM eventbus.raise_error('22023',
-			format('invalid target_id "%s"', target_id),
-			'A target id is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
-			NULL);
-	END IF;
-	IF endpoint IS NULL OR endpoint !~* '^https?://[^/?#@[:space:]]+' OR endpoint ~ '[[:space:]]' THEN
-		PERFORM eventbus.raise_error('22023',
-			format('invalid endpoint "%s" for target "%s"', endpoint, target_id),
-			'The endpoint must be an absolute http:// or https:// URL with a host and no spaces.',
-			'For example ''https://hooks.example.com/orders''.');
-	END IF;
-	http_method := upper(http_method);
-	IF http_method IS NULL OR http_method NOT IN ('POST', 'PUT', 'PATCH', 'GET', 'DELETE', 'HEAD', 'OPTIONS') THEN
-		PERFORM eventbus.raise_error('22023',
-			format('invalid http_method "%s" for target "%s"', http_method, target_id),
-			NULL,
-			'Use one of POST, PUT, PATCH, GET, DELETE, HEAD, OPTIONS.');
-	END IF;
-	-- names and values: the rules the worker applies to every header it sends
-	PERFORM eventbus.check_target_headers(target_id, headers);
-	IF max_retry_attempts IS NULL OR max_retry_attempts NOT BETWEEN 0 AND 185 THEN
-		PERFORM eventbus.raise_error('22023',
-			'max_retry_attempts must be between 0 and 185',
-			format('The value given is %s; it counts the retries after the first attempt.', coalesce(max_retry_attempts::text, 'NULL')),
-			NULL);
-	END IF;
-	IF max_event_age IS NULL OR max_event_age NOT BETWEEN interval '60 seconds' AND interval '24 hours' THEN
-		PERFORM eventbus.raise_error('22023',
-			'max_event_age must be between 60 seconds and 24 hours',
-			format('The value given is %s.', coalesce(max_event_age::text, 'NULL')),
-			NULL);
-	END IF;
-	IF timeout IS NULL OR timeout NOT BETWEEN interval '100 milliseconds' AND interval '5 minutes' THEN
-		PERFORM eventbus.raise_error('22023',
-			'timeout must be between 100 milliseconds and 5 minutes',
-			format('The value given is %s.', coalesce(timeout::text, 'NULL')),
-			NULL);
-	END IF;
-	SELECT count(*) INTO v_count FROM eventbus.targets t
-	WHERE t.bus = put_target.bus AND t.rule = put_target.rule AND t.target_id <> put_target.target_id;
-	IF v_count >= 5 THEN
-		PERFORM eventbus.raise_error('54000',
-			format('rule "%s" already has 5 targets', rule),
-			'A rule has at most 5 targets.',
-			'Remove a target with eventbus.remove_target(), or add another rule with the same pattern.');
-	END IF;
-	INSERT INTO eventbus.targets AS t (bus, rule, target_id, endpoint, http_method, headers,
-									   max_retry_attempts, max_event_age, timeout)
-	VALUES (bus, rule, target_id, endpoint, http_method, headers,
-			max_retry_attempts, max_event_age, timeout)
-	ON CONFLICT ON CONSTRAINT targets_pkey DO UPDATE
-		SET endpoint = EXCLUDED.endpoint,
-			http_method = EXCLUDED.http_method,
-			headers = EXCLUDED.headers,
-			max_retry_attempts = EXCLUDED.max_retry_attempts,
-			max_event_age = EXCLUDED.max_event_age,
-			timeout = EXCLUDED.timeout,
-			updated_at = now();
-END
-$$;
+-- put_target calls it: see the section "Input transformation", which defines
+-- put_target once for 0.2.0.
 
 -- (end of targets)
 
@@ -1594,7 +1519,8 @@ LANGUAGE C STABLE;
 COMMENT ON FUNCTION eventbus.test_transform(jsonb, jsonb, text, text) IS 'The text a target with this input_transformer would receive for this event; raises an error for an invalid transformer.';
 GRANT EXECUTE ON FUNCTION eventbus.test_transform(jsonb, jsonb, text, text) TO PUBLIC;
 
--- put_target as in "Targets: HTTP checks", with input, input_path and input_transformer.
+-- put_target, defined once for 0.2.0: 0.1.0's with the header check of
+-- "Targets: HTTP checks" and input, input_path and input_transformer.
 DROP FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval);
 CREATE FUNCTION eventbus.put_target(rule text, target_id text, endpoint text,
 									bus text DEFAULT 'default',

@@ -62,6 +62,25 @@ ebm_match_ctx_new(void)
 	return ebm_calloc(1, sizeof(ebm_match_ctx));
 }
 
+/* Free the per-element arrays, which share ecap. */
+static void
+free_element_scratch(ebm_match_ctx *ctx)
+{
+	ebm_free(ctx->estamp);
+	ebm_free(ctx->ecount);
+	ebm_free(ctx->efield);
+	ebm_free(ctx->epend);
+	ebm_free(ctx->eanchor);
+	ebm_free(ctx->equeue);
+	ebm_free(ctx->evisit);
+	ebm_free(ctx->eastamp);
+	ebm_free(ctx->ebad);
+	ctx->estamp = ctx->ecount = ctx->efield = ctx->epend = NULL;
+	ctx->eanchor = ctx->equeue = ctx->evisit = ctx->eastamp = NULL;
+	ctx->ebad = NULL;
+	ctx->ecap = 0;
+}
+
 /* Free a context and all its scratch space. */
 void
 ebm_match_ctx_free(ebm_match_ctx *ctx)
@@ -73,15 +92,7 @@ ebm_match_ctx_free(ebm_match_ctx *ctx)
 	ebm_free(ctx->elems);
 	ebm_free(ctx->arrs);
 	ebm_free(ctx->nodeseen);
-	ebm_free(ctx->estamp);
-	ebm_free(ctx->ecount);
-	ebm_free(ctx->efield);
-	ebm_free(ctx->epend);
-	ebm_free(ctx->eanchor);
-	ebm_free(ctx->equeue);
-	ebm_free(ctx->evisit);
-	ebm_free(ctx->eastamp);
-	ebm_free(ctx->ebad);
+	free_element_scratch(ctx);
 	ebm_free(ctx->astamp);
 	ebm_free(ctx->nstamp);
 	ebm_free(ctx->npos);
@@ -139,21 +150,7 @@ trim_ctx(ebm_match_ctx *ctx)
 	ebm_trim_scratch((void **) &ctx->probefold, &ctx->probefoldcap, 1);
 	ebm_trim_scratch((void **) &ctx->astamp, &ctx->acap, sizeof(uint32_t));
 	if (ctx->ecap * 8 * sizeof(uint32_t) > EBM_KEEP_SCRATCH)
-	{
-		ebm_free(ctx->estamp);
-		ebm_free(ctx->ecount);
-		ebm_free(ctx->efield);
-		ebm_free(ctx->epend);
-		ebm_free(ctx->eanchor);
-		ebm_free(ctx->equeue);
-		ebm_free(ctx->evisit);
-		ebm_free(ctx->eastamp);
-		ebm_free(ctx->ebad);
-		ctx->estamp = ctx->ecount = ctx->efield = ctx->epend = NULL;
-		ctx->eanchor = ctx->equeue = ctx->evisit = ctx->eastamp = NULL;
-		ctx->ebad = NULL;
-		ctx->ecap = 0;
-	}
+		free_element_scratch(ctx);
 }
 
 /* trim_ctx, for explain.c, which decides sub-rules outside ebm_match(). */
