@@ -116,8 +116,7 @@ eb_request_build(const EbClaimedRow *row)
 	d->http.url = d->endpoint;
 	d->http.method = row->method ? pstrdup(row->method) : NULL;
 	d->http.timeout_ms = row->timeout_ms;
-	if (d->has_event)
-		d->event_id = *DatumGetUUIDP(row->event[EB_EV_ID]);
+	d->event_id = *DatumGetUUIDP(row->event_id);	/* the row's, event or not */
 
 	if (row->target_gone)
 	{
