@@ -10,7 +10,8 @@
 # event matches dozens of rules), a second line marked dense=1.
 #
 # BENCH_SECONDS (default 10) is the length of one pgbench run; each figure
-# is the sum over BENCH_ROUNDS (default 2) alternating rounds.
+# is the sum over BENCH_ROUNDS (default 2) alternating rounds.  BENCH_PRELOAD=1:
+# see below.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,8 +30,18 @@ if [ "$(id -u)" -eq 0 ]; then make -C "$repo" -s install PG_CONFIG="$PG_BIN/pg_c
 dir=$(make_scratch bench-publish)
 trap 'stop_cluster "$dir"; rm -rf "$dir"' EXIT
 port=$(free_port)
-# no delivery worker: this measures publishing (and matching) alone
-start_cluster "$dir" "$port" "shared_preload_libraries = ''" "fsync = on" \
+# No delivery worker: this measures publishing (and matching) alone.
+# BENCH_PRELOAD=1 preloads the library (so the counters in shared memory
+# count every publish) with its worker pointed at a database that does not
+# exist, where it waits without connecting: what the counters cost.
+if [ -n "${BENCH_PRELOAD:-}" ]; then
+	preload="shared_preload_libraries = 'pg_eventbus'"
+	worker_db="eventbus.database = 'no_such_database'"
+else
+	preload="shared_preload_libraries = ''"
+	worker_db=""
+fi
+start_cluster "$dir" "$port" "$preload" "$worker_db" "fsync = on" \
 	"synchronous_commit = on" "max_connections = 50" "shared_buffers = 256MB" \
 	"checkpoint_timeout = 30min" "max_wal_size = 4GB"
 export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
