@@ -75,39 +75,10 @@ COMMENT ON FUNCTION eventbus.capture() IS 'Trigger function: publishes each row 
 ------------------------------------------------------------------------------
 
 /*
- * The one definition of a dead-letter row: the delivery `moved` (already
- * deleted from the queue by the caller) goes to eventbus.dead_letters with
- * its event's envelope -- or only the event id, when the event is no
- * longer in the archive -- and the reason.  Used by the worker's settle
- * and by the TargetDeleted trigger below.  The event is read by its
- * primary key, one probe per row.  Not SECURITY DEFINER: its callers are
- * the worker (superuser) and a SECURITY DEFINER trigger; EXECUTE is
- * revoked from PUBLIC, so no one else can write dead letters with it.
+ * The one definition of a dead-letter row, eventbus.dead_letter(), is in
+ * the section "Archive, retention and replay" below, after the columns of
+ * eventbus.deliveries it reads; the trigger below calls it at run time.
  */
-CREATE FUNCTION eventbus.dead_letter(moved eventbus.deliveries,
-									 endpoint text,
-									 error_code text,
-									 error_message text,
-									 http_status integer,
-									 response_excerpt text,
-									 exhausted_condition text)
-RETURNS void
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	INSERT INTO eventbus.dead_letters
-		(event_id, event, bus, rule, target_id, endpoint, error_code,
-		 error_message, http_status, response_excerpt, attempts,
-		 exhausted_condition, first_attempt_at)
-	SELECT $1.event_id,
-		   coalesce((SELECT eventbus.envelope(e) FROM eventbus.events e
-					 WHERE e.id OPERATOR(pg_catalog.=) $1.event_id),
-					pg_catalog.jsonb_build_object('id', $1.event_id)),
-		   $1.bus, $1.rule, $1.target_id, $2, $3, $4, $5, $6, $1.attempts,
-		   $7, $1.first_attempt_at
-$$;
-REVOKE ALL ON FUNCTION eventbus.dead_letter(eventbus.deliveries, text, text, text,
-	integer, text, text) FROM PUBLIC;
 
 /*
  * Deleting a target moves its pending deliveries to the dead-letter table,
@@ -1394,17 +1365,23 @@ REVOKE ALL ON FUNCTION eventbus.maintenance(timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION eventbus.maintenance(timestamptz) IS 'Creates the partitions of eventbus.events ahead and drops the expired ones, as of the time given; returns what it did.';
 
 /*
- * The dead-letter row (as defined in the worker's section) with the
- * partitioned archive: the event is probed in its own partition, and a
- * delivery that carries its envelope (its event expired) keeps it.
+ * The one definition of a dead-letter row: the delivery `moved` (already
+ * deleted from the queue by the caller) goes to eventbus.dead_letters with
+ * the envelope it carries (a redriven dead letter whose event expired),
+ * else its event's envelope (one index probe in the event's partition),
+ * else only the event id (the event is no longer in the archive), and the
+ * reason.  Used by the worker's settle and by the TargetDeleted trigger.
+ * Not SECURITY DEFINER: its callers are the worker (superuser) and a
+ * SECURITY DEFINER trigger; EXECUTE is revoked from PUBLIC, so no one else
+ * can write dead letters with it.
  */
-CREATE OR REPLACE FUNCTION eventbus.dead_letter(moved eventbus.deliveries,
-												endpoint text,
-												error_code text,
-												error_message text,
-												http_status integer,
-												response_excerpt text,
-												exhausted_condition text)
+CREATE FUNCTION eventbus.dead_letter(moved eventbus.deliveries,
+									 endpoint text,
+									 error_code text,
+									 error_message text,
+									 http_status integer,
+									 response_excerpt text,
+									 exhausted_condition text)
 RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -1422,6 +1399,8 @@ AS $$
 		   $1.bus, $1.rule, $1.target_id, $2, $3, $4, $5, $6, $1.attempts,
 		   $7, $1.first_attempt_at
 $$;
+REVOKE ALL ON FUNCTION eventbus.dead_letter(eventbus.deliveries, text, text, text,
+	integer, text, text) FROM PUBLIC;
 
 /*
  * Redrive with the partitioned archive: a dead letter whose event is still
