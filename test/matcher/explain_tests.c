@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "countalloc.h"
 #include "ebm.h"
 #include "ebm_explain.h"
 #include "jsonfeed.h"
@@ -22,57 +23,6 @@ static int	failures;
 static int	passes;
 static double time_scale = 1.0;
 
-/* ---- counting allocator, to see what explain keeps ---- */
-
-#define HDR 16
-static size_t cur_bytes;
-static size_t peak_bytes;
-
-/* malloc that counts live bytes. */
-static void *
-count_malloc(size_t n)
-{
-	char	   *p = malloc(n + HDR);
-
-	if (p == NULL)
-		return NULL;
-	memcpy(p, &n, sizeof(n));
-	cur_bytes += n;
-	if (cur_bytes > peak_bytes)
-		peak_bytes = cur_bytes;
-	return p + HDR;
-}
-
-/* free that counts live bytes. */
-static void
-count_free(void *q)
-{
-	char	   *p = (char *) q - HDR;
-	size_t		n;
-
-	memcpy(&n, p, sizeof(n));
-	cur_bytes -= n;
-	free(p);
-}
-
-/* realloc that counts live bytes. */
-static void *
-count_realloc(void *q, size_t n)
-{
-	char	   *p = (char *) q - HDR;
-	size_t		old;
-	char	   *np;
-
-	memcpy(&old, p, sizeof(old));
-	np = realloc(p, n + HDR);
-	if (np == NULL)
-		return NULL;
-	memcpy(np, &n, sizeof(n));
-	cur_bytes = cur_bytes - old + n;
-	if (cur_bytes > peak_bytes)
-		peak_bytes = cur_bytes;
-	return np + HDR;
-}
 
 /* Seconds of process CPU time. */
 static double
