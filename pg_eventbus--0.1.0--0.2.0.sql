@@ -81,10 +81,39 @@ COMMENT ON FUNCTION eventbus.capture() IS 'Trigger function: publishes each row 
  */
 
 /*
+ * Targets deleted while rows of theirs may still come to the queue: rows a
+ * worker held when the target was deleted come back if their request
+ * fails, and a transaction that matched the target before the deletion
+ * committed may queue rows after it.  The worker's claim dead-letters such
+ * rows (TargetDeleted) by probing the queue for these targets only, and
+ * forgets a target once it has no row left and no transaction older than
+ * its deletion runs (src/queue.c, forget_sql).  Without this list the
+ * worker would have to walk the queue's index to find targets that no
+ * longer exist, and under a long transaction that index keeps an entry for
+ * every row delivered meanwhile.
+ */
+CREATE TABLE eventbus.deleted_targets (
+	bus text NOT NULL,
+	rule text NOT NULL,
+	target_id text NOT NULL,
+	deleted_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	PRIMARY KEY (bus, rule, target_id)
+);
+COMMENT ON TABLE eventbus.deleted_targets IS 'Deleted targets whose rows may still reach the queue; the worker dead-letters them (TargetDeleted) and forgets the target when none can.';
+REVOKE ALL ON eventbus.deleted_targets FROM PUBLIC;
+
+-- Rows queued for a target that no longer exists, from a 0.1.0 database.
+INSERT INTO eventbus.deleted_targets (bus, rule, target_id)
+SELECT DISTINCT d.bus, d.rule, d.target_id FROM eventbus.deliveries d
+WHERE NOT EXISTS (SELECT FROM eventbus.targets t
+				  WHERE t.bus = d.bus AND t.rule = d.rule AND t.target_id = d.target_id);
+
+/*
  * Deleting a target moves its pending deliveries to the dead-letter table,
  * except those a worker has in flight (leased): their answer decides.  A
  * delivered event stays delivered; one that fails is dead-lettered by the
- * worker (TargetDeleted once the row comes back to the claim).
+ * worker (TargetDeleted once the row comes back to the claim).  The target
+ * is remembered in eventbus.deleted_targets until no row of it can appear.
  */
 CREATE OR REPLACE FUNCTION eventbus.dead_letter_deleted_target()
 RETURNS trigger
@@ -94,6 +123,10 @@ AS $$
 DECLARE
 	m eventbus.deliveries;
 BEGIN
+	INSERT INTO eventbus.deleted_targets AS g (bus, rule, target_id)
+	VALUES (OLD.bus, OLD.rule, OLD.target_id)
+	ON CONFLICT ON CONSTRAINT deleted_targets_pkey
+		DO UPDATE SET deleted_at = pg_catalog.clock_timestamp();
 	FOR m IN
 		DELETE FROM eventbus.deliveries d
 		WHERE d.bus OPERATOR(pg_catalog.=) OLD.bus
@@ -122,6 +155,27 @@ $$;
  */
 CREATE INDEX deliveries_target_due_idx
 	ON eventbus.deliveries (bus, rule, target_id, next_attempt_at);
+
+/*
+ * A target created again under the name of a deleted one takes over the
+ * rows still queued under that name, as in 0.1.0: they are its rows now.
+ */
+CREATE FUNCTION eventbus.forget_deleted_target()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM eventbus.deleted_targets g
+	WHERE g.bus OPERATOR(pg_catalog.=) NEW.bus
+	  AND g.rule OPERATOR(pg_catalog.=) NEW.rule
+	  AND g.target_id OPERATOR(pg_catalog.=) NEW.target_id;
+	RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.forget_deleted_target() FROM PUBLIC;
+CREATE TRIGGER targets_forget_deleted AFTER INSERT ON eventbus.targets
+	FOR EACH ROW EXECUTE FUNCTION eventbus.forget_deleted_target();
 
 /*
  * A row is queued at the time it is written (not at its transaction's

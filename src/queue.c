@@ -100,6 +100,7 @@ static SPIPlanPtr done_plan = NULL;
 static SPIPlanPtr retry_plan = NULL;
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr hand_back_plan = NULL;
+static SPIPlanPtr forget_plan = NULL;
 
 /*
  * Claims due deliveries target by target.  $2, a jsonb object, gives the
@@ -115,11 +116,11 @@ static SPIPlanPtr hand_back_plan = NULL;
  * claim never walks the backlog of a target it skips nor what was
  * delivered before low, and its cost grows with the targets and the rows
  * it takes, not with the queue or its dead versions.  When $4 is true it
- * also takes due rows whose target no longer exists (found by a loose scan
- * of the same index, one probe per distinct target queued), for settle to
- * dead-letter (TargetDeleted); they keep their attempts.  (Its first step
- * says bus >= '', true of every text, so that even the first probe is an
- * index condition bounded by its LIMIT.)
+ * also takes due rows whose target no longer exists, for settle to
+ * dead-letter (TargetDeleted); they keep their attempts.  Such targets are
+ * those eventbus.deleted_targets remembers (see forget_sql), each one probe
+ * of the same index: never a walk over the whole index, whose dead entries
+ * a long transaction keeps.
  *
  * A row is leased by setting leased_until (and attempts): no indexed
  * column changes, so the update is HOT when its page has room (the table's
@@ -134,15 +135,8 @@ static SPIPlanPtr hand_back_plan = NULL;
  * index.
  */
 static const char *const claim_sql =
-"WITH RECURSIVE queued(bus, rule, target_id) AS ("
-"  (SELECT d.bus, d.rule, d.target_id FROM eventbus.deliveries d"
-"   WHERE $4 AND d.bus OPERATOR(pg_catalog.>=) ''"
-"   ORDER BY d.bus, d.rule, d.target_id LIMIT 1)"
-"  UNION ALL"
-"  SELECT n.bus, n.rule, n.target_id FROM queued q, LATERAL ("
-"    SELECT d.bus, d.rule, d.target_id FROM eventbus.deliveries d"
-"    WHERE ROW(d.bus, d.rule, d.target_id) OPERATOR(pg_catalog.>) ROW(q.bus, q.rule, q.target_id)"
-"    ORDER BY d.bus, d.rule, d.target_id LIMIT 1) n"
+"WITH queued AS ("
+"  SELECT g.bus, g.rule, g.target_id FROM eventbus.deleted_targets g WHERE $4"
 "), tk AS ("
 "  SELECT t.*, t.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.rule"
 "    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.target_id AS key"
@@ -264,6 +258,33 @@ static const char *const horizon_sql =
 "   WHERE a.backend_xid IS NOT NULL"
 "     AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()),"
 "  (SELECT pg_catalog.min(p.prepared) FROM pg_catalog.pg_prepared_xact() p))";
+
+/*
+ * A deleted target is remembered (eventbus.deleted_targets, written by the
+ * trigger that dead-letters its rows) while rows of it may still come to
+ * the queue: rows a worker held when it was deleted come back if their
+ * request fails, and a transaction that matched the target before the
+ * deletion committed may queue rows after it.  So it is forgotten once it
+ * has no row left and no transaction is left that started (or took its
+ * snapshot) before the deletion: no backend's xid or xmin, and no prepared
+ * transaction, is older than the remembered row's xmin.  One probe of
+ * deliveries_target_due_idx per remembered target, a scalar subquery so
+ * that it stays a probe (never an anti join over the queue) whatever the
+ * statistics; the remembered targets are read through their primary key
+ * (bus >= '' holds for every text), not by a scan the worker's
+ * enable_seqscan = off would price out of reach.
+ */
+static const char *const forget_sql =
+"DELETE FROM eventbus.deleted_targets g"
+" WHERE g.bus OPERATOR(pg_catalog.>=) ''"
+"   AND (SELECT d.ctid FROM eventbus.deliveries d"
+"     WHERE d.bus OPERATOR(pg_catalog.=) g.bus AND d.rule OPERATOR(pg_catalog.=) g.rule"
+"       AND d.target_id OPERATOR(pg_catalog.=) g.target_id LIMIT 1) IS NULL"
+"   AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_get_activity(NULL::pg_catalog.int4) a"
+"     WHERE pg_catalog.age(a.backend_xid) OPERATOR(pg_catalog.>=) pg_catalog.age(g.xmin)"
+"        OR pg_catalog.age(a.backend_xmin) OPERATOR(pg_catalog.>=) pg_catalog.age(g.xmin))"
+"   AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_xact() p"
+"     WHERE pg_catalog.age(p.transaction) OPERATOR(pg_catalog.>=) pg_catalog.age(g.xmin))";
 
 /* Columns of the claim's result. */
 enum
@@ -804,6 +825,10 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	args[2] = Int32GetDatum(eb_slots_default_room());
 	args[3] = BoolGetDatum(sweep);
 	args[4] = Int32GetDatum((int32) pg_prng_uint32(&pg_global_prng_state));
+	if (sweep &&
+		SPI_execute_plan(eb_saved_plan(&forget_plan, forget_sql, 0, NULL),
+						 NULL, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "pg_eventbus: could not forget deleted targets");
 	if (SPI_execute_plan(eb_saved_plan(&claim_plan, claim_sql, 5, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");

@@ -2,6 +2,7 @@
 use strict;
 use warnings;
 
+use IPC::Run;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -135,17 +136,32 @@ my @later = @{ $sink->received('/status/503-then-200') };
 my $gap = $later[1]{time} - $later[0]{time};
 ok($gap >= 1.8 && $gap < 6, "retry-after: waited as asked ($gap s)");
 
-# a queued delivery whose target is gone: TargetDeleted when claimed
-$node->safe_psql('postgres', q{
-BEGIN;
-SELECT eventbus.put_event('test.ghost', 'Ghost', '{}');
-INSERT INTO eventbus.deliveries (event_id, event_published_at, bus, rule, target_id)
-	SELECT id, published_at, 'default', 'ghost-rule', 'ghost' FROM eventbus.events WHERE source = 'test.ghost';
-COMMIT;
-});
+# a delivery queued for a target that is deleted meanwhile: a publisher
+# matched the target, the target is removed while the publisher's
+# transaction is open (the removal cannot see its row), then it commits.
+# The worker finds the row through eventbus.deleted_targets: TargetDeleted.
+add_target($node, 'ghost', 'test.ghost', 'ghost', $sink->url('/ghost'));
+{
+	my ($in, $out) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-f', '-' ],
+		'<', \$in, '>', \$out, '2>', \$out);
+	$in .= "BEGIN;\nSELECT eventbus.put_event('test.ghost', 'Ghost', '{}') IS NOT NULL;\n";
+	$h->pump until $out =~ /^t$/m;
+	$node->safe_psql('postgres', "SELECT eventbus.remove_target('ghost', 'ghost')");
+	is($node->safe_psql('postgres',
+		"SELECT count(*) FROM eventbus.deleted_targets WHERE target_id = 'ghost'"), '1',
+		'ghost: the deleted target is remembered');
+	$in .= "COMMIT;\n";
+	$h->finish;
+}
 $dl = dead_letter_of('ghost');
 is("$dl->{error_code} $dl->{exhausted_condition}", 'TARGET_DELETED TargetDeleted',
-	'missing target: TargetDeleted');
+	'ghost: TargetDeleted');
+is($sink->count('/ghost'), 0, 'ghost: nothing sent');
+ok(wait_for_value($node,
+	"SELECT count(*) FROM eventbus.deleted_targets WHERE target_id = 'ghost'", '0', 15),
+	'ghost: forgotten once no row of it can come');
 
 # a target removed while its request is in flight: the answer decides.
 # A failure is dead-lettered as TargetDeleted (the row comes back to the

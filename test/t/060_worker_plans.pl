@@ -117,7 +117,9 @@ sub plans_since
 
 # The worker's statements, by their text.
 my %kinds = (
-	claim => qr/^WITH (?:RECURSIVE queued|due AS)/,
+	claim => qr/^WITH (?:RECURSIVE )?queued/,
+	# deleted targets no row of which can come any more
+	forget => qr/^DELETE FROM eventbus\.deleted_targets g\s+WHERE g\.bus OPERATOR\(pg_catalog\.>=\)/,
 	next_due => qr/^SELECT (?:pg_catalog\.min\()?d\.next_attempt_at\)? FROM eventbus\.deliveries d/,
 	done => qr/^DELETE FROM eventbus\.deliveries WHERE ctid/,
 	retry => qr/^UPDATE eventbus\.deliveries d SET next_attempt_at = s\.next/,
@@ -127,7 +129,7 @@ my %kinds = (
 	# rows claimed beyond a target's limit (only a race brings them now)
 	release => qr/^UPDATE eventbus\.deliveries d SET attempts = d\.attempts - 1/,
 );
-my @required = qw(claim next_due done retry dead dead_letter);
+my @required = qw(claim forget next_due done retry dead dead_letter);
 
 # What is wrong with a plan: reading events or deliveries other than by a
 # probe with an index condition or by TID.  Returns a reason, or undef.
