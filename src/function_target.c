@@ -24,8 +24,11 @@
  *				  objects or prepared statements that outlive the call), with
  *				  search_path pinned to pg_catalog, pg_temp, its own SET
  *				  clauses honoured, statement_timeout the target's timeout,
- *				  and every setting it changed undone afterwards; deferred
- *				  constraint triggers fire before the owner's rights end.
+ *				  and every setting it changed undone afterwards.  Nothing
+ *				  of it runs at commit, which is the worker's: PostgreSQL
+ *				  refuses constraint triggers deferred to the end of the
+ *				  transaction within a security-restricted operation (42501),
+ *				  and cursors WITH HOLD.
  *
  * A failed check at delivery is an error like any other the function
  * could raise (42501, 42883, ...): the delivery is dead-lettered with it.
@@ -39,11 +42,9 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "nodes/parsenodes.h"
 #include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -253,10 +254,8 @@ eventbus_check_target_function(PG_FUNCTION_ARGS)
 /*
  * The call itself, inside the delivery's transaction: checks the function
  * again, then runs it as its owner in a security-restricted operation
- * with the worker's settings pinned (see the file's header comment), and
- * fires deferred constraint triggers before leaving the owner's rights, so
- * that none runs at commit as the worker.  Raises whatever the function
- * raises.
+ * with the worker's settings pinned (see the file's header comment).
+ * Raises whatever the function raises.
  */
 static void
 call_as_owner(EbDelivery *d)
@@ -271,8 +270,6 @@ call_as_owner(EbDelivery *d)
 	int			save_sec_context;
 	int			save_nestlevel;
 	char		timeout[32];
-	ConstraintsSetStmt all_immediate = {.type = T_ConstraintsSetStmt,
-	.constraints = NIL,.deferred = false};
 
 	/* what the target receives: JSON as jsonb, text as a JSON string */
 	if (d->plain_text)
@@ -302,7 +299,6 @@ call_as_owner(EbDelivery *d)
 	fcinfo->args[0].isnull = false;
 	enable_timeout_after(STATEMENT_TIMEOUT, (int) d->http.timeout_ms);
 	(void) FunctionCallInvoke(fcinfo);
-	AfterTriggerSetState(&all_immediate);
 	disable_timeout(STATEMENT_TIMEOUT, false);
 
 	AtEOXact_GUC(false, save_nestlevel);
