@@ -2397,6 +2397,7 @@ ALTER TABLE eventbus.targets ALTER COLUMN endpoint DROP NOT NULL;
 ALTER TABLE eventbus.targets ADD COLUMN "function" text;
 ALTER TABLE eventbus.targets ADD CONSTRAINT targets_endpoint_or_function
 	CHECK ((endpoint IS NULL) <> ("function" IS NULL));
+COMMENT ON COLUMN eventbus.targets."function" IS 'A SQL-function target''s function, schema.fn(jsonb), called by the worker as its owner; NULL for an HTTP target (then endpoint is set).';
 
 /*
  * put_target's check of endpoint, function and headers together: exactly

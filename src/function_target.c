@@ -340,10 +340,11 @@ eb_function_target_call(EbDelivery *d)
 
 	if (start + d->http.timeout_ms * 1000 >= d->lease)
 	{
+		MemoryContextSwitchTo(keep);
 		d->http.transport = EB_TRANSPORT_FUNCTION_RETRYABLE;
-		d->function_error = MemoryContextStrdup(keep,
-												psprintf("%s was not called: its lease ran out behind other calls",
-														 d->function));
+		d->function_error = psprintf("%s was not called: its lease ran out behind other calls",
+									 d->function);
+		MemoryContextSwitchTo(old);
 		return;
 	}
 
