@@ -2438,6 +2438,138 @@ REVOKE ALL ON FUNCTION eventbus.maintain_attempt_log(timestamptz) FROM PUBLIC;
 -- SQL-function targets
 ------------------------------------------------------------------------------
 
+/*
+ * A target is an HTTP endpoint or a SQL function (src/function_target.c):
+ * "function" names schema.fn(jsonb), which the worker calls with the event
+ * (or its transformation) in a transaction of its own, as the function's
+ * owner.  Kept as text, the canonical schema-qualified signature that
+ * check_target_function returns, and resolved again at every call: a
+ * column of type regprocedure would hold an OID, which dump and restore
+ * do not keep and which makes pg_upgrade refuse the whole cluster.
+ */
+ALTER TABLE eventbus.targets ALTER COLUMN endpoint DROP NOT NULL;
+ALTER TABLE eventbus.targets ADD COLUMN "function" text;
+ALTER TABLE eventbus.targets ADD CONSTRAINT targets_endpoint_or_function
+	CHECK ((endpoint IS NULL) <> ("function" IS NULL));
+COMMENT ON COLUMN eventbus.targets."function" IS 'A SQL-function target''s function, schema.fn(jsonb), called by the worker as its owner; NULL for an HTTP target (then endpoint is set).';
+
+/*
+ * put_target's check of endpoint, function and headers together: exactly
+ * one of endpoint and function, no headers with a function; the function
+ * schema-qualified, taking one jsonb, not owned by a superuser, executable
+ * by the role that calls put_target and whose owner's rights that role
+ * has.  In C, because that role is the session's current role (SET ROLE),
+ * which SECURITY DEFINER hides from SQL.  Returns the function's canonical
+ * name, "schema.fn(jsonb)", or NULL for an HTTP target.
+ */
+CREATE FUNCTION eventbus.check_target_function(target_id text, "function" text,
+												endpoint text, headers jsonb)
+RETURNS text
+AS 'MODULE_PATHNAME', 'eventbus_check_target_function'
+LANGUAGE C STABLE;
+REVOKE EXECUTE ON FUNCTION eventbus.check_target_function(text, text, text, jsonb) FROM PUBLIC;
+
+-- put_target with "function": the section "Input transformation"'s, and
+-- endpoint may be NULL (its default) when function is given.
+DROP FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval,
+	jsonb, text, jsonb);
+CREATE FUNCTION eventbus.put_target(rule text, target_id text, endpoint text DEFAULT NULL,
+									bus text DEFAULT 'default',
+									http_method text DEFAULT 'POST',
+									headers jsonb DEFAULT '{}',
+									max_retry_attempts integer DEFAULT 185,
+									max_event_age interval DEFAULT '24 hours',
+									timeout interval DEFAULT '5 seconds',
+									input jsonb DEFAULT NULL,
+									input_path text DEFAULT NULL,
+									input_transformer jsonb DEFAULT NULL,
+									"function" text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_count bigint;
+BEGIN
+	PERFORM eventbus.require_rule(rule, bus, true);
+	IF target_id IS NULL OR target_id !~ '^[A-Za-z0-9._-]{1,64}$' THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid target_id "%s"', target_id),
+			'A target id is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
+			NULL);
+	END IF;
+	-- exactly one of endpoint and function; the function's name and rights
+	put_target.function := eventbus.check_target_function(target_id, put_target.function, endpoint, headers);
+	IF put_target.function IS NULL AND (endpoint IS NULL OR endpoint !~* '^https?://[^/?#@[:space:]]+' OR endpoint ~ '[[:space:]]') THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid endpoint "%s" for target "%s"', endpoint, target_id),
+			'The endpoint must be an absolute http:// or https:// URL with a host and no spaces.',
+			'For example ''https://hooks.example.com/orders''.');
+	END IF;
+	http_method := upper(http_method);
+	IF http_method IS NULL OR http_method NOT IN ('POST', 'PUT', 'PATCH', 'GET', 'DELETE', 'HEAD', 'OPTIONS') THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid http_method "%s" for target "%s"', http_method, target_id),
+			NULL,
+			'Use one of POST, PUT, PATCH, GET, DELETE, HEAD, OPTIONS.');
+	END IF;
+	-- names and values: the rules the worker applies to every header it sends
+	PERFORM eventbus.check_target_headers(target_id, headers);
+	-- at most one transformation, checked as the worker will apply it
+	PERFORM eventbus.check_target_input(target_id, input, input_path, input_transformer);
+	IF max_retry_attempts IS NULL OR max_retry_attempts NOT BETWEEN 0 AND 185 THEN
+		PERFORM eventbus.raise_error('22023',
+			'max_retry_attempts must be between 0 and 185',
+			format('The value given is %s; it counts the retries after the first attempt.', coalesce(max_retry_attempts::text, 'NULL')),
+			NULL);
+	END IF;
+	IF max_event_age IS NULL OR max_event_age NOT BETWEEN interval '60 seconds' AND interval '24 hours' THEN
+		PERFORM eventbus.raise_error('22023',
+			'max_event_age must be between 60 seconds and 24 hours',
+			format('The value given is %s.', coalesce(max_event_age::text, 'NULL')),
+			NULL);
+	END IF;
+	IF timeout IS NULL OR timeout NOT BETWEEN interval '100 milliseconds' AND interval '5 minutes' THEN
+		PERFORM eventbus.raise_error('22023',
+			'timeout must be between 100 milliseconds and 5 minutes',
+			format('The value given is %s.', coalesce(timeout::text, 'NULL')),
+			NULL);
+	END IF;
+	SELECT count(*) INTO v_count FROM eventbus.targets t
+	WHERE t.bus = put_target.bus AND t.rule = put_target.rule AND t.target_id <> put_target.target_id;
+	IF v_count >= 5 THEN
+		PERFORM eventbus.raise_error('54000',
+			format('rule "%s" already has 5 targets', rule),
+			'A rule has at most 5 targets.',
+			'Remove a target with eventbus.remove_target(), or add another rule with the same pattern.');
+	END IF;
+	INSERT INTO eventbus.targets AS t (bus, rule, target_id, endpoint, http_method, headers,
+									   max_retry_attempts, max_event_age, timeout,
+									   input, input_path, input_transformer,
+									   "function")
+	VALUES (bus, rule, target_id, endpoint, http_method, headers,
+			max_retry_attempts, max_event_age, timeout,
+			input, input_path, input_transformer,
+			put_target.function)
+	ON CONFLICT ON CONSTRAINT targets_pkey DO UPDATE
+		SET endpoint = EXCLUDED.endpoint,
+			http_method = EXCLUDED.http_method,
+			headers = EXCLUDED.headers,
+			max_retry_attempts = EXCLUDED.max_retry_attempts,
+			max_event_age = EXCLUDED.max_event_age,
+			timeout = EXCLUDED.timeout,
+			input = EXCLUDED.input,
+			input_path = EXCLUDED.input_path,
+			input_transformer = EXCLUDED.input_transformer,
+			"function" = EXCLUDED."function",
+			updated_at = now();
+END
+$$;
+COMMENT ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval, jsonb, text, jsonb, text) IS 'Creates or replaces a target of a rule (at most 5 per rule): an HTTP endpoint or a SQL function, optionally with what it receives instead of the event.';
+REVOKE EXECUTE ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer,
+	interval, interval, jsonb, text, jsonb, text) FROM PUBLIC;
+
+
 -- (end of sql-function targets)
 
 ------------------------------------------------------------------------------

@@ -49,12 +49,16 @@ eb_classify(EbTransport transport, long http_status)
 		case EB_TRANSPORT_CONNECT:
 		case EB_TRANSPORT_TIMEOUT:
 		case EB_TRANSPORT_MALFORMED:
+		case EB_TRANSPORT_FUNCTION_RETRYABLE:
 			return EB_VERDICT_RETRY;
 		case EB_TRANSPORT_DNS:
 		case EB_TRANSPORT_BAD_URL:
 		case EB_TRANSPORT_INTERNAL:
 		case EB_TRANSPORT_BAD_HEADER:
+		case EB_TRANSPORT_FUNCTION_FAILED:
 			return EB_VERDICT_NON_RETRYABLE;
+		case EB_TRANSPORT_FUNCTION_OK:
+			return EB_VERDICT_SUCCESS;
 	}
 
 	if (!eb_final_status_valid(http_status))
@@ -100,6 +104,10 @@ eb_error_code(EbTransport transport, long http_status)
 			return EB_ERR_INTERNAL_FAILURE;
 		case EB_TRANSPORT_MALFORMED:
 			return EB_ERR_ERROR_FROM_TARGET;
+		case EB_TRANSPORT_FUNCTION_OK:
+		case EB_TRANSPORT_FUNCTION_RETRYABLE:
+		case EB_TRANSPORT_FUNCTION_FAILED:
+			return EB_ERR_FUNCTION_ERROR;
 	}
 
 	switch (http_status)
@@ -118,6 +126,44 @@ eb_error_code(EbTransport transport, long http_status)
 		default:
 			return EB_ERR_ERROR_FROM_TARGET;
 	}
+}
+
+/*
+ * How a function target's call ended, from the SQLSTATE of the error it
+ * raised (NULL or "" when it returned).  Retried are the errors that a
+ * later call may not meet: serialization failures and deadlocks (40001,
+ * 40P01, what a concurrent transaction causes), a lock not available
+ * (55P03, the function's own lock_timeout or NOWAIT), a shortage of
+ * resources (class 53: disk full, out of memory) and a cancelled call
+ * (57014: the target's timeout) -- the last is a timeout, as for a request
+ * that got no answer.  Every other error is the function's answer to this
+ * event and would be the same next time: the delivery is dead-lettered.
+ */
+EbTransport
+eb_function_transport(const char *sqlstate)
+{
+	if (sqlstate == NULL || sqlstate[0] == '\0')
+		return EB_TRANSPORT_FUNCTION_OK;
+	if (strcmp(sqlstate, "57014") == 0)
+		return EB_TRANSPORT_TIMEOUT;
+	if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
+		strcmp(sqlstate, "55P03") == 0 || strncmp(sqlstate, "53", 2) == 0)
+		return EB_TRANSPORT_FUNCTION_RETRYABLE;
+	return EB_TRANSPORT_FUNCTION_FAILED;
+}
+
+/*
+ * Whether the target answered: a response arrived, or its function ran to
+ * an end (returned or raised an error).  A target that did not answer is
+ * paused (slots.c).
+ */
+bool
+eb_transport_answered(EbTransport transport)
+{
+	return transport == EB_TRANSPORT_OK ||
+		transport == EB_TRANSPORT_FUNCTION_OK ||
+		transport == EB_TRANSPORT_FUNCTION_RETRYABLE ||
+		transport == EB_TRANSPORT_FUNCTION_FAILED;
 }
 
 /*

@@ -28,7 +28,11 @@ typedef enum EbTransport
 	EB_TRANSPORT_INTERNAL,		/* the request could not be built */
 	EB_TRANSPORT_MALFORMED,		/* the answer is not valid HTTP (no or bad
 								 * status line, cut short, oversized) */
-	EB_TRANSPORT_BAD_HEADER		/* a target header may not be sent */
+	EB_TRANSPORT_BAD_HEADER,	/* a target header may not be sent */
+	EB_TRANSPORT_FUNCTION_OK,	/* a function target's function returned */
+	EB_TRANSPORT_FUNCTION_RETRYABLE,	/* it raised an error that may pass
+										 * (eb_function_transport) */
+	EB_TRANSPORT_FUNCTION_FAILED	/* it raised any other error */
 } EbTransport;
 
 /* What to do with a finished attempt. */
@@ -49,6 +53,7 @@ typedef enum EbVerdict
 #define EB_ERR_INVALID_PARAMETER	"INVALID_PARAMETER"
 #define EB_ERR_TARGET_DELETED		"TARGET_DELETED"
 #define EB_ERR_INTERNAL_FAILURE		"INTERNAL_FAILURE"
+#define EB_ERR_FUNCTION_ERROR		"FUNCTION_ERROR"
 
 /* Exhausted conditions (the CHECK constraint of eventbus.dead_letters). */
 #define EB_EXHAUSTED_RETRIES		"MaximumRetryAttempts"
@@ -79,6 +84,8 @@ typedef enum EbHeaderProblem
 extern bool eb_final_status_valid(long http_status);
 extern EbVerdict eb_classify(EbTransport transport, long http_status);
 extern const char *eb_error_code(EbTransport transport, long http_status);
+extern EbTransport eb_function_transport(const char *sqlstate);
+extern bool eb_transport_answered(EbTransport transport);
 extern int64_t eb_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms,
 							 double rand01);
 extern bool eb_parse_retry_after(const char *value, time_t now,

@@ -148,6 +148,7 @@ static const char *const claim_sql =
 "      OR tk.input_transformer IS NOT NULL THEN pg_catalog.jsonb_build_object("
 "      'input', tk.input, 'input_path', tk.input_path,"
 "      'input_transformer', tk.input_transformer) END AS transform,"
+"    tk.\"function\" AS function,"
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 0)::pg_catalog.int4,"
 "      $3) AS room,"
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 1)::pg_catalog.timestamptz,"
@@ -156,7 +157,8 @@ static const char *const claim_sql =
 "  ORDER BY pg_catalog.hashtext(tk.key) OPERATOR(pg_catalog.#) $5"
 "), due AS ("
 "  (SELECT r.row_ctid, r.due_at, false AS gone, tq.room, tq.endpoint, tq.http_method,"
-"    tq.headers, tq.max_retry_attempts, tq.max_event_age, tq.timeout, tq.transform"
+"    tq.headers, tq.max_retry_attempts, tq.max_event_age, tq.timeout, tq.transform,"
+"    tq.function"
 "  FROM tq CROSS JOIN LATERAL ("
 "    SELECT d.ctid AS row_ctid, d.next_attempt_at AS due_at FROM eventbus.deliveries d"
 "    WHERE d.bus OPERATOR(pg_catalog.=) tq.bus AND d.rule OPERATOR(pg_catalog.=) tq.rule"
@@ -170,7 +172,8 @@ static const char *const claim_sql =
 "  WHERE tq.room OPERATOR(pg_catalog.>) 0"
 "  LIMIT $1)"
 "  UNION ALL"
-"  (SELECT r.row_ctid, r.due_at, true, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+"  (SELECT r.row_ctid, r.due_at, true, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+"    NULL"
 "  FROM queued q CROSS JOIN LATERAL ("
 "    SELECT d.ctid AS row_ctid, d.next_attempt_at AS due_at FROM eventbus.deliveries d"
 "    WHERE d.bus OPERATOR(pg_catalog.=) q.bus AND d.rule OPERATOR(pg_catalog.=) q.rule"
@@ -197,7 +200,8 @@ static const char *const claim_sql =
 "    d.bus, d.rule, d.target_id,"
 "    d.attempts, d.leased_until, d.last_http_status, due.gone, due.endpoint,"
 "    due.http_method, due.headers, due.max_retry_attempts, due.max_event_age,"
-"    due.timeout, due.room, due.due_at, due.transform"
+"    due.timeout, due.room, due.due_at, due.transform,"
+"    due.function"
 ")"
 "SELECT l.id, l.row_tid, l.attempts, l.leased_until, l.gone, l.last_http_status,"
 "  l.endpoint, l.http_method,"
@@ -225,7 +229,8 @@ static const char *const claim_sql =
 "     AND k.target_id OPERATOR(pg_catalog.=) l.target_id"
 "     AND (k.expires_at IS NULL"
 "       OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())),"
-"  l.transform"
+"  l.transform,"
+"  l.function"
 " FROM leased l LEFT JOIN LATERAL ("
 "   SELECT ev.* FROM eventbus.events ev"
 "   WHERE l.envelope IS NULL AND ev.id OPERATOR(pg_catalog.=) l.event_id"
@@ -320,6 +325,8 @@ enum
 #define CLAIM_SIGNING_KEYS (CLAIM_EVENT + EB_EV_NCOLUMNS)
 /* Then the target's transformation (jsonb, NULL: none; see transform.c). */
 #define CLAIM_TRANSFORM (CLAIM_SIGNING_KEYS + 1)
+/* Then a function target's function, as text (NULL: an HTTP target). */
+#define CLAIM_FUNCTION (CLAIM_TRANSFORM + 1)
 
 /*
  * When the next row becomes due, after now: from the next_attempt_at
@@ -726,6 +733,7 @@ read_claimed_row(HeapTuple tuple, TupleDesc desc, EbClaimedRow *row)
 	row->signing_keys = SPI_getbinval(tuple, desc, CLAIM_SIGNING_KEYS,
 									  &row->signing_keys_null);
 	row->transform = SPI_getbinval(tuple, desc, CLAIM_TRANSFORM, &row->transform_null);
+	row->function = claim_text(tuple, desc, CLAIM_FUNCTION);
 }
 
 /* One target's share of a claim, for its low mark. */
@@ -1074,7 +1082,9 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 	else
 	{
 		code = eb_error_code(req->transport, req->status);
-		if (req->transport == EB_TRANSPORT_OK)
+		if (d->function != NULL)
+			msg = pstrdup(d->function_error ? d->function_error : req->error);
+		else if (req->transport == EB_TRANSPORT_OK)
 			msg = psprintf("%s %s returned HTTP %ld", req->method, d->endpoint, req->status);
 		else
 			msg = psprintf("%s %s failed: %s", req->method, d->endpoint, req->error);
@@ -1176,7 +1186,7 @@ eb_queue_settle(EbDelivery *finished)
 
 		finished = d->next;
 		if (d->to_send)
-			eb_slots_return(d->target_key, d->http.transport == EB_TRANSPORT_OK);
+			eb_slots_return(d->target_key, eb_transport_answered(d->http.transport));
 		eb_request_free(d);
 	}
 	commit_xact();				/* also resets batch_ctx */

@@ -113,6 +113,9 @@ eb_request_build(const EbClaimedRow *row)
 	d->published_at = row->published_at;
 	d->has_event = row->has_published_at;
 	d->endpoint = row->endpoint ? pstrdup(row->endpoint) : NULL;
+	/* a function target: its function stands for the endpoint (dead letters) */
+	if (row->function != NULL)
+		d->function = d->endpoint = pstrdup(row->function);
 	d->http.url = d->endpoint;
 	d->http.method = row->method ? pstrdup(row->method) : NULL;
 	d->http.timeout_ms = row->timeout_ms;
@@ -141,6 +144,14 @@ eb_request_build(const EbClaimedRow *row)
 	d->to_send = true;
 	d->http.body = pnstrdup(body, body_len);
 	d->http.body_len = body_len;
+	if (d->function != NULL)
+	{
+		/* not a request: the loop calls the function (function_target.c) */
+		d->plain_text = plain_text;
+		MemoryContextSwitchTo(old);
+		pfree(body);
+		return d;
+	}
 	add_default_header(d, plain_text ? "Content-Type: text/plain; charset=utf-8" :
 					   "Content-Type: application/json", row->headers);
 	add_default_header(d, EB_USER_AGENT, row->headers);
@@ -182,7 +193,9 @@ eb_request_free(EbDelivery *d)
 	dlist_delete(&d->live_node);
 	eb_http_release(&d->http);
 	if (d->endpoint)
-		pfree(d->endpoint);
+		pfree(d->endpoint);		/* d->function, when it is one */
+	if (d->function_error)
+		pfree(d->function_error);
 	if (d->target_key)
 		pfree(d->target_key);
 	if (d->http.method)

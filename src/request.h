@@ -53,6 +53,7 @@ typedef struct EbClaimedRow
 	bool		signing_keys_null;	/* the target signs nothing */
 	Datum		transform;		/* jsonb: input, input_path, input_transformer */
 	bool		transform_null; /* the target receives the envelope */
+	const char *function;		/* a function target's function, or NULL */
 } EbClaimedRow;
 
 /*
@@ -75,6 +76,9 @@ typedef struct EbDelivery
 	char	   *endpoint;
 	char	   *target_key;
 	pg_uuid_t	event_id;		/* for the attempt log (attempts.c) */
+	char	   *function;		/* a function target: "schema.fn(jsonb)" */
+	bool		plain_text;		/* its body is text, not JSON */
+	char	   *function_error; /* what the function raised, for settle */
 	TimestampTz started_at;		/* when the request went to libcurl */
 	struct EbDelivery *next;	/* in a list of claimed or finished ones */
 	dlist_node	live_node;		/* among the live deliveries, until freed */

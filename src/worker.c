@@ -50,6 +50,7 @@
 #include "utils/wait_event.h"
 
 #include "attempts.h"
+#include "function_target.h"
 #include "http.h"
 #include "queue.h"
 #include "request.h"
@@ -240,6 +241,7 @@ claim_and_send(int room)
 {
 	EbDelivery *claimed;
 	EbDelivery *next;
+	EbDelivery *functions = NULL;
 	bool		ready;
 	int			nclaimed = 0;
 	TimestampTz next_due;
@@ -257,7 +259,13 @@ claim_and_send(int room)
 	{
 		next = d->next;
 		nclaimed++;
-		if (d->to_send)
+		if (d->to_send && d->function != NULL)
+		{
+			/* called below, once the requests are on their way */
+			d->next = functions;
+			functions = d;
+		}
+		else if (d->to_send)
 		{
 			d->started_at = GetCurrentTimestamp();
 			if (d->attempts == 1)
@@ -273,6 +281,20 @@ claim_and_send(int room)
 	eb_stats_worker_claimed(nclaimed);
 	/* let libcurl start the new requests right away */
 	eb_http_drive();
+
+	/* function targets: each called in a transaction of its own */
+	for (EbDelivery *d = functions; d != NULL; d = next)
+	{
+		next = d->next;
+		CHECK_FOR_INTERRUPTS();
+		d->started_at = GetCurrentTimestamp();
+		if (d->attempts == 1)
+			eb_stats_count_first_attempt(d->target_key, d->published_at);
+		eb_function_target_call(d);
+		d->next = local_done;
+		local_done = d;
+		eb_http_drive();
+	}
 	return next_due;
 }
 

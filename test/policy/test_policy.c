@@ -273,6 +273,31 @@ test_headers(void)
 #undef HDR
 }
 
+/* A function target's outcome: which SQLSTATEs are retried, its code. */
+static void
+test_function_outcome(void)
+{
+	CHECK(eb_function_transport(NULL) == EB_TRANSPORT_FUNCTION_OK);
+	CHECK(eb_function_transport("") == EB_TRANSPORT_FUNCTION_OK);
+	CHECK(eb_classify(eb_function_transport(NULL), 0) == EB_VERDICT_SUCCESS);
+	CHECK(eb_classify(eb_function_transport("40001"), 0) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(eb_function_transport("40P01"), 0) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(eb_function_transport("55P03"), 0) == EB_VERDICT_RETRY);
+	CHECK(eb_classify(eb_function_transport("53200"), 0) == EB_VERDICT_RETRY);
+	CHECK(eb_function_transport("57014") == EB_TRANSPORT_TIMEOUT);
+	CHECK(eb_classify(eb_function_transport("57014"), 0) == EB_VERDICT_RETRY);
+	CHECK(strcmp(eb_error_code(eb_function_transport("57014"), 0), EB_ERR_TIMEOUT) == 0);
+	CHECK(eb_classify(eb_function_transport("42501"), 0) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(eb_function_transport("P0001"), 0) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(eb_classify(eb_function_transport("40002"), 0) == EB_VERDICT_NON_RETRYABLE);
+	CHECK(strcmp(eb_error_code(eb_function_transport("42501"), 0), EB_ERR_FUNCTION_ERROR) == 0);
+	CHECK(strcmp(eb_error_code(eb_function_transport("40001"), 0), EB_ERR_FUNCTION_ERROR) == 0);
+	CHECK(eb_transport_answered(EB_TRANSPORT_OK));
+	CHECK(eb_transport_answered(EB_TRANSPORT_FUNCTION_FAILED));
+	CHECK(!eb_transport_answered(EB_TRANSPORT_TIMEOUT));
+	CHECK(!eb_transport_answered(EB_TRANSPORT_CONNECT));
+}
+
 int
 main(void)
 {
@@ -282,6 +307,7 @@ main(void)
 	test_retry_after();
 	test_retry_after_never_shorter();
 	test_headers();
+	test_function_outcome();
 	printf("policy: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
