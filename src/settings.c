@@ -44,6 +44,9 @@ const EbWorkerSettings *const eb_settings = &settings;
 int			eventbus_event_retention = 7 * 24 * 3600;
 int			eventbus_maintenance_interval = 60 * 1000;
 
+/* The counters (src/stats.c) */
+bool		eventbus_track_stats = true;
+
 /* The attempt log's settings. */
 int			eventbus_attempt_log = EB_ATTEMPT_LOG_FAILURES;
 int			eventbus_attempt_retention = 7 * 24 * 60;
@@ -207,6 +210,13 @@ eb_define_settings(void)
 							1000, 10, 1000000,
 							postmaster_context, 0,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("eventbus.track_stats",
+							 "Counts events, matches and deliveries in shared memory.",
+							 "Off: the counters and latency histograms of eventbus.bus_stats, rule_stats, target_stats and metrics() stop growing; what they hold stays.",
+							 &eventbus_track_stats,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	/* retention and the maintenance process */
 	DefineCustomIntVariable("eventbus.event_retention",

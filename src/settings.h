@@ -41,6 +41,9 @@ extern const EbWorkerSettings *const eb_settings;
 extern int	eventbus_event_retention;	/* seconds; 0 keeps events forever */
 extern int	eventbus_maintenance_interval;	/* ms */
 
+/* Whether the counters of src/stats.c count (eventbus.track_stats). */
+extern bool eventbus_track_stats;
+
 extern void eb_define_settings(void);
 
 /* The attempt log (src/attempts.c): what it records, how long it keeps it. */

@@ -23,6 +23,9 @@
  * deleted rule's counters stay visible, and a rule created again with the
  * same name continues them.
  *
+ * Off switch.  eventbus.track_stats = off (superuser) stops the counting
+ * of the session or of the workers that see it; what was counted stays.
+ *
  * Persistence.  The postmaster writes the table to pg_stat/pg_eventbus.stat
  * at a clean shutdown and reads it at start-up, as pg_stat_statements does;
  * the first delivery worker also writes it every EB_STATS_SAVE_INTERVAL_MS,
@@ -90,6 +93,13 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static void stats_save(void);
+
+/* Whether counts are kept: shared memory is there and track_stats is on. */
+static inline bool
+counting(void)
+{
+	return eb_stats_shared != NULL && eventbus_track_stats;
+}
 
 /* ------------------------------------------------------------------------
  * Keys
@@ -608,7 +618,7 @@ pending_add(EbStatsKind kind, const char *bus, const char *rule, int counter,
 	PendingEntry *p;
 	bool		found;
 
-	if (eb_stats_shared == NULL)
+	if (!counting())
 		return;
 	if (pending == NULL)
 	{
@@ -693,7 +703,7 @@ eb_stats_count_first_attempt(const char *target_key, TimestampTz published_at)
 	EbStatsEntry *e;
 	bool		exclusive;
 
-	if (eb_stats_shared == NULL || published_at == 0)
+	if (!counting() || published_at == 0)
 		return;
 	target_key_from(&key, target_key);
 	e = find_entry(&key, &exclusive);
@@ -712,7 +722,7 @@ eb_stats_count_attempt(const char *target_key, EbTransport transport,
 	EbStatsEntry *e;
 	bool		exclusive;
 
-	if (eb_stats_shared == NULL || !request_sent(transport))
+	if (!counting() || !request_sent(transport))
 		return;
 	target_key_from(&key, target_key);
 	e = find_entry(&key, &exclusive);
@@ -744,7 +754,7 @@ eb_stats_count_dead_letter(const char *target_key, EbTransport transport)
 	EbStatsEntry *e;
 	bool		exclusive;
 
-	if (eb_stats_shared == NULL)
+	if (!counting())
 		return;
 	target_key_from(&key, target_key);
 	e = find_entry(&key, &exclusive);

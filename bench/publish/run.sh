@@ -10,8 +10,9 @@
 # event matches dozens of rules), a second line marked dense=1.
 #
 # BENCH_SECONDS (default 10) is the length of one pgbench run; each figure
-# is the sum over BENCH_ROUNDS (default 2) alternating rounds.  BENCH_PRELOAD=1:
-# see below.
+# is the sum over BENCH_ROUNDS (default 2) alternating rounds.  BENCH_PRELOAD=1
+# (see below) adds no_stats_tps, put_event with eventbus.track_stats = off in
+# the same rounds, and stats_cost = 1 - put_event_tps / no_stats_tps.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -72,9 +73,9 @@ VALUES (gen_random_uuid(), 'default', 'com.bench.orders', 'Order Placed', ARRAY[
 SQL
 chmod 644 "$dir"/*.sql
 
-# tps of one pgbench run
+# tps of one pgbench run of script $1, with settings $2 (PGOPTIONS syntax)
 run_pgbench() {
-	as_pg env PGOPTIONS="$PGOPTIONS" "$PG_BIN/pgbench" -n -c "$clients" -j 2 -T "$seconds" -f "$1" 2>/dev/null |
+	as_pg env PGOPTIONS="$PGOPTIONS ${2:-}" "$PG_BIN/pgbench" -n -c "$clients" -j 2 -T "$seconds" -f "$1" 2>/dev/null |
 		awk '/^tps = / {print $3}'
 }
 
@@ -83,16 +84,25 @@ reset_tables() {
 }
 
 # bench_pair N EXTRA WANT: alternates put_event and plain INSERT runs of the
-# current scripts, prints the result line, then checks that the benchmark
-# event matches WANT rules (any number when WANT is empty)
+# current scripts (and, preloaded, put_event with eventbus.track_stats = off:
+# the counters' cost, side by side), prints the result line, then checks
+# that the benchmark event matches WANT rules (any number when WANT is empty)
 bench_pair() {
-	local n=$1 extra=$2 want=$3 a=0 b=0 r t matched
+	local n=$1 extra=$2 want=$3 a=0 b=0 c=0 r t matched
 	for r in $(seq "$rounds"); do
 		reset_tables
 		t=$(run_pgbench "$dir/put_event.sql"); a=$(echo "$a + $t" | bc -l)
+		if [ -n "${BENCH_PRELOAD:-}" ]; then
+			reset_tables
+			t=$(run_pgbench "$dir/put_event.sql" "-c eventbus.track_stats=off"); c=$(echo "$c + $t" | bc -l)
+		fi
 		reset_tables
 		t=$(run_pgbench "$dir/plain.sql"); b=$(echo "$b + $t" | bc -l)
 	done
+	if [ -n "${BENCH_PRELOAD:-}" ]; then
+		extra=$(printf ' no_stats_tps=%.0f stats_cost=%.3f%s' "$(echo "$c / $rounds" | bc -l)" \
+			"$(echo "1 - $a / $c" | bc -l)" "$extra")
+	fi
 	printf 'rules=%s put_event_tps=%.0f plain_insert_tps=%.0f ratio=%.3f%s\n' \
 		"$n" "$(echo "$a / $rounds" | bc -l)" "$(echo "$b / $rounds" | bc -l)" \
 		"$(echo "$a / $b" | bc -l)" "$extra"

@@ -201,6 +201,25 @@ is( $node->safe_psql('postgres',
 	'2|' . $node->safe_psql('postgres', "SELECT sum(claimed) FROM eventbus.worker_status()"),
 	'worker_status: both workers registered');
 
+# eventbus.track_stats = off stops the counting of the session that sets
+# it (a superuser's setting); what was counted stays
+my $counts = "SELECT put_events || '|' || matched_events FROM eventbus.bus_stats WHERE bus = 'default'";
+my $was = $node->safe_psql('postgres', $counts);
+$node->safe_psql('postgres', q{
+SET eventbus.track_stats = off;
+SELECT eventbus.put_event('test.fast', 'Fast', '{}');
+});
+is($node->safe_psql('postgres', $counts), $was, 'track_stats = off: the publish is not counted');
+$node->safe_psql('postgres', "SELECT eventbus.put_event('test.fast', 'Fast', '{}')");
+my ($p, $m) = split /\|/, $was;
+is($node->safe_psql('postgres', $counts), ($p + 1) . '|' . ($m + 1),
+	'track_stats on (the default): the next publish is counted');
+$node->safe_psql('postgres', 'CREATE ROLE plain_user LOGIN');
+my ($rc, $out, $err) = $node->psql('postgres', 'SET eventbus.track_stats = off',
+	extra_params => [ '-U', 'plain_user' ]);
+like($err, qr/permission denied to set parameter "eventbus.track_stats"/,
+	'track_stats: only a superuser sets it');
+
 $node->stop;
 $sink->stop;
 done_testing();
