@@ -61,6 +61,7 @@
 #include "utils/wait_event.h"
 
 #include "attempts.h"
+#include "connection.h"
 #include "policy.h"
 #include "queue.h"
 #include "request.h"
@@ -154,8 +155,9 @@ static const char *const claim_sql =
 "      OR tk.input_transformer IS NOT NULL THEN pg_catalog.jsonb_build_object("
 "      'input', tk.input, 'input_path', tk.input_path,"
 "      'input_transformer', tk.input_transformer) END AS transform,"
+"    CASE WHEN eventbus.connection_blocks(tk.connection) THEN 0 ELSE"	/* connection.c */
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 0)::pg_catalog.int4,"
-"      $3) AS room,"
+"      $3) END AS room,"
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 1)::pg_catalog.timestamptz,"
 "      '-infinity'::pg_catalog.timestamptz) AS low"
 "  FROM tk"
@@ -231,7 +233,14 @@ static const char *const claim_sql =
 "     AND k.target_id OPERATOR(pg_catalog.=) l.target_id"
 "     AND (k.expires_at IS NULL"
 "       OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())),"
-"  l.transform"
+"  l.transform,"
+"  (SELECT pg_catalog.jsonb_build_object('name', c.name, 'auth_type', c.auth_type,"	/* connection.c */
+"     'auth', c.auth, 'http_parameters', c.http_parameters,"
+"     'token', c.access_token, 'token_serial', c.token_serial)"
+"   FROM eventbus.targets t, eventbus.connection_secrets c"
+"   WHERE t.bus OPERATOR(pg_catalog.=) l.bus AND t.rule OPERATOR(pg_catalog.=) l.rule"
+"     AND t.target_id OPERATOR(pg_catalog.=) l.target_id"
+"     AND c.name OPERATOR(pg_catalog.=) t.connection)"
 " FROM leased l LEFT JOIN LATERAL ("
 "   SELECT ev.* FROM eventbus.events ev"
 "   WHERE l.envelope IS NULL AND ev.id OPERATOR(pg_catalog.=) l.event_id"
@@ -299,6 +308,8 @@ enum
 #define CLAIM_SIGNING_KEYS (CLAIM_EVENT + EB_EV_NCOLUMNS)
 /* Then the target's transformation (jsonb, NULL: none; see transform.c). */
 #define CLAIM_TRANSFORM (CLAIM_SIGNING_KEYS + 1)
+/* Then the target's connection (jsonb, NULL: none; see connection.c). */
+#define CLAIM_CONNECTION (CLAIM_TRANSFORM + 1)
 
 /*
  * When the next row becomes due, after now: from the next_attempt_at
@@ -705,6 +716,7 @@ read_claimed_row(HeapTuple tuple, TupleDesc desc, EbClaimedRow *row)
 	row->signing_keys = SPI_getbinval(tuple, desc, CLAIM_SIGNING_KEYS,
 									  &row->signing_keys_null);
 	row->transform = SPI_getbinval(tuple, desc, CLAIM_TRANSFORM, &row->transform_null);
+	row->connection = SPI_getbinval(tuple, desc, CLAIM_CONNECTION, &row->connection_null);
 }
 
 /* One target's share of a claim, for its low mark. */
@@ -1145,6 +1157,7 @@ eb_queue_settle(EbDelivery *finished)
 	rowset_execute(&retry, &retry_plan, retry_sql, SPI_OK_UPDATE);
 	rowset_execute(&dead, &dead_plan, dead_sql, SPI_OK_SELECT);
 	eb_attempts_flush();
+	eb_connection_settle(finished);	/* a 401/407 to an OAuth token */
 	while (finished != NULL)
 	{
 		EbDelivery *d = finished;
