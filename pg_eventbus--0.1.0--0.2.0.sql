@@ -2457,7 +2457,9 @@ AS $$
 		'{}'::pg_catalog.jsonb)
 	FROM pg_catalog.jsonb_each(params) k
 $$;
-REVOKE EXECUTE ON FUNCTION eventbus.mask_connection_parameters(jsonb) FROM PUBLIC;
+-- pure functions of their argument, called by the view with its reader's
+-- rights: they show nothing the caller does not pass them
+GRANT EXECUTE ON FUNCTION eventbus.mask_connection_parameters(jsonb) TO PUBLIC;
 
 -- A connection's auth with its secrets masked (the API key's value, the
 -- password, the client secret, secret OAuth parameters).
@@ -2481,7 +2483,7 @@ AS $$
 				ELSE '{}'::pg_catalog.jsonb END
 		ELSE auth END
 $$;
-REVOKE EXECUTE ON FUNCTION eventbus.mask_connection_auth(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventbus.mask_connection_auth(text, jsonb) TO PUBLIC;
 
 -- What may be shown of a connection: everything but its secrets and token.
 CREATE VIEW eventbus.connections AS
@@ -2685,7 +2687,7 @@ BEGIN
 		PERFORM eventbus.raise_error('22023',
 			pg_catalog.format('invalid connection name "%s"', name),
 			'A connection name is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
-			NULL);
+			'For example ''orders-api''.');
 	END IF;
 	IF auth_type IS NULL OR auth_type OPERATOR(pg_catalog.<>) ALL
 	   (ARRAY['API_KEY', 'BASIC', 'OAUTH_CLIENT_CREDENTIALS', 'NONE']) THEN
