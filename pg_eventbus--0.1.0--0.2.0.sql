@@ -2440,43 +2440,45 @@ $$;
 REVOKE EXECUTE ON FUNCTION eventbus.is_http_url(text) FROM PUBLIC;
 
 /*
- * A parameter list with every secret value replaced by {"masked": true}:
- * what the view and export() show of http_parameters.
+ * A parameter list with every secret value replaced by {"masked": true}
+ * (eventbus.code_masked(), the mark export() and apply() know): what the
+ * view and export() show of http_parameters.  SECURITY DEFINER only to
+ * call code_masked(); they compute from their arguments alone.
  */
 CREATE FUNCTION eventbus.mask_connection_parameters(params jsonb)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT coalesce(pg_catalog.jsonb_object_agg(k.key,
 		(SELECT coalesce(pg_catalog.jsonb_agg(
 				CASE WHEN (e.value OPERATOR(pg_catalog.->>) 'is_value_secret')::boolean
-					THEN e.value OPERATOR(pg_catalog.||) '{"value": {"masked": true}}'::pg_catalog.jsonb
+					THEN e.value OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('value', eventbus.code_masked())
 					ELSE e.value END ORDER BY e.ord), '[]'::pg_catalog.jsonb)
 		 FROM pg_catalog.jsonb_array_elements(k.value) WITH ORDINALITY e(value, ord))),
 		'{}'::pg_catalog.jsonb)
 	FROM pg_catalog.jsonb_each(params) k
 $$;
--- pure functions of their argument, called by the view with its reader's
--- rights: they show nothing the caller does not pass them
+-- functions of their arguments alone, called by the view with its
+-- reader's rights: they show nothing the caller does not pass them
 GRANT EXECUTE ON FUNCTION eventbus.mask_connection_parameters(jsonb) TO PUBLIC;
 
 -- A connection's auth with its secrets masked (the API key's value, the
 -- password, the client secret, secret OAuth parameters).
 CREATE FUNCTION eventbus.mask_connection_auth(auth_type text, auth jsonb)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT CASE auth_type
 		WHEN 'API_KEY' THEN auth OPERATOR(pg_catalog.||)
-			'{"api_key_value": {"masked": true}}'::pg_catalog.jsonb
+			pg_catalog.jsonb_build_object('api_key_value', eventbus.code_masked())
 		WHEN 'BASIC' THEN auth OPERATOR(pg_catalog.||)
-			'{"password": {"masked": true}}'::pg_catalog.jsonb
+			pg_catalog.jsonb_build_object('password', eventbus.code_masked())
 		WHEN 'OAUTH_CLIENT_CREDENTIALS' THEN auth
 			OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('client_parameters',
 				(auth OPERATOR(pg_catalog.->) 'client_parameters') OPERATOR(pg_catalog.||)
-				'{"client_secret": {"masked": true}}'::pg_catalog.jsonb)
+				pg_catalog.jsonb_build_object('client_secret', eventbus.code_masked()))
 			OPERATOR(pg_catalog.||) CASE WHEN auth OPERATOR(pg_catalog.?) 'oauth_http_parameters'
 				THEN pg_catalog.jsonb_build_object('oauth_http_parameters',
 					eventbus.mask_connection_parameters(auth OPERATOR(pg_catalog.->) 'oauth_http_parameters'))
@@ -3155,6 +3157,281 @@ COMMENT ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, int
 REVOKE EXECUTE ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer,
 	interval, interval, jsonb, text, jsonb, text) FROM PUBLIC;
 
+
+/*
+ * Rules as code and connections: export() writes every connection as the
+ * view shows it (secrets masked, no state or token), and apply() creates
+ * or updates the connections of a document before its buses, rules and
+ * targets (which may name them), through put_connection, so a document
+ * is checked by the code that checks a call.  A masked secret keeps the
+ * value the connection already has here; one it has not is an error.
+ * prune deletes no connection.
+ */
+CREATE FUNCTION eventbus.code_export_connections()
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+			'name', c.name, 'auth_type', c.auth_type, 'auth', c.auth,
+			'http_parameters', c.http_parameters) ORDER BY c.name COLLATE "C"), '[]')
+	FROM eventbus.connections c
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_export_connections() FROM PUBLIC;
+
+-- The shape of $.connections: objects with a name given once, their keys
+-- and JSON types (put_connection checks the rest); never echoes a value.
+CREATE FUNCTION eventbus.code_check_connections(document jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c record;
+	v_path text;
+	v_key text;
+	v_types jsonb := '{"name": "string", "auth_type": "string", "auth": "object", "http_parameters": "object"}';
+BEGIN
+	IF NOT document OPERATOR(pg_catalog.?) 'connections' THEN
+		RETURN;
+	END IF;
+	IF pg_catalog.jsonb_typeof(document OPERATOR(pg_catalog.->) 'connections') OPERATOR(pg_catalog.<>) 'array' THEN
+		PERFORM eventbus.code_error('$.connections', '"connections" of the document must be a JSON array');
+	END IF;
+	FOR c IN SELECT e.value AS v, e.n OPERATOR(pg_catalog.-) 1 AS i
+			 FROM pg_catalog.jsonb_array_elements(document OPERATOR(pg_catalog.->) 'connections')
+				  WITH ORDINALITY e(value, n) LOOP
+		v_path := pg_catalog.format('$.connections[%s]', c.i);
+		IF pg_catalog.jsonb_typeof(c.v) OPERATOR(pg_catalog.<>) 'object' THEN
+			PERFORM eventbus.code_error(v_path, 'a connection must be a JSON object', NULL,
+				'See the README, "Connections", for its keys.');
+		END IF;
+		FOREACH v_key IN ARRAY ARRAY['name', 'auth_type', 'auth'] LOOP
+			IF NOT c.v OPERATOR(pg_catalog.?) v_key THEN
+				PERFORM eventbus.code_error(v_path, pg_catalog.format('a connection has no "%s"', v_key), NULL,
+					pg_catalog.format('Add the key "%s".', v_key));
+			END IF;
+		END LOOP;
+		FOR v_key IN SELECT k FROM pg_catalog.jsonb_object_keys(c.v) k ORDER BY k LOOP
+			IF NOT v_types OPERATOR(pg_catalog.?) v_key THEN
+				PERFORM eventbus.code_error(v_path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) v_key,
+					pg_catalog.format('unknown key "%s" in a connection', v_key), NULL,
+					'The keys of a connection are: auth, auth_type, http_parameters, name.');
+			END IF;
+			IF pg_catalog.jsonb_typeof(c.v OPERATOR(pg_catalog.->) v_key) OPERATOR(pg_catalog.<>) (v_types OPERATOR(pg_catalog.->>) v_key) THEN
+				PERFORM eventbus.code_error(v_path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) v_key,
+					pg_catalog.format('"%s" of a connection must be a JSON %s', v_key, v_types OPERATOR(pg_catalog.->>) v_key),
+					pg_catalog.format('The document has a JSON %s.', pg_catalog.jsonb_typeof(c.v OPERATOR(pg_catalog.->) v_key)));
+			END IF;
+		END LOOP;
+		IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements(document OPERATOR(pg_catalog.->) 'connections') o
+			WHERE (o OPERATOR(pg_catalog.->) 'name') OPERATOR(pg_catalog.=) (c.v OPERATOR(pg_catalog.->) 'name')) OPERATOR(pg_catalog.>) 1 THEN
+			PERFORM eventbus.code_error(v_path OPERATOR(pg_catalog.||) '.name',
+				pg_catalog.format('connection "%s" is in the document more than once', c.v OPERATOR(pg_catalog.->>) 'name'),
+				NULL, 'Give each connection once.');
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_check_connections(jsonb) FROM PUBLIC;
+
+/*
+ * `value` with each masked value of its parameter lists replaced by the
+ * stored one of the same list and key (stored: the connection's own).
+ */
+CREATE FUNCTION eventbus.code_unmask_parameters(name text, params jsonb, stored jsonb, path text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_list text;
+	v_i integer;
+	v_key text;
+	v_value jsonb;
+BEGIN
+	IF pg_catalog.jsonb_typeof(params) IS DISTINCT FROM 'object' THEN
+		RETURN params;
+	END IF;
+	FOREACH v_list IN ARRAY ARRAY['header_parameters', 'query_string_parameters', 'body_parameters'] LOOP
+		CONTINUE WHEN pg_catalog.jsonb_typeof(params OPERATOR(pg_catalog.->) v_list) IS DISTINCT FROM 'array';
+		FOR v_i IN 0 .. pg_catalog.jsonb_array_length(params OPERATOR(pg_catalog.->) v_list) OPERATOR(pg_catalog.-) 1 LOOP
+			CONTINUE WHEN (params OPERATOR(pg_catalog.->) v_list OPERATOR(pg_catalog.->) v_i
+						   OPERATOR(pg_catalog.->) 'value') IS DISTINCT FROM eventbus.code_masked();
+			v_key := params OPERATOR(pg_catalog.->) v_list OPERATOR(pg_catalog.->) v_i OPERATOR(pg_catalog.->>) 'key';
+			SELECT e OPERATOR(pg_catalog.->) 'value' INTO v_value
+			FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof(stored OPERATOR(pg_catalog.->) v_list) = 'array'
+												 THEN stored OPERATOR(pg_catalog.->) v_list ELSE '[]' END) e
+			WHERE e OPERATOR(pg_catalog.->>) 'key' OPERATOR(pg_catalog.=) v_key;
+			IF v_value IS NULL THEN
+				PERFORM eventbus.code_error(pg_catalog.format('%s.%s[%s].value', path, v_list, v_i),
+					pg_catalog.format('parameter "%s" of connection "%s" is masked in the document, and the connection has no value for it here',
+						v_key, name),
+					'A masked value keeps the value the connection already has.',
+					'Write the value into the document.');
+			END IF;
+			params := pg_catalog.jsonb_set(params, ARRAY[v_list, v_i::text, 'value'], v_value);
+		END LOOP;
+	END LOOP;
+	RETURN params;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_unmask_parameters(text, jsonb, jsonb, text) FROM PUBLIC;
+
+/*
+ * Creates or updates the document's connections (put_connection, which
+ * authorizes anew) where they differ from the database; returns the
+ * changes, as code_apply() does.
+ */
+CREATE FUNCTION eventbus.code_apply_connections(document jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_changes jsonb := '[]';
+	c record;
+	s eventbus.connection_secrets;
+	v_path text;
+	v_name text;
+	v_type text;
+	v_auth jsonb;
+	v_params jsonb;
+	v_secret text[];
+	v_state text;
+	v_msg text;
+	v_detail text;
+	v_hint text;
+BEGIN
+	FOR c IN SELECT e.value AS v, e.n OPERATOR(pg_catalog.-) 1 AS i
+			 FROM pg_catalog.jsonb_array_elements(coalesce(document OPERATOR(pg_catalog.->) 'connections', '[]'))
+				  WITH ORDINALITY e(value, n) LOOP
+		v_path := pg_catalog.format('$.connections[%s]', c.i);
+		BEGIN
+			v_name := c.v OPERATOR(pg_catalog.->>) 'name';
+			v_type := pg_catalog.upper(c.v OPERATOR(pg_catalog.->>) 'auth_type');
+			v_auth := c.v OPERATOR(pg_catalog.->) 'auth';
+			v_params := coalesce(c.v OPERATOR(pg_catalog.->) 'http_parameters', '{}');
+			SELECT * INTO s FROM eventbus.connection_secrets x WHERE x.name OPERATOR(pg_catalog.=) v_name;
+			-- the secrets masked in the document: the stored ones (of the same auth type)
+			FOREACH v_secret SLICE 1 IN ARRAY ARRAY[ARRAY['api_key_value', ''], ARRAY['password', ''],
+													ARRAY['client_parameters', 'client_secret']] LOOP
+				v_secret := pg_catalog.array_remove(v_secret, '');
+				CONTINUE WHEN (v_auth OPERATOR(pg_catalog.#>) v_secret) IS DISTINCT FROM eventbus.code_masked();
+				IF s.auth_type IS DISTINCT FROM v_type OR (s.auth OPERATOR(pg_catalog.#>) v_secret) IS NULL THEN
+					PERFORM eventbus.code_error(pg_catalog.format('%s.auth.%s', v_path, pg_catalog.array_to_string(v_secret, '.')),
+						pg_catalog.format('the secret of connection "%s" is masked in the document, and the connection has none here', v_name),
+						'A masked value keeps the value the connection already has.',
+						'Write the value into the document.');
+				END IF;
+				v_auth := pg_catalog.jsonb_set(v_auth, v_secret, s.auth OPERATOR(pg_catalog.#>) v_secret);
+			END LOOP;
+			IF v_auth OPERATOR(pg_catalog.?) 'oauth_http_parameters' THEN
+				v_auth := pg_catalog.jsonb_set(v_auth, '{oauth_http_parameters}',
+					eventbus.code_unmask_parameters(v_name, v_auth OPERATOR(pg_catalog.->) 'oauth_http_parameters',
+						CASE WHEN s.auth_type OPERATOR(pg_catalog.=) v_type
+							 THEN s.auth OPERATOR(pg_catalog.->) 'oauth_http_parameters' END,
+						v_path OPERATOR(pg_catalog.||) '.auth.oauth_http_parameters'));
+			END IF;
+			v_params := eventbus.code_unmask_parameters(v_name, v_params, s.http_parameters,
+				v_path OPERATOR(pg_catalog.||) '.http_parameters');
+			IF s.name IS NULL OR s.auth_type IS DISTINCT FROM v_type OR s.auth IS DISTINCT FROM v_auth
+			   OR s.http_parameters IS DISTINCT FROM v_params THEN
+				PERFORM eventbus.put_connection(v_name, v_type, v_auth, v_params);
+				v_changes := v_changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+					'action', CASE WHEN s.name IS NULL THEN 'create' ELSE 'update' END,
+					'kind', 'connection', 'name', v_name);
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+				v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+			PERFORM eventbus.raise_error(v_state, v_msg,
+				CASE WHEN v_detail LIKE 'At $%' THEN v_detail
+					 ELSE 'At ' || v_path || '.' || coalesce(' ' || NULLIF(v_detail, ''), '') END,
+				NULLIF(v_hint, ''));
+		END;
+	END LOOP;
+	RETURN v_changes;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_apply_connections(jsonb) FROM PUBLIC;
+
+-- export() with the connections (the only change: the "connections" key).
+CREATE OR REPLACE FUNCTION eventbus.export(bus text DEFAULT NULL, header_values boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET intervalstyle = 'iso_8601'
+AS $$
+BEGIN
+	IF export.bus IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name = export.bus) THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('event bus "%s" does not exist', export.bus),
+			NULL,
+			'List the buses with: SELECT name FROM eventbus.buses; or export them all with eventbus.export().');
+	END IF;
+	IF header_values IS NULL THEN
+		PERFORM eventbus.raise_error('22004', 'header_values must not be null', NULL,
+			'Pass true to write header values into the document, false to mask them.');
+	END IF;
+	RETURN pg_catalog.jsonb_build_object(
+		'version', 1,
+		-- every connection, its secrets masked
+		'connections', eventbus.code_export_connections(),
+		'buses', (
+			SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+				'name', b.name,
+				'rules', (SELECT coalesce(pg_catalog.jsonb_agg(eventbus.code_export_rule(r, header_values)
+															   ORDER BY r.name COLLATE "C"), '[]')
+						  FROM eventbus.rules r WHERE r.bus = b.name))
+				ORDER BY b.name COLLATE "C"), '[]')
+			FROM eventbus.buses b
+			WHERE export.bus IS NULL OR b.name = export.bus));
+END
+$$;
+COMMENT ON FUNCTION eventbus.export(text, boolean) IS 'Rules as code: the connections (secrets masked), buses, rules and targets as a document for eventbus.apply(); header values masked unless asked, signing secrets never.';
+
+-- apply() with the connections: checked, then made first (the only change).
+CREATE OR REPLACE FUNCTION eventbus.apply(document jsonb, prune boolean DEFAULT false,
+										  dry_run boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_changes jsonb;
+	v_state text;
+	v_msg text;
+	v_detail text;
+	v_hint text;
+BEGIN
+	IF prune IS NULL OR dry_run IS NULL THEN
+		PERFORM eventbus.raise_error('22004',
+			pg_catalog.format('%s must not be null', CASE WHEN prune IS NULL THEN 'prune' ELSE 'dry_run' END),
+			NULL, 'Pass true or false.');
+	END IF;
+	BEGIN
+		PERFORM eventbus.code_check(document OPERATOR(pg_catalog.-) 'connections');
+		PERFORM eventbus.code_check_connections(document);
+		v_changes := eventbus.code_apply_connections(document)
+			OPERATOR(pg_catalog.||) eventbus.code_apply(document OPERATOR(pg_catalog.-) 'connections', prune);
+		IF dry_run THEN
+			RAISE EXCEPTION USING ERRCODE = 'EB001';	-- undo everything
+		END IF;
+	EXCEPTION
+		WHEN SQLSTATE 'EB001' THEN
+			NULL;
+		WHEN OTHERS THEN
+			-- the error as the function that raised it said it, without
+			-- the CONTEXT lines of the helpers in between
+			GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+				v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+			PERFORM eventbus.raise_error(v_state, v_msg, NULLIF(v_detail, ''), NULLIF(v_hint, ''));
+	END;
+	RETURN v_changes;
+END
+$$;
 
 -- (end of connections)
 

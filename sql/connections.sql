@@ -135,8 +135,31 @@ WHERE name = 'conn-key' AND auth ->> 'api_key_value' = 'sekrit-api-key';
 -- the table holds the secrets for the worker; a put keeps nothing old
 SELECT name, auth_type, revision, access_token FROM eventbus.connection_secrets ORDER BY name;
 
--- a target's connection is exported (by name; connections themselves are not)
+-- rules as code: a target's connection is exported by name, the
+-- connections with their secrets masked; apply() keeps a masked secret
 SELECT jsonb_path_query(eventbus.export(), '$.buses[*].rules[*].targets[*].connection') AS exported_connection;
+SELECT jsonb_pretty(eventbus.export() -> 'connections') AS exported_connections;
+SELECT eventbus.export()::text ~ 'sekrit' AS export_holds_a_secret;
+SELECT eventbus.apply(eventbus.export()) AS round_trip_changes;
+SELECT eventbus.apply(jsonb_set(eventbus.export(), '{connections,1,http_parameters,header_parameters,0,value}', '"green"'))
+	AS changed_a_parameter;
+SELECT auth ->> 'api_key_value' AS key_kept, http_parameters #>> '{header_parameters,0,value}' AS team,
+	   http_parameters #>> '{header_parameters,1,value}' AS secret_kept
+FROM eventbus.connection_secrets WHERE name = 'conn-key';
+SELECT eventbus.apply('{"version": 1, "buses": [], "connections": [{"name": "conn-new", "auth_type": "BASIC",
+	"auth": {"username": "u", "password": "sekrit-new"}}]}', dry_run => true) AS dry_run;
+SELECT count(*) AS dry_run_made_nothing FROM eventbus.connection_secrets WHERE name = 'conn-new';
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [], "connections": [{"name": "conn-new", "auth_type": "BASIC",
+	"auth": {"username": "u", "password": {"masked": true}}}]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [], "connections": [{"name": "conn-key", "auth_type": "API_KEY",
+	"auth": {"api_key_name": "X-Api-Key", "api_key_value": {"masked": true}},
+	"http_parameters": {"header_parameters": [{"key": "X-Other", "value": {"masked": true}, "is_value_secret": true}]}}]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [], "connections": [{"name": "c"}]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [], "connections": [{"name": "c", "auth_type": "NONE", "auth": "sekrit"}]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [], "connections": [{"name": "c", "auth_type": "NONE", "auth": {}, "state": "x"}]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [], "connections": [{"name": "c", "auth_type": "NONE", "auth": {}},
+	{"name": "c", "auth_type": "NONE", "auth": {}}]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [], "connections": [{"name": "c", "auth_type": "DIGEST", "auth": {}}]}')$$);
 
 SELECT eventbus.delete_rule('conn-rule');
 SELECT eventbus.delete_connection('conn-key');
