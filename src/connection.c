@@ -355,32 +355,24 @@ eb_connection_merge_body(const EbConnectionWire *w, char *body, int *body_len,
  */
 
 /*
- * For each finished request that carried an OAuth token and got 401 or
- * 407: the token is refreshed once (the statement acts only while the
- * rejected token is the current one, so many refusals of it cost one
- * fetch).  Runs inside the settle's transaction.
+ * A target refused the token (401 or 407): the token is refreshed once
+ * (the statement acts only while the refused token is the current one, so
+ * many refusals of it cost one fetch).  Runs inside the settle's
+ * transaction.
  */
 void
-eb_connection_settle(EbDelivery *finished)
+eb_connection_token_refused(const char *name, int64 token_serial)
 {
 	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		args[2];
 
-	for (EbDelivery *d = finished; d != NULL; d = d->next)
-	{
-		Datum		args[2];
-
-		if (!d->to_send || d->connection == NULL || d->token_serial < 0 ||
-			d->http.transport != EB_TRANSPORT_OK ||
-			(d->http.status != 401 && d->http.status != 407))
-			continue;
-		args[0] = CStringGetTextDatum(d->connection);
-		args[1] = Int64GetDatum(d->token_serial);
-		if (SPI_execute_plan(eb_saved_plan(&rejected_plan,
-										   "SELECT eventbus.connection_token_rejected($1, $2)",
-										   2, types),
-							 args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "pg_eventbus: could not record a refused token");
-	}
+	args[0] = CStringGetTextDatum(name);
+	args[1] = Int64GetDatum(token_serial);
+	if (SPI_execute_plan(eb_saved_plan(&rejected_plan,
+									   "SELECT eventbus.connection_token_rejected($1, $2)",
+									   2, types),
+						 args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_eventbus: could not record a refused token");
 }
 
 /* ------------------------------------------------------------------------
@@ -571,7 +563,7 @@ fetch_token(JsonbContainer *auth, char **token, double *lifetime)
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, token_write_cb);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &answer);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "pg_eventbus/" EB_VERSION);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "pg_eventbus");
 	if (strcmp(method, "GET") != 0)
 	{
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) form.len);

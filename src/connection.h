@@ -10,8 +10,6 @@
 #ifndef EB_CONNECTION_H
 #define EB_CONNECTION_H
 
-#include "request.h"
-
 /* What a connection adds to one request, in the claim's memory. */
 typedef struct EbConnectionWire
 {
@@ -41,10 +39,11 @@ extern char *eb_connection_merge_body(const EbConnectionWire *wire, char *body,
 									  int *body_len, bool plain_text);
 
 /*
- * Inside the settle's transaction: a 401 or 407 answer to an OAuth token
- * makes the token unusable and due for refresh, once per token.
+ * Inside the settle's transaction: a target answered 401 or 407 to the
+ * OAuth token `token_serial` of connection `name`; the token becomes
+ * unusable and due for refresh, once per token.
  */
-extern void eb_connection_settle(EbDelivery *finished);
+extern void eb_connection_token_refused(const char *name, int64 token_serial);
 
 /*
  * Outside any transaction, once per turn of the worker's loop: fetches at

@@ -1157,7 +1157,14 @@ eb_queue_settle(EbDelivery *finished)
 	rowset_execute(&retry, &retry_plan, retry_sql, SPI_OK_UPDATE);
 	rowset_execute(&dead, &dead_plan, dead_sql, SPI_OK_SELECT);
 	eb_attempts_flush();
-	eb_connection_settle(finished);	/* a 401/407 to an OAuth token */
+	for (EbDelivery *d = finished; d != NULL; d = d->next)
+	{
+		/* a token refused: fetch another (connection.c) */
+		if (d->to_send && d->connection != NULL && d->token_serial >= 0 &&
+			d->http.transport == EB_TRANSPORT_OK &&
+			(d->http.status == 401 || d->http.status == 407))
+			eb_connection_token_refused(d->connection, d->token_serial);
+	}
 	while (finished != NULL)
 	{
 		EbDelivery *d = finished;
