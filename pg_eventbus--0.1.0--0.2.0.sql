@@ -1552,98 +1552,9 @@ LANGUAGE C STABLE;
 COMMENT ON FUNCTION eventbus.test_transform(jsonb, jsonb, text, text) IS 'The text a target with this input_transformer would receive for this event; raises an error for an invalid transformer.';
 GRANT EXECUTE ON FUNCTION eventbus.test_transform(jsonb, jsonb, text, text) TO PUBLIC;
 
--- put_target, defined once for 0.2.0: 0.1.0's with the header check of
--- "Targets: HTTP checks" and input, input_path and input_transformer.
-DROP FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval);
-CREATE FUNCTION eventbus.put_target(rule text, target_id text, endpoint text,
-									bus text DEFAULT 'default',
-									http_method text DEFAULT 'POST',
-									headers jsonb DEFAULT '{}',
-									max_retry_attempts integer DEFAULT 185,
-									max_event_age interval DEFAULT '24 hours',
-									timeout interval DEFAULT '5 seconds',
-									input jsonb DEFAULT NULL,
-									input_path text DEFAULT NULL,
-									input_transformer jsonb DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_count bigint;
-BEGIN
-	PERFORM eventbus.require_rule(rule, bus, true);
-	IF target_id IS NULL OR target_id !~ '^[A-Za-z0-9._-]{1,64}$' THEN
-		PERFORM eventbus.raise_error('22023',
-			format('invalid target_id "%s"', target_id),
-			'A target id is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
-			NULL);
-	END IF;
-	IF endpoint IS NULL OR endpoint !~* '^https?://[^/?#@[:space:]]+' OR endpoint ~ '[[:space:]]' THEN
-		PERFORM eventbus.raise_error('22023',
-			format('invalid endpoint "%s" for target "%s"', endpoint, target_id),
-			'The endpoint must be an absolute http:// or https:// URL with a host and no spaces.',
-			'For example ''https://hooks.example.com/orders''.');
-	END IF;
-	http_method := upper(http_method);
-	IF http_method IS NULL OR http_method NOT IN ('POST', 'PUT', 'PATCH', 'GET', 'DELETE', 'HEAD', 'OPTIONS') THEN
-		PERFORM eventbus.raise_error('22023',
-			format('invalid http_method "%s" for target "%s"', http_method, target_id),
-			NULL,
-			'Use one of POST, PUT, PATCH, GET, DELETE, HEAD, OPTIONS.');
-	END IF;
-	-- names and values: the rules the worker applies to every header it sends
-	PERFORM eventbus.check_target_headers(target_id, headers);
-	-- at most one transformation, checked as the worker will apply it
-	PERFORM eventbus.check_target_input(target_id, input, input_path, input_transformer);
-	IF max_retry_attempts IS NULL OR max_retry_attempts NOT BETWEEN 0 AND 185 THEN
-		PERFORM eventbus.raise_error('22023',
-			'max_retry_attempts must be between 0 and 185',
-			format('The value given is %s; it counts the retries after the first attempt.', coalesce(max_retry_attempts::text, 'NULL')),
-			NULL);
-	END IF;
-	IF max_event_age IS NULL OR max_event_age NOT BETWEEN interval '60 seconds' AND interval '24 hours' THEN
-		PERFORM eventbus.raise_error('22023',
-			'max_event_age must be between 60 seconds and 24 hours',
-			format('The value given is %s.', coalesce(max_event_age::text, 'NULL')),
-			NULL);
-	END IF;
-	IF timeout IS NULL OR timeout NOT BETWEEN interval '100 milliseconds' AND interval '5 minutes' THEN
-		PERFORM eventbus.raise_error('22023',
-			'timeout must be between 100 milliseconds and 5 minutes',
-			format('The value given is %s.', coalesce(timeout::text, 'NULL')),
-			NULL);
-	END IF;
-	SELECT count(*) INTO v_count FROM eventbus.targets t
-	WHERE t.bus = put_target.bus AND t.rule = put_target.rule AND t.target_id <> put_target.target_id;
-	IF v_count >= 5 THEN
-		PERFORM eventbus.raise_error('54000',
-			format('rule "%s" already has 5 targets', rule),
-			'A rule has at most 5 targets.',
-			'Remove a target with eventbus.remove_target(), or add another rule with the same pattern.');
-	END IF;
-	INSERT INTO eventbus.targets AS t (bus, rule, target_id, endpoint, http_method, headers,
-									   max_retry_attempts, max_event_age, timeout,
-									   input, input_path, input_transformer)
-	VALUES (bus, rule, target_id, endpoint, http_method, headers,
-			max_retry_attempts, max_event_age, timeout,
-			input, input_path, input_transformer)
-	ON CONFLICT ON CONSTRAINT targets_pkey DO UPDATE
-		SET endpoint = EXCLUDED.endpoint,
-			http_method = EXCLUDED.http_method,
-			headers = EXCLUDED.headers,
-			max_retry_attempts = EXCLUDED.max_retry_attempts,
-			max_event_age = EXCLUDED.max_event_age,
-			timeout = EXCLUDED.timeout,
-			input = EXCLUDED.input,
-			input_path = EXCLUDED.input_path,
-			input_transformer = EXCLUDED.input_transformer,
-			updated_at = now();
-END
-$$;
-COMMENT ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval, jsonb, text, jsonb) IS 'Creates or replaces an HTTP target of a rule (at most 5 per rule), optionally with what it receives instead of the event.';
-REVOKE EXECUTE ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer,
-	interval, interval, jsonb, text, jsonb) FROM PUBLIC;
+-- put_target takes input, input_path and input_transformer, checked by
+-- check_target_input: see the section "put_target" at the end, which
+-- defines it once for 0.2.0.
 
 -- (end of input transformation)
 
@@ -2426,6 +2337,972 @@ REVOKE ALL ON FUNCTION eventbus.maintain_attempt_log(timestamptz) FROM PUBLIC;
 -- Connections
 ------------------------------------------------------------------------------
 
+/*
+ * Connections (EventBridge's API destinations' connections): how the
+ * worker authenticates to a target -- an API key header, HTTP Basic, or
+ * an OAuth client-credentials token it fetches and caches -- and the
+ * header, query-string and body parameters it adds to every request.
+ *
+ * Everything about a connection, secrets and the cached OAuth token
+ * included, lives in eventbus.connection_secrets alone, on which nothing
+ * is granted: only the extension's owner (and the worker) read it.  The
+ * view eventbus.connections shows the rest, every secret masked.  No
+ * column but the name has a constraint whose failure would print the row.
+ * The cache is this table, shared by every worker and kept across
+ * restarts: the worker fetches a token once per connection (the row is
+ * leased while one worker fetches), uses it until shortly before it
+ * expires, and fetches again once when a target answers 401 or 407 to it.
+ *
+ * States: AUTHORIZED (requests go out), AUTHORIZING (OAuth: no usable
+ * token yet), DEAUTHORIZED (deauthorize_connection(), or the token
+ * endpoint failed connection_token_end()'s number of times in a row).
+ * put_connection() authorizes anew.  A target whose connection is not
+ * AUTHORIZED with a usable token gets no room in the claim
+ * (connection_blocks()): its deliveries wait and burn no attempts, until
+ * expire_blocked_deliveries() dead-letters those past max_event_age.
+ */
+CREATE TABLE eventbus.connection_secrets (
+	name		text PRIMARY KEY,
+	auth_type	text,
+	auth		jsonb,
+	http_parameters jsonb,
+	state		text,
+	state_reason text,
+	state_changed_at timestamptz,
+	created_at	timestamptz DEFAULT now(),
+	updated_at	timestamptz DEFAULT now(),
+	revision	bigint DEFAULT 1,		/* bumped by every put and deauthorize */
+	access_token text,				/* OAuth: the cached token */
+	token_serial bigint DEFAULT 0,	/* which token the worker sent */
+	token_expires_at timestamptz,	/* unusable from then on */
+	token_refresh_at timestamptz,	/* fetch a new one from then on */
+	token_fetching_until timestamptz,	/* a worker is fetching one */
+	token_failures integer DEFAULT 0	/* token fetches failed in a row */
+);
+COMMENT ON TABLE eventbus.connection_secrets IS 'Connections with their secrets and cached OAuth tokens. Readable by the extension''s owner only; see the view eventbus.connections.';
+REVOKE ALL ON eventbus.connection_secrets FROM PUBLIC;
+
+-- A target's connection: put_target(..., connection => 'name').
+ALTER TABLE eventbus.targets
+	ADD COLUMN connection text REFERENCES eventbus.connection_secrets (name);
+CREATE INDEX targets_connection_idx ON eventbus.targets (connection)
+	WHERE connection IS NOT NULL;
+
+/*
+ * Whether a string is an absolute http:// or https:// URL with a host and
+ * no spaces: the rule for a target's endpoint and a connection's
+ * authorization endpoint.
+ */
+CREATE FUNCTION eventbus.is_http_url(url text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT url IS NOT NULL
+		AND url OPERATOR(pg_catalog.~*) '^https?://[^/?#@[:space:]]+'
+		AND url OPERATOR(pg_catalog.!~) '[[:space:]]'
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.is_http_url(text) FROM PUBLIC;
+
+/*
+ * A parameter list with every secret value replaced by {"masked": true}
+ * (eventbus.code_masked(), the mark export() and apply() know): what the
+ * view and export() show of http_parameters.  SECURITY DEFINER only to
+ * call code_masked(); they compute from their arguments alone.
+ */
+CREATE FUNCTION eventbus.mask_connection_parameters(params jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(pg_catalog.jsonb_object_agg(k.key,
+		(SELECT coalesce(pg_catalog.jsonb_agg(
+				CASE WHEN (e.value OPERATOR(pg_catalog.->>) 'is_value_secret')::boolean
+					THEN e.value OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('value', eventbus.code_masked())
+					ELSE e.value END ORDER BY e.ord), '[]'::pg_catalog.jsonb)
+		 FROM pg_catalog.jsonb_array_elements(k.value) WITH ORDINALITY e(value, ord))),
+		'{}'::pg_catalog.jsonb)
+	FROM pg_catalog.jsonb_each(params) k
+$$;
+-- functions of their arguments alone, called by the view with its
+-- reader's rights: they show nothing the caller does not pass them
+GRANT EXECUTE ON FUNCTION eventbus.mask_connection_parameters(jsonb) TO PUBLIC;
+
+-- A connection's auth with its secrets masked (the API key's value, the
+-- password, the client secret, secret OAuth parameters).
+CREATE FUNCTION eventbus.mask_connection_auth(auth_type text, auth jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE auth_type
+		WHEN 'API_KEY' THEN auth OPERATOR(pg_catalog.||)
+			pg_catalog.jsonb_build_object('api_key_value', eventbus.code_masked())
+		WHEN 'BASIC' THEN auth OPERATOR(pg_catalog.||)
+			pg_catalog.jsonb_build_object('password', eventbus.code_masked())
+		WHEN 'OAUTH_CLIENT_CREDENTIALS' THEN auth
+			OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('client_parameters',
+				(auth OPERATOR(pg_catalog.->) 'client_parameters') OPERATOR(pg_catalog.||)
+				pg_catalog.jsonb_build_object('client_secret', eventbus.code_masked()))
+			OPERATOR(pg_catalog.||) CASE WHEN auth OPERATOR(pg_catalog.?) 'oauth_http_parameters'
+				THEN pg_catalog.jsonb_build_object('oauth_http_parameters',
+					eventbus.mask_connection_parameters(auth OPERATOR(pg_catalog.->) 'oauth_http_parameters'))
+				ELSE '{}'::pg_catalog.jsonb END
+		ELSE auth END
+$$;
+GRANT EXECUTE ON FUNCTION eventbus.mask_connection_auth(text, jsonb) TO PUBLIC;
+
+-- What may be shown of a connection: everything but its secrets and token.
+CREATE VIEW eventbus.connections AS
+	SELECT c.name, c.auth_type,
+		   eventbus.mask_connection_auth(c.auth_type, c.auth) AS auth,
+		   eventbus.mask_connection_parameters(c.http_parameters) AS http_parameters,
+		   c.state, c.state_reason, c.state_changed_at,
+		   c.token_expires_at, c.created_at, c.updated_at
+	FROM eventbus.connection_secrets c;
+COMMENT ON VIEW eventbus.connections IS 'Connections: auth type, parameters with every secret masked, state, the reason and time of its last change, when the cached OAuth token expires. Never a secret or a token.';
+REVOKE ALL ON eventbus.connections FROM PUBLIC;
+
+-- Raises 22023 for a connection's bad document, naming the connection and
+-- the place; never echoes a value (it may be a secret).
+CREATE FUNCTION eventbus.connection_error(name text, what text, detail text,
+										  hint text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM eventbus.raise_error('22023',
+		pg_catalog.format('invalid %s of connection "%s"', what, name), detail, hint);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.connection_error(text, text, text, text) FROM PUBLIC;
+
+-- The string at `key` of object `obj` (its place `path`), 1 to max_len
+-- characters; NULL when absent and not required.
+CREATE FUNCTION eventbus.connection_string(name text, what text, obj jsonb,
+										   path text, key text,
+										   max_len integer, required boolean)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v jsonb := obj OPERATOR(pg_catalog.->) key;
+	v_text text;
+BEGIN
+	IF v IS NULL THEN
+		IF required THEN
+			PERFORM eventbus.connection_error(name, what,
+				pg_catalog.format('%s.%s is missing.', path, key),
+				pg_catalog.format('Give "%s" as a string of 1 to %s characters.', key, max_len));
+		END IF;
+		RETURN NULL;
+	END IF;
+	IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'string' THEN
+		PERFORM eventbus.connection_error(name, what,
+			pg_catalog.format('%s.%s is a JSON %s, not a string.', path, key, pg_catalog.jsonb_typeof(v)),
+			pg_catalog.format('Give "%s" as a string of 1 to %s characters.', key, max_len));
+	END IF;
+	v_text := obj OPERATOR(pg_catalog.->>) key;
+	IF pg_catalog.length(v_text) NOT BETWEEN 1 AND max_len THEN
+		PERFORM eventbus.connection_error(name, what,
+			pg_catalog.format('%s.%s has %s characters.', path, key, pg_catalog.length(v_text)),
+			pg_catalog.format('Give "%s" as a string of 1 to %s characters.', key, max_len));
+	END IF;
+	RETURN v_text;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.connection_string(text, text, jsonb, text, text, integer, boolean) FROM PUBLIC;
+
+-- Refuses keys of `obj` outside `allowed` (a typo would otherwise be ignored).
+CREATE FUNCTION eventbus.connection_keys(name text, what text, obj jsonb,
+										 path text, allowed text[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_key text;
+BEGIN
+	IF obj IS NULL OR pg_catalog.jsonb_typeof(obj) OPERATOR(pg_catalog.<>) 'object' THEN
+		PERFORM eventbus.connection_error(name, what,
+			pg_catalog.format('%s is %s, not a JSON object.', path,
+				coalesce('a JSON ' OPERATOR(pg_catalog.||) pg_catalog.jsonb_typeof(obj), 'NULL')),
+			pg_catalog.format('Give an object with the keys %s.', pg_catalog.array_to_string(allowed, ', ')));
+	END IF;
+	SELECT k INTO v_key FROM pg_catalog.jsonb_object_keys(obj) k
+	WHERE NOT k OPERATOR(pg_catalog.=) ANY (allowed) LIMIT 1;
+	IF FOUND THEN
+		PERFORM eventbus.connection_error(name, what,
+			pg_catalog.format('%s has the unknown key "%s".', path, v_key),
+			pg_catalog.format('The keys of %s are %s.', path, pg_catalog.array_to_string(allowed, ', ')));
+	END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.connection_keys(text, text, jsonb, text, text[]) FROM PUBLIC;
+
+/*
+ * Checks a parameter document ({"header_parameters": [...],
+ * "query_string_parameters": [...], "body_parameters": [...]}, each item
+ * {"key", "value", "is_value_secret"}): at most 100 items per list, keys
+ * 1-512 characters and unique per list, values at most 512 (EventBridge's
+ * bounds); headers pass eventbus.check_target_headers, the rules the
+ * worker applies to every header it sends.  `reserved`: a header name the
+ * connection's auth sets, which a parameter may not set too.
+ */
+CREATE FUNCTION eventbus.check_connection_parameters(name text, what text,
+													 params jsonb, reserved text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_list text;
+	v_items jsonb;
+	v_item jsonb;
+	v_i integer;
+	v_key text;
+	v_value text;
+	v_headers jsonb := '{}';
+	v_message text;
+	v_detail text;
+	v_hint text;
+	v_state text;
+BEGIN
+	PERFORM eventbus.connection_keys(name, what, params, what,
+		ARRAY['header_parameters', 'query_string_parameters', 'body_parameters']);
+	FOREACH v_list IN ARRAY ARRAY['header_parameters', 'query_string_parameters', 'body_parameters'] LOOP
+		v_items := params OPERATOR(pg_catalog.->) v_list;
+		CONTINUE WHEN v_items IS NULL;
+		IF pg_catalog.jsonb_typeof(v_items) OPERATOR(pg_catalog.<>) 'array'
+		   OR pg_catalog.jsonb_array_length(v_items) OPERATOR(pg_catalog.>) 100 THEN
+			PERFORM eventbus.connection_error(name, what,
+				pg_catalog.format('%s.%s is not an array of at most 100 parameters.', what, v_list),
+				'Give [{"key": "...", "value": "...", "is_value_secret": true}, ...].');
+		END IF;
+		FOR v_i IN 0 .. pg_catalog.jsonb_array_length(v_items) OPERATOR(pg_catalog.-) 1 LOOP
+			v_item := v_items OPERATOR(pg_catalog.->) v_i;
+			PERFORM eventbus.connection_keys(name, what, v_item,
+				pg_catalog.format('%s.%s[%s]', what, v_list, v_i),
+				ARRAY['key', 'value', 'is_value_secret']);
+			v_key := eventbus.connection_string(name, what, v_item,
+				pg_catalog.format('%s.%s[%s]', what, v_list, v_i), 'key', 512, true);
+			IF v_item OPERATOR(pg_catalog.?) 'value'
+			   AND pg_catalog.jsonb_typeof(v_item OPERATOR(pg_catalog.->) 'value') OPERATOR(pg_catalog.<>) 'string'
+			   OR pg_catalog.length(v_item OPERATOR(pg_catalog.->>) 'value') OPERATOR(pg_catalog.>) 512 THEN
+				PERFORM eventbus.connection_error(name, what,
+					pg_catalog.format('%s.%s[%s].value is not a string of at most 512 characters.', what, v_list, v_i),
+					'Give the value as a JSON string.');
+			END IF;
+			IF v_item OPERATOR(pg_catalog.?) 'is_value_secret'
+			   AND pg_catalog.jsonb_typeof(v_item OPERATOR(pg_catalog.->) 'is_value_secret') OPERATOR(pg_catalog.<>) 'boolean' THEN
+				PERFORM eventbus.connection_error(name, what,
+					pg_catalog.format('%s.%s[%s].is_value_secret is not a boolean.', what, v_list, v_i),
+					'Give true (the value is masked in eventbus.connections and export()) or false.');
+			END IF;
+			IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements(v_items) e
+				WHERE pg_catalog.lower(e OPERATOR(pg_catalog.->>) 'key') OPERATOR(pg_catalog.=) pg_catalog.lower(v_key))
+			   OPERATOR(pg_catalog.>) 1 THEN
+				PERFORM eventbus.connection_error(name, what,
+					pg_catalog.format('%s.%s has the key "%s" more than once.', what, v_list, v_key),
+					'Give each parameter once.');
+			END IF;
+			IF v_list OPERATOR(pg_catalog.=) 'header_parameters' THEN
+				IF pg_catalog.lower(v_key) OPERATOR(pg_catalog.=) pg_catalog.lower(reserved) THEN
+					PERFORM eventbus.connection_error(name, what,
+						pg_catalog.format('%s.header_parameters sets "%s", which the connection''s auth sets.', what, v_key),
+						'Leave the header to the auth, or use auth_type NONE.');
+				END IF;
+				v_headers := v_headers OPERATOR(pg_catalog.||)
+					pg_catalog.jsonb_build_object(v_key, coalesce(v_item OPERATOR(pg_catalog.->>) 'value', ''));
+			END IF;
+		END LOOP;
+	END LOOP;
+	-- the header rules of put_target and the worker, said of this connection
+	BEGIN
+		PERFORM eventbus.check_target_headers(name, v_headers);
+	EXCEPTION WHEN invalid_parameter_value OR program_limit_exceeded THEN
+		GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+			v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+		PERFORM eventbus.raise_error(v_state,
+			pg_catalog.format('invalid %s of connection "%s"', what, name),
+			pg_catalog.concat_ws(' ', pg_catalog.regexp_replace(v_message, ' for target .*$', ':'), v_detail),
+			v_hint);
+	END;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.check_connection_parameters(text, text, jsonb, text) FROM PUBLIC;
+
+/*
+ * put_connection's check of a whole connection, raising 22023 (54000 for
+ * oversized headers) with the place and the rule, never a value.
+ */
+CREATE FUNCTION eventbus.check_connection(name text, auth_type text, auth jsonb,
+										  http_parameters jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_reserved text;
+	v_header text;
+	v_value text;
+	v_method text;
+BEGIN
+	IF name IS NULL OR name OPERATOR(pg_catalog.!~) '^[A-Za-z0-9._-]{1,64}$' THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('invalid connection name "%s"', name),
+			'A connection name is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
+			'For example ''orders-api''.');
+	END IF;
+	IF auth_type IS NULL OR auth_type OPERATOR(pg_catalog.<>) ALL
+	   (ARRAY['API_KEY', 'BASIC', 'OAUTH_CLIENT_CREDENTIALS', 'NONE']) THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('invalid auth_type "%s" for connection "%s"', auth_type, name),
+			NULL,
+			'Use one of API_KEY, BASIC, OAUTH_CLIENT_CREDENTIALS, NONE.');
+	END IF;
+	IF auth_type OPERATOR(pg_catalog.=) 'API_KEY' THEN
+		PERFORM eventbus.connection_keys(name, 'auth', auth, 'auth',
+			ARRAY['api_key_name', 'api_key_value']);
+		v_header := eventbus.connection_string(name, 'auth', auth, 'auth', 'api_key_name', 512, true);
+		v_value := eventbus.connection_string(name, 'auth', auth, 'auth', 'api_key_value', 512, true);
+		v_reserved := v_header;
+		-- the API key is a header: the header rules, said of this connection
+		PERFORM eventbus.check_connection_parameters(name, 'auth',
+			pg_catalog.jsonb_build_object('header_parameters', pg_catalog.jsonb_build_array(
+				pg_catalog.jsonb_build_object('key', v_header, 'value', v_value))), NULL);
+	ELSIF auth_type OPERATOR(pg_catalog.=) 'BASIC' THEN
+		PERFORM eventbus.connection_keys(name, 'auth', auth, 'auth', ARRAY['username', 'password']);
+		IF eventbus.connection_string(name, 'auth', auth, 'auth', 'username', 512, true)
+		   OPERATOR(pg_catalog.~) '[:[:cntrl:]]' THEN
+			PERFORM eventbus.connection_error(name, 'auth',
+				'auth.username holds a ":" or a control character.',
+				'HTTP Basic authentication (RFC 7617) allows neither in a user name.');
+		END IF;
+		IF eventbus.connection_string(name, 'auth', auth, 'auth', 'password', 512, true)
+		   OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+			PERFORM eventbus.connection_error(name, 'auth',
+				'auth.password holds a control character.',
+				'HTTP Basic authentication (RFC 7617) allows none in a password.');
+		END IF;
+		v_reserved := 'Authorization';
+	ELSIF auth_type OPERATOR(pg_catalog.=) 'OAUTH_CLIENT_CREDENTIALS' THEN
+		PERFORM eventbus.connection_keys(name, 'auth', auth, 'auth',
+			ARRAY['authorization_endpoint', 'http_method', 'client_parameters', 'oauth_http_parameters']);
+		IF NOT eventbus.is_http_url(eventbus.connection_string(name, 'auth', auth, 'auth',
+				'authorization_endpoint', 2048, true)) THEN
+			PERFORM eventbus.connection_error(name, 'auth',
+				'auth.authorization_endpoint must be an absolute http:// or https:// URL with a host and no spaces.',
+				'For example ''https://login.example.com/oauth2/token''.');
+		END IF;
+		v_method := eventbus.connection_string(name, 'auth', auth, 'auth', 'http_method', 7, false);
+		IF v_method IS NOT NULL AND v_method OPERATOR(pg_catalog.<>) ALL (ARRAY['GET', 'POST', 'PUT']) THEN
+			PERFORM eventbus.connection_error(name, 'auth',
+				'auth.http_method is not GET, POST or PUT.',
+				'Use POST (the default), GET or PUT, as the token endpoint expects.');
+		END IF;
+		PERFORM eventbus.connection_keys(name, 'auth', auth OPERATOR(pg_catalog.->) 'client_parameters',
+			'auth.client_parameters', ARRAY['client_id', 'client_secret']);
+		IF eventbus.connection_string(name, 'auth', auth OPERATOR(pg_catalog.->) 'client_parameters',
+				'auth.client_parameters', 'client_id', 512, true) OPERATOR(pg_catalog.~) '[:[:cntrl:]]' THEN
+			PERFORM eventbus.connection_error(name, 'auth',
+				'auth.client_parameters.client_id holds a ":" or a control character.',
+				'The client id is sent with HTTP Basic authentication (RFC 6749, 2.3.1), which allows neither.');
+		END IF;
+		IF eventbus.connection_string(name, 'auth', auth OPERATOR(pg_catalog.->) 'client_parameters',
+				'auth.client_parameters', 'client_secret', 512, true) OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+			PERFORM eventbus.connection_error(name, 'auth',
+				'auth.client_parameters.client_secret holds a control character.',
+				'HTTP Basic authentication allows none.');
+		END IF;
+		IF auth OPERATOR(pg_catalog.?) 'oauth_http_parameters' THEN
+			PERFORM eventbus.check_connection_parameters(name, 'auth.oauth_http_parameters',
+				auth OPERATOR(pg_catalog.->) 'oauth_http_parameters', 'Authorization');
+		END IF;
+		v_reserved := 'Authorization';
+	ELSE
+		IF auth IS NOT NULL AND auth OPERATOR(pg_catalog.<>) '{}'::pg_catalog.jsonb THEN
+			PERFORM eventbus.connection_error(name, 'auth',
+				'auth_type NONE takes no auth parameters.',
+				'Pass ''{}'' (or NULL), and give headers in http_parameters.');
+		END IF;
+	END IF;
+	PERFORM eventbus.check_connection_parameters(name, 'http_parameters',
+		coalesce(http_parameters, '{}'), v_reserved);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.check_connection(text, text, jsonb, jsonb) FROM PUBLIC;
+
+-- Raises 42704 for a connection that does not exist; locks it.
+CREATE FUNCTION eventbus.require_connection(name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM 1 FROM eventbus.connection_secrets c
+	WHERE c.name OPERATOR(pg_catalog.=) require_connection.name FOR UPDATE;
+	IF NOT FOUND THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('connection "%s" does not exist', name),
+			NULL,
+			'Create it with eventbus.put_connection(), or list them with: SELECT name, state FROM eventbus.connections;');
+	END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.require_connection(text) FROM PUBLIC;
+
+/*
+ * Creates or replaces a connection and authorizes it anew: API_KEY, BASIC
+ * and NONE are AUTHORIZED at once; OAUTH_CLIENT_CREDENTIALS is AUTHORIZING
+ * until a worker has fetched a token.  Any cached token is dropped.
+ */
+CREATE FUNCTION eventbus.put_connection(name text, auth_type text, auth jsonb,
+										http_parameters jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_state text;
+	v_reason text;
+BEGIN
+	auth_type := pg_catalog.upper(auth_type);
+	PERFORM eventbus.check_connection(name, auth_type, auth, http_parameters);
+	IF auth_type OPERATOR(pg_catalog.=) 'OAUTH_CLIENT_CREDENTIALS' THEN
+		v_state := 'AUTHORIZING';
+		v_reason := 'waiting for a token from the authorization endpoint';
+	ELSE
+		v_state := 'AUTHORIZED';
+		v_reason := 'authorized by eventbus.put_connection()';
+	END IF;
+	INSERT INTO eventbus.connection_secrets AS c
+		(name, auth_type, auth, http_parameters, state, state_reason, state_changed_at)
+	VALUES (name, auth_type, coalesce(auth, '{}'), coalesce(http_parameters, '{}'),
+			v_state, v_reason, pg_catalog.now())
+	ON CONFLICT ON CONSTRAINT connection_secrets_pkey DO UPDATE
+		SET auth_type = EXCLUDED.auth_type,
+			auth = EXCLUDED.auth,
+			http_parameters = EXCLUDED.http_parameters,
+			state = EXCLUDED.state,
+			state_reason = EXCLUDED.state_reason,
+			state_changed_at = EXCLUDED.state_changed_at,
+			updated_at = pg_catalog.now(),
+			revision = c.revision OPERATOR(pg_catalog.+) 1,
+			access_token = NULL,
+			token_expires_at = NULL,
+			token_refresh_at = NULL,
+			token_fetching_until = NULL,
+			token_failures = 0;
+	-- queued deliveries of its targets may go now (or a token be fetched)
+	PERFORM eventbus.wake_workers();
+END
+$$;
+COMMENT ON FUNCTION eventbus.put_connection(text, text, jsonb, jsonb) IS 'Creates or replaces a connection (API_KEY, BASIC, OAUTH_CLIENT_CREDENTIALS or NONE) and authorizes it anew.';
+REVOKE EXECUTE ON FUNCTION eventbus.put_connection(text, text, jsonb, jsonb) FROM PUBLIC;
+
+-- Deauthorizes a connection: its targets' deliveries wait; the token is dropped.
+CREATE FUNCTION eventbus.deauthorize_connection(name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM eventbus.require_connection(name);
+	UPDATE eventbus.connection_secrets c
+	SET state = 'DEAUTHORIZED',
+		state_reason = 'deauthorized by eventbus.deauthorize_connection()',
+		state_changed_at = pg_catalog.now(),
+		revision = c.revision OPERATOR(pg_catalog.+) 1,
+		access_token = NULL,
+		token_expires_at = NULL,
+		token_refresh_at = NULL,
+		token_fetching_until = NULL
+	WHERE c.name OPERATOR(pg_catalog.=) deauthorize_connection.name;
+END
+$$;
+COMMENT ON FUNCTION eventbus.deauthorize_connection(text) IS 'Deauthorizes a connection: its targets'' deliveries wait (and burn no attempts) until put_connection() authorizes it again or max_event_age dead-letters them.';
+REVOKE EXECUTE ON FUNCTION eventbus.deauthorize_connection(text) FROM PUBLIC;
+
+-- Deletes a connection; refuses (2BP01) while targets use it.
+CREATE FUNCTION eventbus.delete_connection(name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_targets text;
+	v_count bigint;
+BEGIN
+	PERFORM eventbus.require_connection(name);
+	SELECT pg_catalog.count(*),
+		   pg_catalog.string_agg(pg_catalog.format('%s/%s/%s', t.bus, t.rule, t.target_id), ', ')
+			 FILTER (WHERE t.n OPERATOR(pg_catalog.<=) 10)
+	INTO v_count, v_targets
+	FROM (SELECT t.*, pg_catalog.row_number() OVER (ORDER BY t.bus, t.rule, t.target_id) AS n
+		  FROM eventbus.targets t
+		  WHERE t.connection OPERATOR(pg_catalog.=) delete_connection.name) t;
+	IF v_count OPERATOR(pg_catalog.>) 0 THEN
+		PERFORM eventbus.raise_error('2BP01',
+			pg_catalog.format('connection "%s" is used by %s target(s)', name, v_count),
+			pg_catalog.format('Targets (bus/rule/target_id): %s%s.', v_targets,
+				CASE WHEN v_count OPERATOR(pg_catalog.>) 10 THEN ', ...' ELSE '' END),
+			'Give those targets another connection with eventbus.put_target(..., connection => ...), or remove them, first.');
+	END IF;
+	DELETE FROM eventbus.connection_secrets c
+	WHERE c.name OPERATOR(pg_catalog.=) delete_connection.name;
+END
+$$;
+COMMENT ON FUNCTION eventbus.delete_connection(text) IS 'Deletes a connection that no target uses.';
+REVOKE EXECUTE ON FUNCTION eventbus.delete_connection(text) FROM PUBLIC;
+
+-- put_target's check of its connection parameter: NULL or an existing one.
+CREATE FUNCTION eventbus.check_target_connection(target_id text, connection text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF connection IS NOT NULL AND NOT EXISTS (SELECT FROM eventbus.connection_secrets c
+			WHERE c.name OPERATOR(pg_catalog.=) check_target_connection.connection) THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('connection "%s" of target "%s" does not exist', connection, target_id),
+			NULL,
+			'Create it first with eventbus.put_connection(), or list them with: SELECT name, state FROM eventbus.connections;');
+	END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.check_target_connection(text, text) FROM PUBLIC;
+
+/*
+ * Whether a target with this connection may not send now: the connection
+ * is not AUTHORIZED, or (OAuth) has no token that is still usable.  The
+ * claim gives such a target no room; NULL (no connection) never blocks.
+ */
+CREATE FUNCTION eventbus.connection_blocks(connection text)
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+	SELECT EXISTS (SELECT FROM eventbus.connection_secrets c
+		WHERE c.name OPERATOR(pg_catalog.=) $1
+		  AND (c.state OPERATOR(pg_catalog.<>) 'AUTHORIZED'
+			   OR (c.auth_type OPERATOR(pg_catalog.=) 'OAUTH_CLIENT_CREDENTIALS'
+				   AND (c.access_token IS NULL
+						OR c.token_expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()))))
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.connection_blocks(text) FROM PUBLIC;
+
+/*
+ * The worker's side of the token cache.  connection_token_begin() leases
+ * one OAuth connection whose token must be fetched (none yet, or due for
+ * refresh) to this worker for 30 seconds and returns what the fetch needs;
+ * connection_token_end() stores the token, or counts a failure: after
+ * three failures in a row (1 s, then 2 s apart) the connection is
+ * DEAUTHORIZED with the reason.  A result for an older revision (the
+ * connection was put again or deauthorized meanwhile) is dropped.
+ */
+CREATE FUNCTION eventbus.connection_token_begin(OUT name text, OUT revision bigint,
+												OUT auth jsonb)
+RETURNS SETOF record
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	UPDATE eventbus.connection_secrets c
+	SET token_fetching_until = pg_catalog.now() OPERATOR(pg_catalog.+) '30 seconds'::pg_catalog.interval
+	FROM (SELECT c2.name FROM eventbus.connection_secrets c2
+		  WHERE c2.auth_type OPERATOR(pg_catalog.=) 'OAUTH_CLIENT_CREDENTIALS'
+			AND c2.state OPERATOR(pg_catalog.<>) 'DEAUTHORIZED'
+			AND (c2.token_refresh_at IS NULL OR c2.token_refresh_at OPERATOR(pg_catalog.<=) pg_catalog.now())
+			AND (c2.token_fetching_until IS NULL
+				 OR c2.token_fetching_until OPERATOR(pg_catalog.<=) pg_catalog.now())
+		  ORDER BY c2.token_refresh_at NULLS FIRST
+		  LIMIT 1
+		  FOR UPDATE SKIP LOCKED) due
+	WHERE c.name OPERATOR(pg_catalog.=) due.name
+	RETURNING c.name, c.revision, c.auth
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.connection_token_begin() FROM PUBLIC;
+
+CREATE FUNCTION eventbus.connection_token_end(name text, revision bigint,
+											  token text, expires_in double precision,
+											  failure text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	UPDATE eventbus.connection_secrets c
+	SET access_token = CASE WHEN $5 IS NULL THEN $3
+							WHEN c.token_failures OPERATOR(pg_catalog.>=) 2 THEN NULL
+							ELSE c.access_token END,
+		token_serial = c.token_serial OPERATOR(pg_catalog.+) CASE WHEN $5 IS NULL THEN 1 ELSE 0 END,
+		token_expires_at = CASE WHEN $5 IS NULL
+			THEN pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $4)
+			ELSE c.token_expires_at END,
+		-- refresh before expiry: a quarter of the lifetime early, at most a minute
+		token_refresh_at = pg_catalog.now() OPERATOR(pg_catalog.+) CASE WHEN $5 IS NULL
+			THEN pg_catalog.make_interval(secs => $4 OPERATOR(pg_catalog.-) LEAST($4 OPERATOR(pg_catalog./) 4, 60))
+			ELSE pg_catalog.make_interval(secs => pg_catalog.power(2, c.token_failures)) END,
+		token_fetching_until = NULL,
+		token_failures = CASE WHEN $5 IS NULL THEN 0 ELSE c.token_failures OPERATOR(pg_catalog.+) 1 END,
+		state = CASE WHEN $5 IS NULL THEN 'AUTHORIZED'
+					 WHEN c.token_failures OPERATOR(pg_catalog.>=) 2 THEN 'DEAUTHORIZED'
+					 ELSE c.state END,
+		state_reason = CASE WHEN $5 IS NULL THEN 'a token was fetched from the authorization endpoint'
+							WHEN c.token_failures OPERATOR(pg_catalog.>=) 2
+							THEN 'the authorization endpoint failed 3 times in a row; last: ' OPERATOR(pg_catalog.||) $5
+							ELSE c.state_reason END,
+		state_changed_at = CASE WHEN ($5 IS NULL AND c.state OPERATOR(pg_catalog.<>) 'AUTHORIZED')
+									OR ($5 IS NOT NULL AND c.token_failures OPERATOR(pg_catalog.>=) 2)
+								THEN pg_catalog.now() ELSE c.state_changed_at END
+	WHERE c.name OPERATOR(pg_catalog.=) $1 AND c.revision OPERATOR(pg_catalog.=) $2
+	  AND c.state OPERATOR(pg_catalog.<>) 'DEAUTHORIZED'
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.connection_token_end(text, bigint, text, double precision, text) FROM PUBLIC;
+
+-- A target answered 401 or 407 to this token: fetch another, once (the
+-- token's serial tells a second answer to the same token from a new one).
+CREATE FUNCTION eventbus.connection_token_rejected(name text, token_serial bigint)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	UPDATE eventbus.connection_secrets c
+	SET token_expires_at = pg_catalog.now(), token_refresh_at = pg_catalog.now()
+	WHERE c.name OPERATOR(pg_catalog.=) $1
+	  AND c.token_serial OPERATOR(pg_catalog.=) $2
+	  AND c.auth_type OPERATOR(pg_catalog.=) 'OAUTH_CLIENT_CREDENTIALS'
+	  AND c.token_expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.connection_token_rejected(text, bigint) FROM PUBLIC;
+
+/*
+ * Dead-letters (MaximumEventAgeInSeconds, NO_PERMISSIONS) the deliveries
+ * that wait for a connection that blocks them and whose event is older
+ * than their target's max_event_age; at most max_rows per call, none
+ * leased.  The worker runs it once per poll interval.  Returns how many.
+ */
+CREATE FUNCTION eventbus.expire_blocked_deliveries(max_rows integer DEFAULT 1000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_count bigint;
+BEGIN
+	WITH blocked AS (
+		SELECT t.bus, t.rule, t.target_id, t.endpoint, t.max_event_age, c.name, c.state, c.state_reason
+		FROM eventbus.connection_secrets c
+		JOIN eventbus.targets t ON t.connection OPERATOR(pg_catalog.=) c.name
+		WHERE eventbus.connection_blocks(c.name)
+	), moved AS (
+		DELETE FROM eventbus.deliveries d
+		USING (SELECT d2.id, b.endpoint, b.name, b.state, b.state_reason
+			   FROM blocked b CROSS JOIN LATERAL (
+				   SELECT d3.id FROM eventbus.deliveries d3
+				   WHERE d3.bus OPERATOR(pg_catalog.=) b.bus AND d3.rule OPERATOR(pg_catalog.=) b.rule
+					 AND d3.target_id OPERATOR(pg_catalog.=) b.target_id
+					 AND d3.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+					 AND (d3.leased_until IS NULL OR d3.leased_until OPERATOR(pg_catalog.<=) pg_catalog.now())
+					 AND coalesce(d3.event_published_at, d3.created_at)
+						 OPERATOR(pg_catalog.+) b.max_event_age OPERATOR(pg_catalog.<=) pg_catalog.now()
+				   LIMIT max_rows
+				   FOR UPDATE SKIP LOCKED) d2
+			   LIMIT max_rows) x
+		WHERE d.id OPERATOR(pg_catalog.=) x.id
+		RETURNING d, x.endpoint, x.name, x.state, x.state_reason
+	)
+	SELECT pg_catalog.count(*) INTO v_count
+	FROM (SELECT eventbus.dead_letter(m.d, m.endpoint, 'NO_PERMISSIONS',
+			pg_catalog.format('connection "%s" is %s (%s): the event is older than the target''s max_event_age',
+				m.name, m.state, m.state_reason),
+			(m.d).last_http_status, NULL, 'MaximumEventAgeInSeconds')
+		  FROM moved m) s;
+	RETURN v_count;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.expire_blocked_deliveries(integer) FROM PUBLIC;
+
+-- put_target takes connection, checked by check_target_connection: see the
+-- section "put_target" at the end.
+
+
+/*
+ * Rules as code and connections: export() writes every connection as the
+ * view shows it (secrets masked, no state or token), and apply() creates
+ * or updates the connections of a document before its buses, rules and
+ * targets (which may name them), through put_connection, so a document
+ * is checked by the code that checks a call.  A masked secret keeps the
+ * value the connection already has here; one it has not is an error.
+ * prune deletes no connection.
+ */
+CREATE FUNCTION eventbus.code_export_connections()
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+			'name', c.name, 'auth_type', c.auth_type, 'auth', c.auth,
+			'http_parameters', c.http_parameters) ORDER BY c.name COLLATE "C"), '[]')
+	FROM eventbus.connections c
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_export_connections() FROM PUBLIC;
+
+-- The shape of $.connections: objects with a name given once, their keys
+-- and JSON types (put_connection checks the rest); never echoes a value.
+CREATE FUNCTION eventbus.code_check_connections(document jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c record;
+	v_path text;
+	v_key text;
+	v_types jsonb := '{"name": "string", "auth_type": "string", "auth": "object", "http_parameters": "object"}';
+BEGIN
+	IF NOT document OPERATOR(pg_catalog.?) 'connections' THEN
+		RETURN;
+	END IF;
+	IF pg_catalog.jsonb_typeof(document OPERATOR(pg_catalog.->) 'connections') OPERATOR(pg_catalog.<>) 'array' THEN
+		PERFORM eventbus.code_error('$.connections', '"connections" of the document must be a JSON array');
+	END IF;
+	FOR c IN SELECT e.value AS v, e.n OPERATOR(pg_catalog.-) 1 AS i
+			 FROM pg_catalog.jsonb_array_elements(document OPERATOR(pg_catalog.->) 'connections')
+				  WITH ORDINALITY e(value, n) LOOP
+		v_path := pg_catalog.format('$.connections[%s]', c.i);
+		IF pg_catalog.jsonb_typeof(c.v) OPERATOR(pg_catalog.<>) 'object' THEN
+			PERFORM eventbus.code_error(v_path, 'a connection must be a JSON object', NULL,
+				'See the README, "Connections", for its keys.');
+		END IF;
+		FOREACH v_key IN ARRAY ARRAY['name', 'auth_type', 'auth'] LOOP
+			IF NOT c.v OPERATOR(pg_catalog.?) v_key THEN
+				PERFORM eventbus.code_error(v_path, pg_catalog.format('a connection has no "%s"', v_key), NULL,
+					pg_catalog.format('Add the key "%s".', v_key));
+			END IF;
+		END LOOP;
+		FOR v_key IN SELECT k FROM pg_catalog.jsonb_object_keys(c.v) k ORDER BY k LOOP
+			IF NOT v_types OPERATOR(pg_catalog.?) v_key THEN
+				PERFORM eventbus.code_error(v_path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) v_key,
+					pg_catalog.format('unknown key "%s" in a connection', v_key), NULL,
+					'The keys of a connection are: auth, auth_type, http_parameters, name.');
+			END IF;
+			IF pg_catalog.jsonb_typeof(c.v OPERATOR(pg_catalog.->) v_key) OPERATOR(pg_catalog.<>) (v_types OPERATOR(pg_catalog.->>) v_key) THEN
+				PERFORM eventbus.code_error(v_path OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) v_key,
+					pg_catalog.format('"%s" of a connection must be a JSON %s', v_key, v_types OPERATOR(pg_catalog.->>) v_key),
+					pg_catalog.format('The document has a JSON %s.', pg_catalog.jsonb_typeof(c.v OPERATOR(pg_catalog.->) v_key)));
+			END IF;
+		END LOOP;
+		IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements(document OPERATOR(pg_catalog.->) 'connections') o
+			WHERE (o OPERATOR(pg_catalog.->) 'name') OPERATOR(pg_catalog.=) (c.v OPERATOR(pg_catalog.->) 'name')) OPERATOR(pg_catalog.>) 1 THEN
+			PERFORM eventbus.code_error(v_path OPERATOR(pg_catalog.||) '.name',
+				pg_catalog.format('connection "%s" is in the document more than once', c.v OPERATOR(pg_catalog.->>) 'name'),
+				NULL, 'Give each connection once.');
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_check_connections(jsonb) FROM PUBLIC;
+
+/*
+ * `value` with each masked value of its parameter lists replaced by the
+ * stored one of the same list and key (stored: the connection's own).
+ */
+CREATE FUNCTION eventbus.code_unmask_parameters(name text, params jsonb, stored jsonb, path text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_list text;
+	v_i integer;
+	v_key text;
+	v_value jsonb;
+BEGIN
+	IF pg_catalog.jsonb_typeof(params) IS DISTINCT FROM 'object' THEN
+		RETURN params;
+	END IF;
+	FOREACH v_list IN ARRAY ARRAY['header_parameters', 'query_string_parameters', 'body_parameters'] LOOP
+		CONTINUE WHEN pg_catalog.jsonb_typeof(params OPERATOR(pg_catalog.->) v_list) IS DISTINCT FROM 'array';
+		FOR v_i IN 0 .. pg_catalog.jsonb_array_length(params OPERATOR(pg_catalog.->) v_list) OPERATOR(pg_catalog.-) 1 LOOP
+			CONTINUE WHEN (params OPERATOR(pg_catalog.->) v_list OPERATOR(pg_catalog.->) v_i
+						   OPERATOR(pg_catalog.->) 'value') IS DISTINCT FROM eventbus.code_masked();
+			v_key := params OPERATOR(pg_catalog.->) v_list OPERATOR(pg_catalog.->) v_i OPERATOR(pg_catalog.->>) 'key';
+			SELECT e OPERATOR(pg_catalog.->) 'value' INTO v_value
+			FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof(stored OPERATOR(pg_catalog.->) v_list) = 'array'
+												 THEN stored OPERATOR(pg_catalog.->) v_list ELSE '[]' END) e
+			WHERE e OPERATOR(pg_catalog.->>) 'key' OPERATOR(pg_catalog.=) v_key;
+			IF v_value IS NULL THEN
+				PERFORM eventbus.code_error(pg_catalog.format('%s.%s[%s].value', path, v_list, v_i),
+					pg_catalog.format('parameter "%s" of connection "%s" is masked in the document, and the connection has no value for it here',
+						v_key, name),
+					'A masked value keeps the value the connection already has.',
+					'Write the value into the document.');
+			END IF;
+			params := pg_catalog.jsonb_set(params, ARRAY[v_list, v_i::text, 'value'], v_value);
+		END LOOP;
+	END LOOP;
+	RETURN params;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_unmask_parameters(text, jsonb, jsonb, text) FROM PUBLIC;
+
+/*
+ * Creates or updates the document's connections (put_connection, which
+ * authorizes anew) where they differ from the database; returns the
+ * changes, as code_apply() does.
+ */
+CREATE FUNCTION eventbus.code_apply_connections(document jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_changes jsonb := '[]';
+	c record;
+	s eventbus.connection_secrets;
+	v_path text;
+	v_name text;
+	v_type text;
+	v_auth jsonb;
+	v_params jsonb;
+	v_secret text[];
+	v_state text;
+	v_msg text;
+	v_detail text;
+	v_hint text;
+BEGIN
+	FOR c IN SELECT e.value AS v, e.n OPERATOR(pg_catalog.-) 1 AS i
+			 FROM pg_catalog.jsonb_array_elements(coalesce(document OPERATOR(pg_catalog.->) 'connections', '[]'))
+				  WITH ORDINALITY e(value, n) LOOP
+		v_path := pg_catalog.format('$.connections[%s]', c.i);
+		BEGIN
+			v_name := c.v OPERATOR(pg_catalog.->>) 'name';
+			v_type := pg_catalog.upper(c.v OPERATOR(pg_catalog.->>) 'auth_type');
+			v_auth := c.v OPERATOR(pg_catalog.->) 'auth';
+			v_params := coalesce(c.v OPERATOR(pg_catalog.->) 'http_parameters', '{}');
+			SELECT * INTO s FROM eventbus.connection_secrets x WHERE x.name OPERATOR(pg_catalog.=) v_name;
+			-- the secrets masked in the document: the stored ones (of the same auth type)
+			FOREACH v_secret SLICE 1 IN ARRAY ARRAY[ARRAY['api_key_value', ''], ARRAY['password', ''],
+													ARRAY['client_parameters', 'client_secret']] LOOP
+				v_secret := pg_catalog.array_remove(v_secret, '');
+				CONTINUE WHEN (v_auth OPERATOR(pg_catalog.#>) v_secret) IS DISTINCT FROM eventbus.code_masked();
+				IF s.auth_type IS DISTINCT FROM v_type OR (s.auth OPERATOR(pg_catalog.#>) v_secret) IS NULL THEN
+					PERFORM eventbus.code_error(pg_catalog.format('%s.auth.%s', v_path, pg_catalog.array_to_string(v_secret, '.')),
+						pg_catalog.format('the secret of connection "%s" is masked in the document, and the connection has none here', v_name),
+						'A masked value keeps the value the connection already has.',
+						'Write the value into the document.');
+				END IF;
+				v_auth := pg_catalog.jsonb_set(v_auth, v_secret, s.auth OPERATOR(pg_catalog.#>) v_secret);
+			END LOOP;
+			IF v_auth OPERATOR(pg_catalog.?) 'oauth_http_parameters' THEN
+				v_auth := pg_catalog.jsonb_set(v_auth, '{oauth_http_parameters}',
+					eventbus.code_unmask_parameters(v_name, v_auth OPERATOR(pg_catalog.->) 'oauth_http_parameters',
+						CASE WHEN s.auth_type OPERATOR(pg_catalog.=) v_type
+							 THEN s.auth OPERATOR(pg_catalog.->) 'oauth_http_parameters' END,
+						v_path OPERATOR(pg_catalog.||) '.auth.oauth_http_parameters'));
+			END IF;
+			v_params := eventbus.code_unmask_parameters(v_name, v_params, s.http_parameters,
+				v_path OPERATOR(pg_catalog.||) '.http_parameters');
+			IF s.name IS NULL OR s.auth_type IS DISTINCT FROM v_type OR s.auth IS DISTINCT FROM v_auth
+			   OR s.http_parameters IS DISTINCT FROM v_params THEN
+				PERFORM eventbus.put_connection(v_name, v_type, v_auth, v_params);
+				v_changes := v_changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+					'action', CASE WHEN s.name IS NULL THEN 'create' ELSE 'update' END,
+					'kind', 'connection', 'name', v_name);
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+				v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+			PERFORM eventbus.raise_error(v_state, v_msg,
+				CASE WHEN v_detail LIKE 'At $%' THEN v_detail
+					 ELSE 'At ' || v_path || '.' || coalesce(' ' || NULLIF(v_detail, ''), '') END,
+				NULLIF(v_hint, ''));
+		END;
+	END LOOP;
+	RETURN v_changes;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.code_apply_connections(jsonb) FROM PUBLIC;
+
+-- export() with the connections (the only change: the "connections" key).
+CREATE OR REPLACE FUNCTION eventbus.export(bus text DEFAULT NULL, header_values boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET intervalstyle = 'iso_8601'
+AS $$
+BEGIN
+	IF export.bus IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name = export.bus) THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('event bus "%s" does not exist', export.bus),
+			NULL,
+			'List the buses with: SELECT name FROM eventbus.buses; or export them all with eventbus.export().');
+	END IF;
+	IF header_values IS NULL THEN
+		PERFORM eventbus.raise_error('22004', 'header_values must not be null', NULL,
+			'Pass true to write header values into the document, false to mask them.');
+	END IF;
+	RETURN pg_catalog.jsonb_build_object(
+		'version', 1,
+		-- every connection, its secrets masked
+		'connections', eventbus.code_export_connections(),
+		'buses', (
+			SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+				'name', b.name,
+				'rules', (SELECT coalesce(pg_catalog.jsonb_agg(eventbus.code_export_rule(r, header_values)
+															   ORDER BY r.name COLLATE "C"), '[]')
+						  FROM eventbus.rules r WHERE r.bus = b.name))
+				ORDER BY b.name COLLATE "C"), '[]')
+			FROM eventbus.buses b
+			WHERE export.bus IS NULL OR b.name = export.bus));
+END
+$$;
+COMMENT ON FUNCTION eventbus.export(text, boolean) IS 'Rules as code: the connections (secrets masked), buses, rules and targets as a document for eventbus.apply(); header values masked unless asked, signing secrets never.';
+
+-- apply() with the connections: checked, then made first (the only change).
+CREATE OR REPLACE FUNCTION eventbus.apply(document jsonb, prune boolean DEFAULT false,
+										  dry_run boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_changes jsonb;
+	v_state text;
+	v_msg text;
+	v_detail text;
+	v_hint text;
+BEGIN
+	IF prune IS NULL OR dry_run IS NULL THEN
+		PERFORM eventbus.raise_error('22004',
+			pg_catalog.format('%s must not be null', CASE WHEN prune IS NULL THEN 'prune' ELSE 'dry_run' END),
+			NULL, 'Pass true or false.');
+	END IF;
+	BEGIN
+		PERFORM eventbus.code_check(document OPERATOR(pg_catalog.-) 'connections');
+		PERFORM eventbus.code_check_connections(document);
+		v_changes := eventbus.code_apply_connections(document)
+			OPERATOR(pg_catalog.||) eventbus.code_apply(document OPERATOR(pg_catalog.-) 'connections', prune);
+		IF dry_run THEN
+			RAISE EXCEPTION USING ERRCODE = 'EB001';	-- undo everything
+		END IF;
+	EXCEPTION
+		WHEN SQLSTATE 'EB001' THEN
+			NULL;
+		WHEN OTHERS THEN
+			-- the error as the function that raised it said it, without
+			-- the CONTEXT lines of the helpers in between
+			GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+				v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+			PERFORM eventbus.raise_error(v_state, v_msg, NULLIF(v_detail, ''), NULLIF(v_hint, ''));
+	END;
+	RETURN v_changes;
+END
+$$;
+
 -- (end of connections)
 
 ------------------------------------------------------------------------------
@@ -2469,10 +3346,37 @@ AS 'MODULE_PATHNAME', 'eventbus_check_target_function'
 LANGUAGE C STABLE;
 REVOKE EXECUTE ON FUNCTION eventbus.check_target_function(text, text, text, jsonb) FROM PUBLIC;
 
--- put_target with "function": the section "Input transformation"'s, and
--- endpoint may be NULL (its default) when function is given.
-DROP FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval,
-	jsonb, text, jsonb);
+-- put_target takes function (endpoint NULL then), checked by
+-- check_target_function: see the section "put_target" at the end.
+
+
+-- (end of sql-function targets)
+
+------------------------------------------------------------------------------
+-- Batches
+------------------------------------------------------------------------------
+
+-- (end of batches)
+
+------------------------------------------------------------------------------
+-- Schedules
+------------------------------------------------------------------------------
+
+-- (end of schedules)
+
+------------------------------------------------------------------------------
+-- put_target
+------------------------------------------------------------------------------
+
+/*
+ * put_target, defined once for 0.2.0: 0.1.0's arguments, then what each
+ * section above adds, in this order: input, input_path and
+ * input_transformer (checked by check_target_input), connection
+ * (check_target_connection), function (check_target_function: an SQL
+ * function instead of an endpoint).  Every check is the helper's; this
+ * function only calls them and writes the row.
+ */
+DROP FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval);
 CREATE FUNCTION eventbus.put_target(rule text, target_id text, endpoint text DEFAULT NULL,
 									bus text DEFAULT 'default',
 									http_method text DEFAULT 'POST',
@@ -2483,6 +3387,7 @@ CREATE FUNCTION eventbus.put_target(rule text, target_id text, endpoint text DEF
 									input jsonb DEFAULT NULL,
 									input_path text DEFAULT NULL,
 									input_transformer jsonb DEFAULT NULL,
+									connection text DEFAULT NULL,
 									"function" text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -2500,7 +3405,7 @@ BEGIN
 	END IF;
 	-- exactly one of endpoint and function; the function's name and rights
 	put_target.function := eventbus.check_target_function(target_id, put_target.function, endpoint, headers);
-	IF put_target.function IS NULL AND (endpoint IS NULL OR endpoint !~* '^https?://[^/?#@[:space:]]+' OR endpoint ~ '[[:space:]]') THEN
+	IF put_target.function IS NULL AND NOT eventbus.is_http_url(endpoint) THEN
 		PERFORM eventbus.raise_error('22023',
 			format('invalid endpoint "%s" for target "%s"', endpoint, target_id),
 			'The endpoint must be an absolute http:// or https:// URL with a host and no spaces.',
@@ -2517,6 +3422,14 @@ BEGIN
 	PERFORM eventbus.check_target_headers(target_id, headers);
 	-- at most one transformation, checked as the worker will apply it
 	PERFORM eventbus.check_target_input(target_id, input, input_path, input_transformer);
+	-- an existing connection, or none; a function has no requests to authorize
+	PERFORM eventbus.check_target_connection(target_id, connection);
+	IF connection IS NOT NULL AND put_target.function IS NOT NULL THEN
+		PERFORM eventbus.raise_error('22023',
+			format('target "%s" calls a function and cannot have a connection', target_id),
+			'A connection authorizes HTTP requests; a function target sends none.',
+			'Leave connection NULL, or give an endpoint instead of a function.');
+	END IF;
 	IF max_retry_attempts IS NULL OR max_retry_attempts NOT BETWEEN 0 AND 185 THEN
 		PERFORM eventbus.raise_error('22023',
 			'max_retry_attempts must be between 0 and 185',
@@ -2546,11 +3459,11 @@ BEGIN
 	INSERT INTO eventbus.targets AS t (bus, rule, target_id, endpoint, http_method, headers,
 									   max_retry_attempts, max_event_age, timeout,
 									   input, input_path, input_transformer,
-									   "function")
+									   connection, "function")
 	VALUES (bus, rule, target_id, endpoint, http_method, headers,
 			max_retry_attempts, max_event_age, timeout,
 			input, input_path, input_transformer,
-			put_target.function)
+			connection, put_target.function)
 	ON CONFLICT ON CONSTRAINT targets_pkey DO UPDATE
 		SET endpoint = EXCLUDED.endpoint,
 			http_method = EXCLUDED.http_method,
@@ -2561,25 +3474,12 @@ BEGIN
 			input = EXCLUDED.input,
 			input_path = EXCLUDED.input_path,
 			input_transformer = EXCLUDED.input_transformer,
+			connection = EXCLUDED.connection,
 			"function" = EXCLUDED."function",
 			updated_at = now();
 END
 $$;
-COMMENT ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval, jsonb, text, jsonb, text) IS 'Creates or replaces a target of a rule (at most 5 per rule): an HTTP endpoint or a SQL function, optionally with what it receives instead of the event.';
-REVOKE EXECUTE ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer,
-	interval, interval, jsonb, text, jsonb, text) FROM PUBLIC;
+COMMENT ON FUNCTION eventbus.put_target IS 'Creates or replaces a target of a rule (at most 5 per rule): an HTTP endpoint (optionally authorized by a connection) or a SQL function, optionally with what it receives instead of the event.';
+REVOKE EXECUTE ON FUNCTION eventbus.put_target FROM PUBLIC;
 
-
--- (end of sql-function targets)
-
-------------------------------------------------------------------------------
--- Batches
-------------------------------------------------------------------------------
-
--- (end of batches)
-
-------------------------------------------------------------------------------
--- Schedules
-------------------------------------------------------------------------------
-
--- (end of schedules)
+-- (end of put_target)

@@ -9,8 +9,7 @@ CREATE ROLE regress_eventbus_fn_noexec;
 GRANT USAGE ON SCHEMA eventbus TO regress_eventbus_fn_owner, regress_eventbus_fn_other,
 	regress_eventbus_fn_noexec;
 -- the README's grant to those who manage targets
-GRANT EXECUTE ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer,
-	interval, interval, jsonb, text, jsonb, text)
+GRANT EXECUTE ON FUNCTION eventbus.put_target
 	TO regress_eventbus_fn_owner, regress_eventbus_fn_other, regress_eventbus_fn_noexec;
 CREATE SCHEMA regress_fn AUTHORIZATION regress_eventbus_fn_owner;
 GRANT USAGE ON SCHEMA regress_fn TO regress_eventbus_fn_other, regress_eventbus_fn_noexec;
@@ -105,8 +104,7 @@ SELECT target_id, attempts FROM eventbus.deliveries WHERE rule = 'fn-rule' ORDER
 SELECT eventbus.delete_rule('fn-rule');
 DELETE FROM eventbus.dead_letters WHERE rule = 'fn-rule';
 DROP SCHEMA regress_fn CASCADE;
-REVOKE ALL ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer,
-	interval, interval, jsonb, text, jsonb, text)
+REVOKE ALL ON FUNCTION eventbus.put_target
 	FROM regress_eventbus_fn_owner, regress_eventbus_fn_other, regress_eventbus_fn_noexec;
 REVOKE USAGE ON SCHEMA eventbus FROM regress_eventbus_fn_owner, regress_eventbus_fn_other,
 	regress_eventbus_fn_noexec;

@@ -724,7 +724,7 @@ eventbus_check_target_headers(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("headers of target \"%s\" must be a JSON object of strings",
 						target_id),
-				 errhint("For example '{\"Authorization\": \"Bearer ...\"}'.")));
+				 errhint("For example '{\"X-Team\": \"orders\"}'; put credentials in a connection (eventbus.put_connection).")));
 
 	it = JsonbIteratorInit(&headers->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)

@@ -61,6 +61,7 @@
 #include "utils/wait_event.h"
 
 #include "attempts.h"
+#include "connection.h"
 #include "policy.h"
 #include "queue.h"
 #include "request.h"
@@ -149,8 +150,9 @@ static const char *const claim_sql =
 "      'input', tk.input, 'input_path', tk.input_path,"
 "      'input_transformer', tk.input_transformer) END AS transform,"
 "    tk.\"function\" AS function,"
+"    CASE WHEN eventbus.connection_blocks(tk.connection) THEN 0 ELSE"	/* connection.c */
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 0)::pg_catalog.int4,"
-"      $3) AS room,"
+"      $3) END AS room,"
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 1)::pg_catalog.timestamptz,"
 "      '-infinity'::pg_catalog.timestamptz) AS low"
 "  FROM tk"
@@ -230,7 +232,14 @@ static const char *const claim_sql =
 "     AND (k.expires_at IS NULL"
 "       OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())),"
 "  l.transform,"
-"  l.function"
+"  l.function,"
+"  (SELECT pg_catalog.jsonb_build_object('name', c.name, 'auth_type', c.auth_type,"	/* connection.c */
+"     'auth', c.auth, 'http_parameters', c.http_parameters,"
+"     'token', c.access_token, 'token_serial', c.token_serial)"
+"   FROM eventbus.targets t, eventbus.connection_secrets c"
+"   WHERE t.bus OPERATOR(pg_catalog.=) l.bus AND t.rule OPERATOR(pg_catalog.=) l.rule"
+"     AND t.target_id OPERATOR(pg_catalog.=) l.target_id"
+"     AND c.name OPERATOR(pg_catalog.=) t.connection)"
 " FROM leased l LEFT JOIN LATERAL ("
 "   SELECT ev.* FROM eventbus.events ev"
 "   WHERE l.envelope IS NULL AND ev.id OPERATOR(pg_catalog.=) l.event_id"
@@ -327,6 +336,8 @@ enum
 #define CLAIM_TRANSFORM (CLAIM_SIGNING_KEYS + 1)
 /* Then a function target's function, as text (NULL: an HTTP target). */
 #define CLAIM_FUNCTION (CLAIM_TRANSFORM + 1)
+/* Then the target's connection (jsonb, NULL: none; see connection.c). */
+#define CLAIM_CONNECTION (CLAIM_FUNCTION + 1)
 
 /*
  * When the next row becomes due, after now: from the next_attempt_at
@@ -734,6 +745,7 @@ read_claimed_row(HeapTuple tuple, TupleDesc desc, EbClaimedRow *row)
 									  &row->signing_keys_null);
 	row->transform = SPI_getbinval(tuple, desc, CLAIM_TRANSFORM, &row->transform_null);
 	row->function = claim_text(tuple, desc, CLAIM_FUNCTION);
+	row->connection = SPI_getbinval(tuple, desc, CLAIM_CONNECTION, &row->connection_null);
 }
 
 /* One target's share of a claim, for its low mark. */
@@ -1180,6 +1192,14 @@ eb_queue_settle(EbDelivery *finished)
 	rowset_execute(&retry, &retry_plan, retry_sql, SPI_OK_UPDATE);
 	rowset_execute(&dead, &dead_plan, dead_sql, SPI_OK_SELECT);
 	eb_attempts_flush();
+	for (EbDelivery *d = finished; d != NULL; d = d->next)
+	{
+		/* a token refused: fetch another (connection.c) */
+		if (d->to_send && d->connection != NULL && d->token_serial >= 0 &&
+			d->http.transport == EB_TRANSPORT_OK &&
+			(d->http.status == 401 || d->http.status == 407))
+			eb_connection_token_refused(d->connection, d->token_serial);
+	}
 	while (finished != NULL)
 	{
 		EbDelivery *d = finished;

@@ -19,6 +19,7 @@
 #include "utils/memutils.h"
 #include "utils/uuid.h"
 
+#include "connection.h"
 #include "request.h"
 #include "signature.h"
 #include "transform.h"
@@ -75,6 +76,7 @@ eb_request_build(const EbClaimedRow *row)
 	char		timestamp[32];
 	bool		plain_text = false;
 	char		transform_error[256] = "";
+	EbConnectionWire wire;
 
 	/*
 	 * The body and the webhook-id first, in the caller's (the claim's)
@@ -94,6 +96,14 @@ eb_request_build(const EbClaimedRow *row)
 		body = eb_transform_delivery(row->transform, body, row->bus, row->rule,
 									 row->published_at, &body_len, &plain_text,
 									 transform_error, sizeof(transform_error));
+	/* what the target's connection adds (connection.c) */
+	if (!row->connection_null && !row->target_gone)
+	{
+		eb_connection_prepare(row->connection, &wire);
+		body = eb_connection_merge_body(&wire, body, &body_len, plain_text);
+	}
+	else
+		memset(&wire, 0, sizeof(wire));
 	if (body != NULL)
 		eb_webhook_id(webhook_id, DatumGetUUIDP(row->event_id),
 					  row->bus, row->rule, row->target_id);
@@ -116,7 +126,10 @@ eb_request_build(const EbClaimedRow *row)
 	/* a function target: its function stands for the endpoint (dead letters) */
 	if (row->function != NULL)
 		d->function = d->endpoint = pstrdup(row->function);
-	d->http.url = d->endpoint;
+	d->url = (d->endpoint && wire.query) ? eb_connection_url(d->endpoint, wire.query) : NULL;
+	d->http.url = d->url ? d->url : d->endpoint;
+	d->connection = wire.name ? pstrdup(wire.name) : NULL;
+	d->token_serial = wire.oauth ? wire.token_serial : -1;
 	d->http.method = row->method ? pstrdup(row->method) : NULL;
 	d->http.timeout_ms = row->timeout_ms;
 	d->event_id = *DatumGetUUIDP(row->event_id);	/* the row's, event or not */
@@ -152,9 +165,11 @@ eb_request_build(const EbClaimedRow *row)
 		pfree(body);
 		return d;
 	}
-	add_default_header(d, plain_text ? "Content-Type: text/plain; charset=utf-8" :
-					   "Content-Type: application/json", row->headers);
-	add_default_header(d, EB_USER_AGENT, row->headers);
+	if (!eb_connection_sets_header(&wire, "Content-Type:"))
+		add_default_header(d, plain_text ? "Content-Type: text/plain; charset=utf-8" :
+						   "Content-Type: application/json", row->headers);
+	if (!eb_connection_sets_header(&wire, EB_USER_AGENT))
+		add_default_header(d, EB_USER_AGENT, row->headers);
 	eb_http_add_header(&d->http, "Expect:");	/* no 100-continue round trip */
 	if (row->headers != NULL)
 	{
@@ -162,7 +177,18 @@ eb_request_build(const EbClaimedRow *row)
 		char	   *save;
 
 		for (char *h = strtok_r(headers, "\n", &save); h; h = strtok_r(NULL, "\n", &save))
+			if (!eb_connection_sets_header(&wire, h))	/* the connection's wins */
+				eb_http_add_header(&d->http, h);
+		pfree(headers);
+	}
+	if (wire.headers != NULL)
+	{
+		char	   *headers = pstrdup(wire.headers);
+		char	   *save;
+
+		for (char *h = strtok_r(headers, "\n", &save); h; h = strtok_r(NULL, "\n", &save))
 			eb_http_add_header(&d->http, h);
+		memset(headers, 0, strlen(wire.headers));
 		pfree(headers);
 	}
 	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
@@ -196,6 +222,10 @@ eb_request_free(EbDelivery *d)
 		pfree(d->endpoint);		/* d->function, when it is one */
 	if (d->function_error)
 		pfree(d->function_error);
+	if (d->url)
+		pfree(d->url);
+	if (d->connection)
+		pfree(d->connection);
 	if (d->target_key)
 		pfree(d->target_key);
 	if (d->http.method)

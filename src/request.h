@@ -54,6 +54,8 @@ typedef struct EbClaimedRow
 	Datum		transform;		/* jsonb: input, input_path, input_transformer */
 	bool		transform_null; /* the target receives the envelope */
 	const char *function;		/* a function target's function, or NULL */
+	Datum		connection;		/* jsonb: the target's connection (connection.c) */
+	bool		connection_null;	/* the target has none */
 } EbClaimedRow;
 
 /*
@@ -74,6 +76,9 @@ typedef struct EbDelivery
 	bool		has_event;		/* published_at is known (max_event_age) */
 	TimestampTz published_at;
 	char	   *endpoint;
+	char	   *url;			/* endpoint with the connection's query string */
+	char	   *connection;		/* the target's connection, or NULL */
+	int64		token_serial;	/* the OAuth token sent (connection.c), or -1 */
 	char	   *target_key;
 	pg_uuid_t	event_id;		/* for the attempt log (attempts.c) */
 	char	   *function;		/* a function target: "schema.fn(jsonb)" */

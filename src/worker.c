@@ -50,6 +50,7 @@
 #include "utils/wait_event.h"
 
 #include "attempts.h"
+#include "connection.h"
 #include "function_target.h"
 #include "http.h"
 #include "queue.h"
@@ -346,6 +347,8 @@ deliver_forever(void)
 		if (ConfigReloadPending)
 			reload_settings();
 		eb_attempts_maintain_if_due();	/* until the maintenance process does */
+		if (eb_connection_tick())	/* OAuth tokens (connection.c) */
+			poked = true;
 
 		/* claim and send, when there is room and a reason to look */
 		threshold = Max(1, Min(eb_settings->batch_size,

@@ -47,8 +47,7 @@ CREATE ROLE app LOGIN;
 CREATE SCHEMA app AUTHORIZATION app;
 GRANT USAGE ON SCHEMA eventbus TO app;
 GRANT EXECUTE ON FUNCTION eventbus.put_rule(text, jsonb, text, text, text) TO app;
-GRANT EXECUTE ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer,
-	interval, interval, jsonb, text, jsonb, text) TO app;
+GRANT EXECUTE ON FUNCTION eventbus.put_target TO app;
 GRANT EXECUTE ON FUNCTION eventbus.put_event(text, text, jsonb, text[], text, timestamptz) TO app;
 CREATE TABLE public.secrets (secret text);
 INSERT INTO public.secrets VALUES ('s3cret');
