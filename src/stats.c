@@ -80,6 +80,7 @@ typedef struct PendingEntry
 {
 	PendingKey	pkey;
 	int64		counters[3];	/* put, bytes, matched */
+	bool		missing;		/* not in shared memory yet (pending_flush) */
 } PendingEntry;
 
 EbStatsShared *eb_stats_shared = NULL;
@@ -495,28 +496,58 @@ eb_stats_save_periodically(void)
  * ------------------------------------------------------------------------
  */
 
-/* Adds every pending count to shared memory; at commit, never errors. */
+/* Adds a pending entry's counts to its shared entry. */
+static void
+pending_add_to(EbStatsEntry *e, const PendingEntry *p)
+{
+	if (p->counters[0])
+		pg_atomic_fetch_add_u64(&e->counters[C_PUT_EVENTS], p->counters[0]);
+	if (p->counters[1])
+		pg_atomic_fetch_add_u64(&e->counters[C_PUT_BYTES], p->counters[1]);
+	if (p->counters[2])
+		pg_atomic_fetch_add_u64(&e->counters[C_MATCHED_EVENTS], p->counters[2]);
+}
+
+/*
+ * Adds every pending count to shared memory; at commit, never errors.  The
+ * entries that exist already -- nearly always all of them -- are found
+ * under one shared hold of the table's lock, however many rules the
+ * transaction's events matched; the others are created one by one after.
+ */
 static void
 pending_flush(void)
 {
 	HASH_SEQ_STATUS seq;
 	PendingEntry *p;
+	bool		any_missing = false;
+
+	LWLockAcquire(eb_stats_shared->lock, LW_SHARED);
+	hash_seq_init(&seq, pending);
+	while ((p = hash_seq_search(&seq)) != NULL)
+	{
+		EbStatsEntry *e = hash_search(eb_stats_table, &p->pkey.key, HASH_FIND, NULL);
+
+		p->missing = (e == NULL);
+		if (e != NULL)
+			pending_add_to(e, p);
+		else
+			any_missing = true;
+	}
+	LWLockRelease(eb_stats_shared->lock);
+	if (!any_missing)
+		return;
 
 	hash_seq_init(&seq, pending);
 	while ((p = hash_seq_search(&seq)) != NULL)
 	{
 		bool		exclusive;
-		EbStatsEntry *e = find_entry(&p->pkey.key, &exclusive);
+		EbStatsEntry *e;
 
+		if (!p->missing)
+			continue;
+		e = find_entry(&p->pkey.key, &exclusive);
 		if (e != NULL)
-		{
-			if (p->counters[0])
-				pg_atomic_fetch_add_u64(&e->counters[C_PUT_EVENTS], p->counters[0]);
-			if (p->counters[1])
-				pg_atomic_fetch_add_u64(&e->counters[C_PUT_BYTES], p->counters[1]);
-			if (p->counters[2])
-				pg_atomic_fetch_add_u64(&e->counters[C_MATCHED_EVENTS], p->counters[2]);
-		}
+			pending_add_to(e, p);
 		LWLockRelease(eb_stats_shared->lock);
 	}
 }

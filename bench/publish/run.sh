@@ -12,7 +12,8 @@
 # BENCH_SECONDS (default 10) is the length of one pgbench run; each figure
 # is the sum over BENCH_ROUNDS (default 2) alternating rounds.  BENCH_PRELOAD=1
 # (see below) adds no_stats_tps, put_event with eventbus.track_stats = off in
-# the same rounds, and stats_cost = 1 - put_event_tps / no_stats_tps.
+# the same rounds, and stats_cost = 1 - put_event_tps / no_stats_tps, and a
+# second line per bus from cpu_pair (below).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -116,6 +117,40 @@ bench_pair() {
 	fi
 }
 
+# cpu_pair N EXTRA: preloaded only.  The CPU time one backend spends per
+# event publishing CPU_EVENTS (default 3000) events of the current script,
+# one transaction each, with eventbus.track_stats on and off, alternating
+# over BENCH_ROUNDS rounds.  CPU time of the backend itself (/proc, user
+# and system) is what the counters add to; unlike tps it hardly moves
+# with what else the machine runs.  Prints
+#   rules=N cpu_us_per_event=A no_stats_cpu_us_per_event=B stats_cpu_cost=A/B-1
+cpu_pair() {
+	local n=$1 extra=$2 events=${CPU_EVENTS:-3000} on=0 off=0 r mode t
+	[ -n "${BENCH_PRELOAD:-}" ] || return 0
+	local call
+	call=$(sed 's/^SELECT //; s/;$//' "$dir/put_event.sql")
+	for r in $(seq "$rounds"); do
+		for mode in on off; do
+			reset_tables
+			t=$(printf '%s\n' \
+				"SET eventbus.track_stats = $mode;" \
+				"SELECT pg_backend_pid() AS pid \\gset" \
+				"\\setenv EB_PID :pid" \
+				"\\! awk '{print \$14 + \$15}' /proc/\$EB_PID/stat > $dir/cpu0" \
+				"DO \$\$ BEGIN FOR i IN 1..$events LOOP PERFORM $call; COMMIT; END LOOP; END \$\$;" \
+				"\\! awk '{print \$14 + \$15}' /proc/\$EB_PID/stat > $dir/cpu1" |
+				psql -tA >/dev/null && echo "$(cat "$dir/cpu1") - $(cat "$dir/cpu0")" | bc)
+			if [ "$mode" = on ]; then on=$((on + t)); else off=$((off + t)); fi
+		done
+	done
+	local hz
+	hz=$(getconf CLK_TCK)
+	printf 'rules=%s cpu_us_per_event=%.1f no_stats_cpu_us_per_event=%.1f stats_cpu_cost=%.3f%s\n' "$n" \
+		"$(echo "$on * 1000000 / $hz / ($events * $rounds)" | bc -l)" \
+		"$(echo "$off * 1000000 / $hz / ($events * $rounds)" | bc -l)" \
+		"$(echo "$on / $off - 1" | bc -l)" "$extra"
+}
+
 # load_mixed_rules N: N rules mixing exact, prefix, numeric, anything-but and
 # exists; only rule 0 matches the benchmark event.
 load_mixed_rules() {
@@ -140,6 +175,7 @@ load_mixed_rules() {
 for n in 0 100 10000; do
 	load_mixed_rules "$n"
 	bench_pair "$n" "" "$([ "$n" -gt 0 ] && echo 1 || echo 0)"
+	cpu_pair "$n" ""
 done
 
 if [ -r "$conformance/bench/rules.json" ]; then
@@ -167,4 +203,5 @@ open(sys.argv[2], "w").write(
     "VALUES (gen_random_uuid(), '"'"'default'"'"', %s, clock_timestamp(), '"'"'000000000000'"'"', '"'"'local'"'"');\n" % args)
 ' "$dir/put_event.sql" "$dir/plain.sql"
 	bench_pair "$(psql -tA -c "SELECT count(*) FROM eventbus.rules")" " dense=1" ""
+	cpu_pair "$(psql -tA -c "SELECT count(*) FROM eventbus.rules")" " dense=1"
 fi
