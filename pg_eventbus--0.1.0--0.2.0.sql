@@ -2390,6 +2390,150 @@ REVOKE ALL ON FUNCTION eventbus.maintain_attempt_log(timestamptz) FROM PUBLIC;
 -- Batches
 ------------------------------------------------------------------------------
 
+/*
+ * A batch target receives up to batch_size events in one request (a JSON
+ * array), sent when batch_size are due or the oldest due one has waited
+ * batch_window.  The defaults send one event per request, as 0.1.0 did.
+ */
+ALTER TABLE eventbus.targets
+	ADD COLUMN batch_size integer NOT NULL DEFAULT 1,
+	ADD COLUMN batch_window interval NOT NULL DEFAULT '0';
+
+/*
+ * The rows of a batch that failed as a whole carry the id of the batch's
+ * first delivery, so that the worker sends them together again, under the
+ * same webhook-id; NULL for a row not (or no longer) bound to a batch.
+ */
+ALTER TABLE eventbus.deliveries
+	ADD COLUMN batch_key bigint;
+
+/*
+ * put_target's check of batch_size and batch_window: the one place their
+ * limits are written.  Raises 22023 naming the target.
+ */
+CREATE FUNCTION eventbus.check_target_batches(target_id text, batch_size integer,
+											  batch_window interval)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 500 THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid batch_size for target "%s"', target_id),
+			format('The value given is %s.', coalesce(batch_size::text, 'NULL')),
+			'batch_size is between 1 (one event per request) and 500.');
+	END IF;
+	IF batch_window IS NULL OR batch_window NOT BETWEEN interval '0' AND interval '5 minutes' THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid batch_window for target "%s"', target_id),
+			format('The value given is %s.', coalesce(batch_window::text, 'NULL')),
+			'batch_window is between ''0'' (send what is due at once) and ''5 minutes''.');
+	END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.check_target_batches(text, integer, interval) FROM PUBLIC;
+
+-- put_target with batch_size and batch_window (after input_transformer).
+DROP FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval, jsonb, text, jsonb);
+CREATE FUNCTION eventbus.put_target(rule text, target_id text, endpoint text,
+									bus text DEFAULT 'default',
+									http_method text DEFAULT 'POST',
+									headers jsonb DEFAULT '{}',
+									max_retry_attempts integer DEFAULT 185,
+									max_event_age interval DEFAULT '24 hours',
+									timeout interval DEFAULT '5 seconds',
+									input jsonb DEFAULT NULL,
+									input_path text DEFAULT NULL,
+									input_transformer jsonb DEFAULT NULL,
+									batch_size integer DEFAULT 1,
+									batch_window interval DEFAULT '0')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_count bigint;
+BEGIN
+	PERFORM eventbus.require_rule(rule, bus, true);
+	IF target_id IS NULL OR target_id !~ '^[A-Za-z0-9._-]{1,64}$' THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid target_id "%s"', target_id),
+			'A target id is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
+			NULL);
+	END IF;
+	IF endpoint IS NULL OR endpoint !~* '^https?://[^/?#@[:space:]]+' OR endpoint ~ '[[:space:]]' THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid endpoint "%s" for target "%s"', endpoint, target_id),
+			'The endpoint must be an absolute http:// or https:// URL with a host and no spaces.',
+			'For example ''https://hooks.example.com/orders''.');
+	END IF;
+	http_method := upper(http_method);
+	IF http_method IS NULL OR http_method NOT IN ('POST', 'PUT', 'PATCH', 'GET', 'DELETE', 'HEAD', 'OPTIONS') THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid http_method "%s" for target "%s"', http_method, target_id),
+			NULL,
+			'Use one of POST, PUT, PATCH, GET, DELETE, HEAD, OPTIONS.');
+	END IF;
+	-- names and values: the rules the worker applies to every header it sends
+	PERFORM eventbus.check_target_headers(target_id, headers);
+	-- at most one transformation, checked as the worker will apply it
+	PERFORM eventbus.check_target_input(target_id, input, input_path, input_transformer);
+	-- up to batch_size events per request, waiting at most batch_window
+	PERFORM eventbus.check_target_batches(target_id, batch_size, batch_window);
+	IF max_retry_attempts IS NULL OR max_retry_attempts NOT BETWEEN 0 AND 185 THEN
+		PERFORM eventbus.raise_error('22023',
+			'max_retry_attempts must be between 0 and 185',
+			format('The value given is %s; it counts the retries after the first attempt.', coalesce(max_retry_attempts::text, 'NULL')),
+			NULL);
+	END IF;
+	IF max_event_age IS NULL OR max_event_age NOT BETWEEN interval '60 seconds' AND interval '24 hours' THEN
+		PERFORM eventbus.raise_error('22023',
+			'max_event_age must be between 60 seconds and 24 hours',
+			format('The value given is %s.', coalesce(max_event_age::text, 'NULL')),
+			NULL);
+	END IF;
+	IF timeout IS NULL OR timeout NOT BETWEEN interval '100 milliseconds' AND interval '5 minutes' THEN
+		PERFORM eventbus.raise_error('22023',
+			'timeout must be between 100 milliseconds and 5 minutes',
+			format('The value given is %s.', coalesce(timeout::text, 'NULL')),
+			NULL);
+	END IF;
+	SELECT count(*) INTO v_count FROM eventbus.targets t
+	WHERE t.bus = put_target.bus AND t.rule = put_target.rule AND t.target_id <> put_target.target_id;
+	IF v_count >= 5 THEN
+		PERFORM eventbus.raise_error('54000',
+			format('rule "%s" already has 5 targets', rule),
+			'A rule has at most 5 targets.',
+			'Remove a target with eventbus.remove_target(), or add another rule with the same pattern.');
+	END IF;
+	INSERT INTO eventbus.targets AS t (bus, rule, target_id, endpoint, http_method, headers,
+									   max_retry_attempts, max_event_age, timeout,
+									   input, input_path, input_transformer,
+									   batch_size, batch_window)
+	VALUES (bus, rule, target_id, endpoint, http_method, headers,
+			max_retry_attempts, max_event_age, timeout,
+			input, input_path, input_transformer,
+			batch_size, batch_window)
+	ON CONFLICT ON CONSTRAINT targets_pkey DO UPDATE
+		SET endpoint = EXCLUDED.endpoint,
+			http_method = EXCLUDED.http_method,
+			headers = EXCLUDED.headers,
+			max_retry_attempts = EXCLUDED.max_retry_attempts,
+			max_event_age = EXCLUDED.max_event_age,
+			timeout = EXCLUDED.timeout,
+			input = EXCLUDED.input,
+			input_path = EXCLUDED.input_path,
+			input_transformer = EXCLUDED.input_transformer,
+			batch_size = EXCLUDED.batch_size,
+			batch_window = EXCLUDED.batch_window,
+			updated_at = now();
+END
+$$;
+COMMENT ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval, jsonb, text, jsonb, integer, interval) IS 'Creates or replaces an HTTP target of a rule (at most 5 per rule), optionally with what it receives instead of the event and how many events one request carries.';
+REVOKE EXECUTE ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer,
+	interval, interval, jsonb, text, jsonb, integer, interval) FROM PUBLIC;
+
 -- (end of batches)
 
 ------------------------------------------------------------------------------

@@ -58,48 +58,48 @@ add_default_header(EbDelivery *d, const char *line, const char *target_headers)
 }
 
 /*
- * Builds the delivery of a claimed row: its request, ready to send (its
- * body the event's envelope, or the envelope the row carries), or --
- * when the target or the event is gone -- a delivery finished already,
- * with the reason in http.error, for settle to dead-letter.
+ * The body a claimed row's target receives -- the event's envelope, the
+ * envelope the row carries (a redriven dead letter whose event has left
+ * the archive), or its transformation -- palloc'd in the current memory
+ * context; NULL when there is nothing to send (target or event gone, or
+ * the transformation failed: `err` says why, or is left empty).  Sets
+ * *plain_text when a transformation made text that is not JSON.
  */
-EbDelivery *
-eb_request_build(const EbClaimedRow *row)
+char *
+eb_request_body(const EbClaimedRow *row, int *body_len, bool *plain_text,
+				char *err, size_t errlen)
 {
-	MemoryContext old;
-	EbDelivery *d;
 	char	   *body = NULL;
-	int			body_len = 0;
-	char		webhook_id[EB_WEBHOOK_ID_LEN];
-	char		line[128];
-	char		timestamp[32];
-	bool		plain_text = false;
-	char		transform_error[256] = "";
 
-	/*
-	 * The body and the webhook-id first, in the caller's (the claim's)
-	 * memory: printing jsonb leaves litter behind, and the request keeps
-	 * only the text.
-	 */
+	*body_len = 0;
+	*plain_text = false;
 	if (!row->target_gone && row->envelope != NULL)
 	{
 		/* a redriven dead letter whose event has left the archive */
 		body = pstrdup(row->envelope);
-		body_len = strlen(body);
+		*body_len = strlen(body);
 	}
 	else if (!row->target_gone && !row->event_null[EB_EV_ID])
-		body = eb_envelope_text(row->event, row->event_null, &body_len);
+		body = eb_envelope_text(row->event, row->event_null, body_len);
 	/* what the target receives: the envelope, or its transformation */
 	if (body != NULL && !row->transform_null)
 		body = eb_transform_delivery(row->transform, body, row->bus, row->rule,
-									 row->published_at, &body_len, &plain_text,
-									 transform_error, sizeof(transform_error));
-	if (body != NULL)
-		eb_webhook_id(webhook_id, DatumGetUUIDP(row->event_id),
-					  row->bus, row->rule, row->target_id);
+									 row->published_at, body_len, plain_text,
+									 err, errlen);
+	return body;
+}
 
-	old = MemoryContextSwitchTo(request_ctx);
-	d = palloc0(sizeof(EbDelivery));
+/*
+ * A new delivery for a claimed row, in the deliveries' memory and on the
+ * list of live ones, not yet to send: the caller gives it a body with
+ * eb_request_set_body() or a reason in http.error.
+ */
+EbDelivery *
+eb_request_new(const EbClaimedRow *row)
+{
+	MemoryContext old = MemoryContextSwitchTo(request_ctx);
+	EbDelivery *d = palloc0(sizeof(EbDelivery));
+
 	d->http.owner = d;
 	dlist_push_tail(&live_deliveries, &d->live_node);
 	d->id = row->id;
@@ -117,26 +117,23 @@ eb_request_build(const EbClaimedRow *row)
 	d->http.method = row->method ? pstrdup(row->method) : NULL;
 	d->http.timeout_ms = row->timeout_ms;
 	d->event_id = *DatumGetUUIDP(row->event_id);	/* the row's, event or not */
+	MemoryContextSwitchTo(old);
+	return d;
+}
 
-	if (row->target_gone)
-	{
-		d->http.transport = EB_TRANSPORT_INTERNAL;
-		d->http.status = row->last_status_null ? 0 : row->last_status;
-		snprintf(d->http.error, sizeof(d->http.error),
-				 "target %s of rule %s on bus %s no longer exists",
-				 row->target_id, row->rule, row->bus);
-		MemoryContextSwitchTo(old);
-		return d;
-	}
-	if (body == NULL)
-	{
-		d->http.transport = EB_TRANSPORT_INTERNAL;
-		strlcpy(d->http.error, transform_error[0] ? transform_error :
-				"the event no longer exists in eventbus.events",
-				sizeof(d->http.error));
-		MemoryContextSwitchTo(old);
-		return d;
-	}
+/*
+ * Makes `d` ready to send `body` to the target of `row` under `webhook_id`:
+ * the content type (JSON, or text for a transformation that made plain
+ * text), User-Agent, the target's headers, webhook-id, webhook-timestamp
+ * and the signature over the very id, timestamp and body sent.
+ */
+void
+eb_request_set_body(EbDelivery *d, const EbClaimedRow *row, const char *body,
+					int body_len, bool plain_text, const char *webhook_id)
+{
+	MemoryContext old = MemoryContextSwitchTo(request_ctx);
+	char		line[128];
+	char		timestamp[32];
 
 	d->to_send = true;
 	d->http.body = pnstrdup(body, body_len);
@@ -171,6 +168,55 @@ eb_request_build(const EbClaimedRow *row)
 			eb_http_add_header(&d->http, signature);
 	}
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Builds the delivery of a claimed row: its request, ready to send (its
+ * body the event's envelope, or the envelope the row carries), or --
+ * when the target or the event is gone -- a delivery finished already,
+ * with the reason in http.error, for settle to dead-letter.
+ */
+EbDelivery *
+eb_request_build(const EbClaimedRow *row)
+{
+	EbDelivery *d;
+	char	   *body;
+	int			body_len;
+	char		webhook_id[EB_WEBHOOK_ID_LEN];
+	bool		plain_text;
+	char		transform_error[256] = "";
+
+	/*
+	 * The body and the webhook-id first, in the caller's (the claim's)
+	 * memory: printing jsonb leaves litter behind, and the request keeps
+	 * only the text.
+	 */
+	body = eb_request_body(row, &body_len, &plain_text, transform_error,
+						   sizeof(transform_error));
+	if (body != NULL)
+		eb_webhook_id(webhook_id, DatumGetUUIDP(row->event_id),
+					  row->bus, row->rule, row->target_id);
+
+	d = eb_request_new(row);
+	if (row->target_gone)
+	{
+		d->http.transport = EB_TRANSPORT_INTERNAL;
+		d->http.status = row->last_status_null ? 0 : row->last_status;
+		snprintf(d->http.error, sizeof(d->http.error),
+				 "target %s of rule %s on bus %s no longer exists",
+				 row->target_id, row->rule, row->bus);
+		return d;
+	}
+	if (body == NULL)
+	{
+		d->http.transport = EB_TRANSPORT_INTERNAL;
+		strlcpy(d->http.error, transform_error[0] ? transform_error :
+				"the event no longer exists in eventbus.events",
+				sizeof(d->http.error));
+		return d;
+	}
+
+	eb_request_set_body(d, row, body, body_len, plain_text, webhook_id);
 	pfree(body);
 	return d;
 }
@@ -189,6 +235,8 @@ eb_request_free(EbDelivery *d)
 		pfree((char *) d->http.method);
 	if (d->http.body)
 		pfree((char *) d->http.body);
+	if (d->http.body_keep)
+		pfree(d->http.body_keep);
 	pfree(d);
 }
 

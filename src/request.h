@@ -53,6 +53,9 @@ typedef struct EbClaimedRow
 	bool		signing_keys_null;	/* the target signs nothing */
 	Datum		transform;		/* jsonb: input, input_path, input_transformer */
 	bool		transform_null; /* the target receives the envelope */
+	int			batch_size;		/* events per request (batch.c); 1: no batch */
+	int64		batch_key;		/* batch the row failed with, or 0 (batch.c) */
+	TimestampTz due_at;			/* next_attempt_at when claimed */
 } EbClaimedRow;
 
 /*
@@ -76,12 +79,30 @@ typedef struct EbDelivery
 	char	   *target_key;
 	pg_uuid_t	event_id;		/* for the attempt log (attempts.c) */
 	TimestampTz started_at;		/* when the request went to libcurl */
+
+	/*
+	 * A batch (batch.c) is one request, that of its first row (the leader,
+	 * to_send); the other rows hang off it, batched, and share its outcome.
+	 */
+	bool		batched;		/* a row of a batch other than its leader */
+	bool		item_failed;	/* listed in the answer's batchItemFailures */
+	struct EbDelivery *batch_rows;	/* the leader's other rows */
+	struct EbDelivery *batch_next;	/* the next of them */
+	struct EbDelivery *leader;	/* the batch's leader (itself), or NULL */
+	TimestampTz batch_retry_at; /* leader: when the whole batch is retried */
+	TimestampTz item_retry_at;	/* leader: when failed items are retried */
 	struct EbDelivery *next;	/* in a list of claimed or finished ones */
 	dlist_node	live_node;		/* among the live deliveries, until freed */
 } EbDelivery;
 
 extern void eb_request_init(void);
 extern EbDelivery *eb_request_build(const EbClaimedRow *row);
+extern char *eb_request_body(const EbClaimedRow *row, int *body_len,
+							 bool *plain_text, char *err, size_t errlen);
+extern EbDelivery *eb_request_new(const EbClaimedRow *row);
+extern void eb_request_set_body(EbDelivery *d, const EbClaimedRow *row,
+								const char *body, int body_len,
+								bool plain_text, const char *webhook_id);
 extern void eb_request_free(EbDelivery *d);
 extern void eb_request_foreach_live(void (*fn) (EbDelivery *d, void *arg),
 									void *arg);
