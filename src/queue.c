@@ -133,6 +133,13 @@ static SPIPlanPtr hand_back_plan = NULL;
  * event_published_at was filled is looked up by id alone.  The later
  * statements find the locked rows again by ctid rather than through an
  * index.
+ *
+ * Batch targets (batch_size > 1, batch.c) have their own branch: a target
+ * there gives rows only when batch_size of them are due or its oldest due
+ * row has waited batch_window (one more probe of the same index, at most
+ * batch_size entries), up to room x batch_size rows (room counts requests,
+ * and a batch is one), and $6 rows in all for such targets; the caller
+ * makes them into requests.
  */
 static const char *const claim_sql =
 "WITH RECURSIVE queued(bus, rule, target_id) AS ("
@@ -1068,8 +1075,7 @@ typedef struct RowSet
 /* Column types of the settle statements, in parameter order. */
 static const Oid done_types[] = {INT8OID, TIMESTAMPTZOID};
 static const Oid retry_types[] = {INT8OID, TIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	TEXTOID, INT4OID,
-INT8OID};
+TEXTOID, INT4OID, INT8OID};
 static const Oid dead_types[] = {INT8OID, TIDOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
 INT4OID, TEXTOID, TEXTOID, TEXTOID};
 
