@@ -19,7 +19,8 @@ use Time::HiRes qw(time);
 use EventbusTest;
 
 my $sink = start_sink(raw => 1);
-my $node = new_node('batches', conf => "eventbus.poll_interval = '30s'\n");
+my $node = new_node('batches',
+	conf => "eventbus.poll_interval = '30s'\neventbus.retry_max_delay = '5s'\n");
 
 # the event ids of a request's body (a JSON array of envelopes)
 sub ids_of
@@ -109,6 +110,28 @@ is($flaky[1]{headers}{'webhook-id'}, $flaky[0]{headers}{'webhook-id'},
 	'flaky: the retry has the same webhook-id');
 is(join(',', sort @{ ids_of($flaky[1]) }), join(',', sort @{ ids_of($flaky[0]) }),
 	'flaky: the retry carries the same four events');
+
+# a batch retried whole stays one batch when other events are due with it:
+# 3 events fail (Retry-After: 2 s); 2 more are queued meanwhile and wait
+# for their window; when the 3 are due again, all 5 are, and the 3 go out
+# together under their webhook-id, the 2 in a batch of their own
+my $regroup_path = '/status/500-then-200?retry_after=2';
+add_target($node, 'regroup', 'test.regroup', 'regroup', $sink->url($regroup_path),
+	batch_size => 3, batch_window => '3 seconds');
+my $old_ids = publish($node, 'test.regroup', 3);
+is($sink->wait_count($regroup_path, 1, 20), 1, 'regroup: the first batch');
+my $new_ids = publish($node, 'test.regroup', 2);
+ok(settled('regroup'), 'regroup: settled');
+my @regroup = @{ $sink->received($regroup_path) };
+my $old_id = $regroup[0]{headers}{'webhook-id'};
+is(join(',', sort @{ ids_of($regroup[0]) }), join(',', sort @$old_ids),
+	'regroup: the first request carries the first three');
+my @old_again = grep { $_->{headers}{'webhook-id'} eq $old_id } @regroup;
+is(scalar @old_again, 2, 'regroup: the first batch is sent twice under its webhook-id');
+is(join(',', sort @{ ids_of($old_again[-1] // $regroup[0]) }), join(',', sort @$old_ids),
+	'regroup: the retry carries the same three events, none of the two');
+is(join(',', sort map { @{ ids_of($_) } } grep { $_->{headers}{'webhook-id'} ne $old_id } @regroup),
+	join(',', sort((@$new_ids) x 2)), 'regroup: the two go out as a batch of their own (500, then 200)');
 
 # the signature covers the batch's body
 add_target($node, 'signed', 'test.signed', 'signed', $sink->url('/signed'),
