@@ -1144,7 +1144,8 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 	/* a request that went out (not a row dead-lettered unsent) */
 	if (d->to_send || d->batched)
 		eb_stats_count_attempt(d->target_key, req->transport, req->status,
-							   d->attempts, verdict == EB_VERDICT_SUCCESS,
+							   d->attempts,
+							   verdict == EB_VERDICT_SUCCESS && !d->item_failed,
 							   d->has_event ? d->published_at : 0);
 	if (verdict == EB_VERDICT_SUCCESS && !d->target_gone && !d->item_failed)
 	{

@@ -96,6 +96,9 @@ is($node->safe_psql('postgres',
 		"SELECT string_agg(error_code, ',' ORDER BY error_code) FROM eventbus.delivery_attempts WHERE rule = 'items' AND error_code IS NOT NULL"),
 	'BATCH_ITEM_FAILURE,BATCH_ITEM_FAILURE,BATCH_ITEM_FAILURE',
 	'items: the attempt log lists the three failed items');
+is($node->safe_psql('postgres',
+		"SELECT invocation_attempts || ' ' || successful_invocation_attempts || ' ' || invocations FROM eventbus.target_stats WHERE target_id = 'items'"),
+	'8 5 5', 'items: 8 attempts, 5 successful, 5 invocations');
 
 # a 500 retries the whole batch, under the same webhook-id
 add_target($node, 'flaky', 'test.flaky', 'flaky', $sink->url('/status/500-then-200'),
