@@ -259,6 +259,7 @@ typedef struct FailureScan
 	EbDelivery *batch;			/* the leader: its rows are marked */
 } FailureScan;
 
+/* An object opens: the answer itself, or something inside it. */
 static void
 scan_object_start(void *state)
 {
@@ -269,18 +270,24 @@ scan_object_start(void *state)
 	s->depth++;
 }
 
+/* An array opens. */
 static void
 scan_array_start(void *state)
 {
 	((FailureScan *) state)->depth++;
 }
 
+/* An object or an array closes. */
 static void
 scan_end(void *state)
 {
 	((FailureScan *) state)->depth--;
 }
 
+/*
+ * A key: "batchItemFailures" of the answer, or "itemIdentifier" of one of
+ * its items (an object in that array).
+ */
 static void
 scan_field_start(void *state, char *fname, bool isnull)
 {
@@ -292,6 +299,7 @@ scan_field_start(void *state, char *fname, bool isnull)
 		s->in_identifier = (fname != NULL && strcmp(fname, "itemIdentifier") == 0);
 }
 
+/* A key's value has ended. */
 static void
 scan_field_end(void *state, char *fname, bool isnull)
 {

@@ -152,6 +152,15 @@ my $mac = hmac_sha256_base64(
 $mac .= '=' while length($mac) % 4;
 is($signed->{headers}{'webhook-signature'}, "v1,$mac", 'signed: the signature verifies over the batch');
 
+# transformed bodies: JSON stays JSON, plain text becomes a JSON string
+add_target($node, 'plain', 'test.plain', 'plain', $sink->url('/plain'),
+	batch_size => 2,
+	input_transformer => '{"InputPathsMap": {"s": "$.source"}, "InputTemplate": "from <s>"}');
+publish($node, 'test.plain', 2);
+is($sink->wait_count('/plain', 1, 30), 1, 'plain: a request');
+is($sink->received('/plain')->[0]{body}, '["from test.plain","from test.plain"]',
+	'plain: an array of JSON strings');
+
 # a batch that fails for good: each event is dead-lettered
 add_target($node, 'down', 'test.down', 'down', $sink->url('/status/503'),
 	batch_size => 10, max_retry_attempts => 1);
