@@ -8,7 +8,8 @@
  * they are settled, and stay on a list meanwhile, so that a worker that
  * stops can hand them back to the queue.  Nothing here talks to the
  * database or drives libcurl: the queue fills in an EbClaimedRow, the loop
- * sends what comes out.
+ * sends what comes out.  A batch target's rows share one request, which
+ * batch.c builds from the same pieces (body, delivery, headers).
  *
  *-------------------------------------------------------------------------
  */
