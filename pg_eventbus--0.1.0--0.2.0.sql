@@ -3356,6 +3356,53 @@ REVOKE EXECUTE ON FUNCTION eventbus.check_target_function(text, text, text, json
 -- Batches
 ------------------------------------------------------------------------------
 
+/*
+ * A batch target receives up to batch_size events in one request (a JSON
+ * array), sent when batch_size are due or the oldest due one has waited
+ * batch_window.  The defaults send one event per request, as 0.1.0 did.
+ */
+ALTER TABLE eventbus.targets
+	ADD COLUMN batch_size integer NOT NULL DEFAULT 1,
+	ADD COLUMN batch_window interval NOT NULL DEFAULT '0';
+
+/*
+ * The rows of a batch that failed as a whole carry the id of the batch's
+ * first delivery, so that the worker sends them together again, under the
+ * same webhook-id; NULL for a row not (or no longer) bound to a batch.
+ */
+ALTER TABLE eventbus.deliveries
+	ADD COLUMN batch_key bigint;
+
+/*
+ * put_target's check of batch_size and batch_window: the one place their
+ * limits are written.  Raises 22023 naming the target.
+ */
+CREATE FUNCTION eventbus.check_target_batches(target_id text, batch_size integer,
+											  batch_window interval)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 500 THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid batch_size for target "%s"', target_id),
+			format('The value given is %s.', coalesce(batch_size::text, 'NULL')),
+			'batch_size is between 1 (one event per request) and 500.');
+	END IF;
+	IF batch_window IS NULL OR batch_window NOT BETWEEN interval '0' AND interval '5 minutes' THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid batch_window for target "%s"', target_id),
+			format('The value given is %s.', coalesce(batch_window::text, 'NULL')),
+			'batch_window is between ''0'' (send what is due at once) and ''5 minutes''.');
+	END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.check_target_batches(text, integer, interval) FROM PUBLIC;
+
+-- put_target takes batch_size and batch_window, checked by
+-- check_target_batches: see the section "put_target" at the end.
+
 -- (end of batches)
 
 ------------------------------------------------------------------------------
@@ -3373,7 +3420,8 @@ REVOKE EXECUTE ON FUNCTION eventbus.check_target_function(text, text, text, json
  * section above adds, in this order: input, input_path and
  * input_transformer (checked by check_target_input), connection
  * (check_target_connection), function (check_target_function: an SQL
- * function instead of an endpoint).  Every check is the helper's; this
+ * function instead of an endpoint), batch_size and batch_window
+ * (check_target_batches).  Every check is the helper's; this
  * function only calls them and writes the row.
  */
 DROP FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval);
@@ -3388,7 +3436,9 @@ CREATE FUNCTION eventbus.put_target(rule text, target_id text, endpoint text DEF
 									input_path text DEFAULT NULL,
 									input_transformer jsonb DEFAULT NULL,
 									connection text DEFAULT NULL,
-									"function" text DEFAULT NULL)
+									"function" text DEFAULT NULL,
+									batch_size integer DEFAULT 1,
+									batch_window interval DEFAULT '0')
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -3430,6 +3480,14 @@ BEGIN
 			'A connection authorizes HTTP requests; a function target sends none.',
 			'Leave connection NULL, or give an endpoint instead of a function.');
 	END IF;
+	-- up to batch_size events per request, waiting at most batch_window
+	PERFORM eventbus.check_target_batches(target_id, batch_size, batch_window);
+	IF batch_size > 1 AND put_target.function IS NOT NULL THEN
+		PERFORM eventbus.raise_error('22023',
+			format('target "%s" calls a function and cannot take batches', target_id),
+			'A function target is called once per event.',
+			'Leave batch_size at 1, or give an endpoint instead of a function.');
+	END IF;
 	IF max_retry_attempts IS NULL OR max_retry_attempts NOT BETWEEN 0 AND 185 THEN
 		PERFORM eventbus.raise_error('22023',
 			'max_retry_attempts must be between 0 and 185',
@@ -3459,11 +3517,11 @@ BEGIN
 	INSERT INTO eventbus.targets AS t (bus, rule, target_id, endpoint, http_method, headers,
 									   max_retry_attempts, max_event_age, timeout,
 									   input, input_path, input_transformer,
-									   connection, "function")
+									   connection, "function", batch_size, batch_window)
 	VALUES (bus, rule, target_id, endpoint, http_method, headers,
 			max_retry_attempts, max_event_age, timeout,
 			input, input_path, input_transformer,
-			connection, put_target.function)
+			connection, put_target.function, batch_size, batch_window)
 	ON CONFLICT ON CONSTRAINT targets_pkey DO UPDATE
 		SET endpoint = EXCLUDED.endpoint,
 			http_method = EXCLUDED.http_method,
@@ -3476,10 +3534,12 @@ BEGIN
 			input_transformer = EXCLUDED.input_transformer,
 			connection = EXCLUDED.connection,
 			"function" = EXCLUDED."function",
+			batch_size = EXCLUDED.batch_size,
+			batch_window = EXCLUDED.batch_window,
 			updated_at = now();
 END
 $$;
-COMMENT ON FUNCTION eventbus.put_target IS 'Creates or replaces a target of a rule (at most 5 per rule): an HTTP endpoint (optionally authorized by a connection) or a SQL function, optionally with what it receives instead of the event.';
+COMMENT ON FUNCTION eventbus.put_target IS 'Creates or replaces a target of a rule (at most 5 per rule): an HTTP endpoint (optionally authorized by a connection) or a SQL function, optionally with what it receives instead of the event and how many events one request carries.';
 REVOKE EXECUTE ON FUNCTION eventbus.put_target FROM PUBLIC;
 
 -- (end of put_target)

@@ -212,9 +212,11 @@ eb_attempts_add(const struct EbDelivery *d)
 	char	   *excerpt;
 	int			r;
 
-	if (!d->to_send || eventbus_attempt_log == EB_ATTEMPT_LOG_OFF)
+	if ((!d->to_send && !d->batched) || eventbus_attempt_log == EB_ATTEMPT_LOG_OFF)
 		return;
 	verdict = eb_classify(req->transport, req->status);
+	if (d->item_failed)
+		verdict = EB_VERDICT_RETRY; /* listed in batchItemFailures */
 	if (verdict == EB_VERDICT_SUCCESS && eventbus_attempt_log != EB_ATTEMPT_LOG_ALL)
 		return;
 
@@ -243,7 +245,8 @@ eb_attempts_add(const struct EbDelivery *d)
 		nulls[A_ERROR_CODE][r] = true;
 	else
 		values[A_ERROR_CODE][r] =
-			CStringGetTextDatum(eb_error_code(req->transport, req->status));
+			CStringGetTextDatum(d->item_failed ? EB_ERR_BATCH_ITEM_FAILURE :
+								eb_error_code(req->transport, req->status));
 	excerpt = eb_response_excerpt(req);
 	if (excerpt != NULL)
 		values[A_EXCERPT][r] = CStringGetTextDatum(excerpt);

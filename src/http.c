@@ -132,6 +132,13 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 		req->excerpt_len += n;
 		req->excerpt[req->excerpt_len] = '\0';
 	}
+	/* a batch's answer may list failed items (batch.c): all of it, bounded */
+	if (req->body_keep != NULL)
+	{
+		memcpy(req->body_keep + req->body_keep_len, data, len);
+		req->body_keep_len += len;
+		req->body_keep[req->body_keep_len] = '\0';
+	}
 	return len;
 }
 
@@ -509,6 +516,9 @@ eb_http_submit(EbHttpRequest *req)
 		req->error[0] = '\0';
 	req->excerpt[0] = '\0';
 	req->excerpt_len = 0;
+	req->body_keep_len = 0;
+	if (req->body_keep != NULL)
+		req->body_keep[0] = '\0';
 	req->retry_after[0] = '\0';
 	req->seconds = 0;
 	req->requests_sent = 0;

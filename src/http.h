@@ -42,6 +42,8 @@ typedef struct EbHttpRequest
 	size_t		body_len;
 	long		timeout_ms;
 	void	   *headers;		/* struct curl_slist *, see eb_http_add_header */
+	char	   *body_keep;		/* NULL, or room for EB_HTTP_MAX_BODY_BYTES + 1
+								 * bytes: the whole response body is kept */
 
 	/* the outcome, filled in when the request is done */
 	EbTransport transport;
@@ -49,6 +51,7 @@ typedef struct EbHttpRequest
 	char		error[256];		/* libcurl's message for a transport error */
 	char		excerpt[EB_HTTP_EXCERPT_MAX + 1];	/* start of response body */
 	size_t		excerpt_len;
+	size_t		body_keep_len;	/* bytes of the body in body_keep */
 	char		retry_after[64];	/* Retry-After header, or "" */
 	double		seconds;		/* total time of the request */
 

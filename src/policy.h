@@ -54,6 +54,7 @@ typedef enum EbVerdict
 #define EB_ERR_TARGET_DELETED		"TARGET_DELETED"
 #define EB_ERR_INTERNAL_FAILURE		"INTERNAL_FAILURE"
 #define EB_ERR_FUNCTION_ERROR		"FUNCTION_ERROR"
+#define EB_ERR_BATCH_ITEM_FAILURE	"BATCH_ITEM_FAILURE"	/* batch.c */
 
 /* Exhausted conditions (the CHECK constraint of eventbus.dead_letters). */
 #define EB_EXHAUSTED_RETRIES		"MaximumRetryAttempts"

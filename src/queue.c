@@ -61,6 +61,7 @@
 #include "utils/wait_event.h"
 
 #include "attempts.h"
+#include "batch.h"
 #include "connection.h"
 #include "policy.h"
 #include "queue.h"
@@ -134,6 +135,13 @@ static SPIPlanPtr forget_plan = NULL;
  * event_published_at was filled is looked up by id alone.  The later
  * statements find the locked rows again by ctid rather than through an
  * index.
+ *
+ * Batch targets (batch_size > 1, batch.c) have their own branch: a target
+ * there gives rows only when batch_size of them are due or its oldest due
+ * row has waited batch_window (one more probe of the same index, at most
+ * batch_size entries), up to room x batch_size rows (room counts requests,
+ * and a batch is one), and $6 rows in all for such targets; the caller
+ * makes them into requests.
  */
 static const char *const claim_sql =
 "WITH queued AS ("
@@ -154,13 +162,14 @@ static const char *const claim_sql =
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 0)::pg_catalog.int4,"
 "      $3) END AS room,"
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 1)::pg_catalog.timestamptz,"
-"      '-infinity'::pg_catalog.timestamptz) AS low"
+"      '-infinity'::pg_catalog.timestamptz) AS low,"
+"    tk.batch_size, tk.batch_window"
 "  FROM tk"
 "  ORDER BY pg_catalog.hashtext(tk.key) OPERATOR(pg_catalog.#) $5"
 "), due AS ("
 "  (SELECT r.row_ctid, r.due_at, false AS gone, tq.room, tq.endpoint, tq.http_method,"
 "    tq.headers, tq.max_retry_attempts, tq.max_event_age, tq.timeout, tq.transform,"
-"    tq.function"
+"    tq.function, tq.batch_size"
 "  FROM tq CROSS JOIN LATERAL ("
 "    SELECT d.ctid AS row_ctid, d.next_attempt_at AS due_at FROM eventbus.deliveries d"
 "    WHERE d.bus OPERATOR(pg_catalog.=) tq.bus AND d.rule OPERATOR(pg_catalog.=) tq.rule"
@@ -172,10 +181,38 @@ static const char *const claim_sql =
 "    LIMIT tq.room"
 "    FOR UPDATE OF d SKIP LOCKED) r"
 "  WHERE tq.room OPERATOR(pg_catalog.>) 0"
+"    AND tq.batch_size OPERATOR(pg_catalog.=) 1"
 "  LIMIT $1)"
 "  UNION ALL"
+"  (SELECT r.row_ctid, r.due_at, false, tq.room, tq.endpoint, tq.http_method,"
+"    tq.headers, tq.max_retry_attempts, tq.max_event_age, tq.timeout, tq.transform,"
+"    tq.function, tq.batch_size"
+"  FROM tq CROSS JOIN LATERAL ("
+"    SELECT d.ctid AS row_ctid, d.next_attempt_at AS due_at FROM eventbus.deliveries d"
+"    WHERE d.bus OPERATOR(pg_catalog.=) tq.bus AND d.rule OPERATOR(pg_catalog.=) tq.rule"
+"      AND d.target_id OPERATOR(pg_catalog.=) tq.target_id"
+"      AND d.next_attempt_at OPERATOR(pg_catalog.>=) tq.low"
+"      AND d.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"      AND (d.leased_until IS NULL OR d.leased_until OPERATOR(pg_catalog.<=) pg_catalog.now())"
+"      AND (SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) tq.batch_size"
+"        OR pg_catalog.min(w.due_at) OPERATOR(pg_catalog.<=)"
+"          (pg_catalog.now() OPERATOR(pg_catalog.-) tq.batch_window)"
+"        FROM (SELECT g.next_attempt_at AS due_at FROM eventbus.deliveries g"
+"          WHERE g.bus OPERATOR(pg_catalog.=) tq.bus AND g.rule OPERATOR(pg_catalog.=) tq.rule"
+"            AND g.target_id OPERATOR(pg_catalog.=) tq.target_id"
+"            AND g.next_attempt_at OPERATOR(pg_catalog.>=) tq.low"
+"            AND g.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"            AND (g.leased_until IS NULL OR g.leased_until OPERATOR(pg_catalog.<=) pg_catalog.now())"
+"          ORDER BY g.next_attempt_at LIMIT tq.batch_size) w)"
+"    ORDER BY d.next_attempt_at"
+"    LIMIT tq.room OPERATOR(pg_catalog.*) tq.batch_size"
+"    FOR UPDATE OF d SKIP LOCKED) r"
+"  WHERE tq.room OPERATOR(pg_catalog.>) 0"
+"    AND tq.batch_size OPERATOR(pg_catalog.>) 1"
+"  LIMIT $6)"
+"  UNION ALL"
 "  (SELECT r.row_ctid, r.due_at, true, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-"    NULL"
+"    NULL, 1"
 "  FROM queued q CROSS JOIN LATERAL ("
 "    SELECT d.ctid AS row_ctid, d.next_attempt_at AS due_at FROM eventbus.deliveries d"
 "    WHERE d.bus OPERATOR(pg_catalog.=) q.bus AND d.rule OPERATOR(pg_catalog.=) q.rule"
@@ -203,7 +240,7 @@ static const char *const claim_sql =
 "    d.attempts, d.leased_until, d.last_http_status, due.gone, due.endpoint,"
 "    due.http_method, due.headers, due.max_retry_attempts, due.max_event_age,"
 "    due.timeout, due.room, due.due_at, due.transform,"
-"    due.function"
+"    due.function, due.batch_size, d.batch_key"
 ")"
 "SELECT l.id, l.row_tid, l.attempts, l.leased_until, l.gone, l.last_http_status,"
 "  l.endpoint, l.http_method,"
@@ -239,7 +276,8 @@ static const char *const claim_sql =
 "   FROM eventbus.targets t, eventbus.connection_secrets c"
 "   WHERE t.bus OPERATOR(pg_catalog.=) l.bus AND t.rule OPERATOR(pg_catalog.=) l.rule"
 "     AND t.target_id OPERATOR(pg_catalog.=) l.target_id"
-"     AND c.name OPERATOR(pg_catalog.=) t.connection)"
+"     AND c.name OPERATOR(pg_catalog.=) t.connection),"
+"  l.batch_size, l.batch_key"
 " FROM leased l LEFT JOIN LATERAL ("
 "   SELECT ev.* FROM eventbus.events ev"
 "   WHERE l.envelope IS NULL AND ev.id OPERATOR(pg_catalog.=) l.event_id"
@@ -338,6 +376,9 @@ enum
 #define CLAIM_FUNCTION (CLAIM_TRANSFORM + 1)
 /* Then the target's connection (jsonb, NULL: none; see connection.c). */
 #define CLAIM_CONNECTION (CLAIM_FUNCTION + 1)
+/* Then its batch_size, and the row's batch_key (see batch.c). */
+#define CLAIM_BATCH_SIZE (CLAIM_CONNECTION + 1)
+#define CLAIM_BATCH_KEY (CLAIM_BATCH_SIZE + 1)
 
 /*
  * When the next row becomes due, after now: from the next_attempt_at
@@ -392,17 +433,23 @@ static const char *const done_sql =
 "              WHERE d.id OPERATOR(pg_catalog.=) s.id OFFSET 0) r"
 "   WHERE r.leased_until OPERATOR(pg_catalog.=) s.lease))";
 
-/* Failed, to be retried: back in the queue at the given time. */
+/*
+ * Failed, to be retried: back in the queue at the given time; a batch that
+ * failed as a whole stays bound together by its key (batch.c).
+ */
 static const char *const retry_sql =
 "UPDATE eventbus.deliveries d"
 " SET next_attempt_at = s.next, leased_until = NULL,"
-"   last_error = s.err, last_http_status = s.status"
+"   last_error = s.err, last_http_status = s.status,"
+"   batch_key = s.batch_key"
 " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
 "   pg_catalog.unnest($2::pg_catalog.tid[]),"
 "   pg_catalog.unnest($3::pg_catalog.timestamptz[]),"
 "   pg_catalog.unnest($4::pg_catalog.timestamptz[]),"
 "   pg_catalog.unnest($5::pg_catalog.text[]),"
-"   pg_catalog.unnest($6::pg_catalog.int4[])) AS s(id, tid, lease, next, err, status)"
+"   pg_catalog.unnest($6::pg_catalog.int4[]),"
+"   pg_catalog.unnest($7::pg_catalog.int8[]))"
+"   AS s(id, tid, lease, next, err, status, batch_key)"
 " WHERE d.ctid OPERATOR(pg_catalog.=) s.tid AND pg_catalog.int8eq(d.id, s.id)"
 "   AND pg_catalog.timestamptz_eq(d.leased_until, s.lease)";
 
@@ -746,6 +793,10 @@ read_claimed_row(HeapTuple tuple, TupleDesc desc, EbClaimedRow *row)
 	row->transform = SPI_getbinval(tuple, desc, CLAIM_TRANSFORM, &row->transform_null);
 	row->function = claim_text(tuple, desc, CLAIM_FUNCTION);
 	row->connection = SPI_getbinval(tuple, desc, CLAIM_CONNECTION, &row->connection_null);
+	row->batch_size = DatumGetInt32(SPI_getbinval(tuple, desc, CLAIM_BATCH_SIZE, &isnull));
+	v = SPI_getbinval(tuple, desc, CLAIM_BATCH_KEY, &isnull);
+	row->batch_key = isnull ? 0 : DatumGetInt64(v);
+	row->due_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, CLAIM_DUE_AT, &isnull));
 }
 
 /* One target's share of a claim, for its low mark. */
@@ -785,8 +836,8 @@ claim_horizon(void)
 TimestampTz
 eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 {
-	Oid			types[5] = {INT4OID, JSONBOID, INT4OID, BOOLOID, INT4OID};
-	Datum		args[5];
+	Oid			types[6] = {INT4OID, JSONBOID, INT4OID, BOOLOID, INT4OID, INT4OID};
+	Datum		args[6];
 	uint64		n;
 	int			nrelease = 0;
 	StringInfoData state;
@@ -802,6 +853,10 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	Datum	   *release_tids;
 	TimestampTz next_due = 0;
 	EbDelivery **tail = claimed;
+	EbClaimedRow *pending;
+	int			npending = 0;
+	int			requests = 0;
+	bool		full;
 
 	*claimed = NULL;
 	begin_xact("pg_eventbus: claiming deliveries");
@@ -845,11 +900,12 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	args[2] = Int32GetDatum(eb_slots_default_room());
 	args[3] = BoolGetDatum(sweep);
 	args[4] = Int32GetDatum((int32) pg_prng_uint32(&pg_global_prng_state));
+	args[5] = Int32GetDatum(EB_BATCH_CLAIM_ROWS);
 	if (sweep &&
 		SPI_execute_plan(eb_saved_plan(&forget_plan, forget_sql, 0, NULL),
 						 NULL, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "pg_eventbus: could not forget deleted targets");
-	if (SPI_execute_plan(eb_saved_plan(&claim_plan, claim_sql, 5, types),
+	if (SPI_execute_plan(eb_saved_plan(&claim_plan, claim_sql, 6, types),
 						 args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not claim deliveries");
 	n = SPI_processed;
@@ -861,6 +917,7 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	release_ids = palloc(sizeof(Datum) * (n + 1));
 	release_tids = palloc(sizeof(Datum) * (n + 1));
+	pending = palloc(sizeof(EbClaimedRow) * (n + 1));
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
@@ -879,7 +936,8 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 			if (!found)
 			{
 				ct->rows = 0;
-				ct->room = DatumGetInt32(SPI_getbinval(tuple, desc, CLAIM_ROOM, &isnull));
+				ct->room = DatumGetInt32(SPI_getbinval(tuple, desc, CLAIM_ROOM, &isnull)) *
+					row.batch_size;
 				ct->last_due = DT_NOBEGIN;
 				ct->released = false;
 			}
@@ -887,6 +945,12 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 			ct->last_due = Max(ct->last_due,
 							   DatumGetTimestampTz(SPI_getbinval(tuple, desc, CLAIM_DUE_AT,
 																 &isnull)));
+			/* a batch target's rows: made into requests below (batch.c) */
+			if (row.batch_size > 1)
+			{
+				pending[npending++] = row;
+				continue;
+			}
 			if ((!row.event_null[EB_EV_ID] || row.envelope != NULL) &&
 				!eb_slots_take(row.target_key))
 			{
@@ -897,8 +961,49 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 			}
 		}
 		d = eb_request_build(&row);
+		if (d->to_send)
+			requests++;
 		*tail = d;
 		tail = &d->next;
+	}
+	/* the claim was full: more may be due at once */
+	full = (n - npending >= (uint64) room || npending >= EB_BATCH_CLAIM_ROWS);
+
+	/*
+	 * Batches: one request (and one slot) each, within the room left; a
+	 * batch over its target's limit or the room goes back to the queue
+	 * whole.
+	 */
+	eb_batch_sort(pending, npending);
+	for (int i = 0; i < npending;)
+	{
+		int			end = eb_batch_group_end(pending, npending, i);
+		EbDelivery *leader = eb_batch_build(&pending[i], end - i, &tail);
+
+		if (leader != NULL &&
+			(requests >= room || !eb_slots_take(leader->target_key)))
+		{
+			for (EbDelivery *m = leader; m != NULL;
+				 m = (m == leader ? leader->batch_rows : m->batch_next))
+			{
+				ItemPointer tid = palloc(sizeof(ItemPointerData));
+
+				ItemPointerCopy(&m->tid, tid);
+				release_ids[nrelease] = Int64GetDatum(m->id);
+				release_tids[nrelease++] = PointerGetDatum(tid);
+			}
+			ct = hash_search(claimed_targets, pending[i].target_key, HASH_FIND, NULL);
+			if (ct != NULL)
+				ct->released = true;
+			eb_batch_discard(leader);
+		}
+		else if (leader != NULL)
+		{
+			*tail = leader;
+			tail = &leader->next;
+			requests++;
+		}
+		i = end;
 	}
 	*tail = NULL;
 	if (nrelease > 0)
@@ -923,7 +1028,7 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	hash_seq_init(&seq, claimed_targets);
 	while ((ct = hash_seq_search(&seq)) != NULL)
 	{
-		bool		more = (ct->rows >= ct->room || n >= (uint64) room);
+		bool		more = (ct->rows >= ct->room || full);
 
 		if (ct->released)
 			eb_slots_forget_low(ct->key);
@@ -935,7 +1040,7 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 			targets_saturated = true;
 	}
 
-	if (n >= (uint64) room)
+	if (full)
 		next_due = GetCurrentTimestamp();
 	else
 	{
@@ -950,6 +1055,14 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 			v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 			if (!isnull)
 				next_due = DatumGetTimestampTz(v);
+		}
+
+		/* a batch window that ends before then (batch.c) */
+		{
+			TimestampTz window_end = eb_batch_next_window();
+
+			if (window_end != 0 && (next_due == 0 || window_end < next_due))
+				next_due = window_end;
 		}
 
 		/*
@@ -1004,7 +1117,7 @@ typedef struct RowSet
 /* Column types of the settle statements, in parameter order. */
 static const Oid done_types[] = {INT8OID, TIMESTAMPTZOID};
 static const Oid retry_types[] = {INT8OID, TIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-TEXTOID, INT4OID};
+TEXTOID, INT4OID, INT8OID};
 static const Oid dead_types[] = {INT8OID, TIDOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
 INT4OID, TEXTOID, TEXTOID, TEXTOID};
 
@@ -1071,11 +1184,12 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 	bool		no_status = (req->transport != EB_TRANSPORT_OK);
 
 	/* a request that went out (not a row dead-lettered unsent) */
-	if (d->to_send)
+	if (d->to_send || d->batched)
 		eb_stats_count_attempt(d->target_key, req->transport, req->status,
-							   d->attempts, verdict == EB_VERDICT_SUCCESS,
+							   d->attempts,
+							   verdict == EB_VERDICT_SUCCESS && !d->item_failed,
 							   d->has_event ? d->published_at : 0);
-	if (verdict == EB_VERDICT_SUCCESS && !d->target_gone)
+	if (verdict == EB_VERDICT_SUCCESS && !d->target_gone && !d->item_failed)
 	{
 		Datum		v[] = {Int64GetDatum(d->id), TimestampTzGetDatum(d->lease)};
 
@@ -1096,6 +1210,13 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 		code = eb_error_code(req->transport, req->status);
 		if (d->function != NULL)
 			msg = pstrdup(d->function_error ? d->function_error : req->error);
+		else if (d->item_failed)
+		{
+			/* a 2xx whose batchItemFailures list this event (batch.c) */
+			code = EB_ERR_BATCH_ITEM_FAILURE;
+			msg = psprintf("%s %s returned HTTP %ld listing the event in batchItemFailures",
+						   req->method, d->endpoint, req->status);
+		}
 		else if (req->transport == EB_TRANSPORT_OK)
 			msg = psprintf("%s %s returned HTTP %ld", req->method, d->endpoint, req->status);
 		else
@@ -1109,11 +1230,25 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 		{
 			int64		delay_ms;
 
-			delay_ms = eb_retry_delay_ms(d->attempts, eb_settings->retry_base_delay,
-										 eb_settings->retry_max_delay,
-										 pg_prng_double(&pg_global_prng_state),
-										 req->retry_after, time(NULL));
-			next = now + delay_ms * 1000;
+			/*
+			 * The rows of a batch come back due together (one delay for the
+			 * whole batch, one for its failed items), to be sent together.
+			 */
+			TimestampTz *shared = d->leader == NULL ? NULL :
+			d->item_failed ? &d->leader->item_retry_at : &d->leader->batch_retry_at;
+
+			if (shared != NULL && *shared != 0)
+				next = *shared;
+			else
+			{
+				delay_ms = eb_retry_delay_ms(d->attempts, eb_settings->retry_base_delay,
+											 eb_settings->retry_max_delay,
+											 pg_prng_double(&pg_global_prng_state),
+											 req->retry_after, time(NULL));
+				next = now + delay_ms * 1000;
+				if (shared != NULL)
+					*shared = next;
+			}
 			if (d->has_event && next > d->published_at + d->max_event_age_ms * 1000)
 				cond = EB_EXHAUSTED_AGE;
 		}
@@ -1121,12 +1256,15 @@ settle_one(RowSet *done, RowSet *retry, RowSet *dead, EbDelivery *d,
 
 	if (cond == NULL)
 	{
+		/* a batch failed whole stays one: keyed by its leader's id */
+		bool		bound = (d->leader != NULL && !d->item_failed);
 		Datum		v[] = {Int64GetDatum(d->id), PointerGetDatum(&d->tid),
 			TimestampTzGetDatum(d->lease),
 			TimestampTzGetDatum(next),
 			CStringGetTextDatum(psprintf("%s: %s", code, msg)),
-		Int32GetDatum((int32) req->status)};
-		bool		n[] = {false, false, false, false, false, no_status};
+			Int32GetDatum((int32) req->status),
+		Int64GetDatum(bound ? d->leader->id : 0)};
+		bool		n[] = {false, false, false, false, false, no_status, !bound};
 
 		rowset_add(retry, v, n);
 		return next;
@@ -1169,10 +1307,12 @@ eb_queue_settle(EbDelivery *finished)
 
 	if (finished == NULL)
 		return 0;
-	for (EbDelivery *d = finished; d != NULL; d = d->next)
-		count++;
 
 	old = MemoryContextSwitchTo(batch_ctx);
+	/* every row of a batch takes its request's outcome (batch.c) */
+	finished = eb_batch_spread(finished);
+	for (EbDelivery *d = finished; d != NULL; d = d->next)
+		count++;
 	rowset_init(&done, done_types, lengthof(done_types), count);
 	rowset_init(&retry, retry_types, lengthof(retry_types), count);
 	rowset_init(&dead, dead_types, lengthof(dead_types), count);

@@ -8,7 +8,8 @@
  * they are settled, and stay on a list meanwhile, so that a worker that
  * stops can hand them back to the queue.  Nothing here talks to the
  * database or drives libcurl: the queue fills in an EbClaimedRow, the loop
- * sends what comes out.
+ * sends what comes out.  A batch target's rows share one request, which
+ * batch.c builds from the same pieces (body, delivery, headers).
  *
  *-------------------------------------------------------------------------
  */
@@ -19,7 +20,6 @@
 #include "utils/memutils.h"
 #include "utils/uuid.h"
 
-#include "connection.h"
 #include "request.h"
 #include "signature.h"
 #include "transform.h"
@@ -59,57 +59,49 @@ add_default_header(EbDelivery *d, const char *line, const char *target_headers)
 }
 
 /*
- * Builds the delivery of a claimed row: its request, ready to send (its
- * body the event's envelope, or the envelope the row carries), or --
- * when the target or the event is gone -- a delivery finished already,
- * with the reason in http.error, for settle to dead-letter.
+ * The body a claimed row's target receives -- the event's envelope, the
+ * envelope the row carries (a redriven dead letter whose event has left
+ * the archive), or its transformation -- palloc'd in the current memory
+ * context; NULL when there is nothing to send (target or event gone, or
+ * the transformation failed: `err` says why, or is left empty).  Sets
+ * *plain_text when a transformation made text that is not JSON.
  */
-EbDelivery *
-eb_request_build(const EbClaimedRow *row)
+char *
+eb_request_body(const EbClaimedRow *row, int *body_len, bool *plain_text,
+				char *err, size_t errlen)
 {
-	MemoryContext old;
-	EbDelivery *d;
 	char	   *body = NULL;
-	int			body_len = 0;
-	char		webhook_id[EB_WEBHOOK_ID_LEN];
-	char		line[128];
-	char		timestamp[32];
-	bool		plain_text = false;
-	char		transform_error[256] = "";
-	EbConnectionWire wire;
 
-	/*
-	 * The body and the webhook-id first, in the caller's (the claim's)
-	 * memory: printing jsonb leaves litter behind, and the request keeps
-	 * only the text.
-	 */
+	*body_len = 0;
+	*plain_text = false;
 	if (!row->target_gone && row->envelope != NULL)
 	{
 		/* a redriven dead letter whose event has left the archive */
 		body = pstrdup(row->envelope);
-		body_len = strlen(body);
+		*body_len = strlen(body);
 	}
 	else if (!row->target_gone && !row->event_null[EB_EV_ID])
-		body = eb_envelope_text(row->event, row->event_null, &body_len);
+		body = eb_envelope_text(row->event, row->event_null, body_len);
 	/* what the target receives: the envelope, or its transformation */
 	if (body != NULL && !row->transform_null)
 		body = eb_transform_delivery(row->transform, body, row->bus, row->rule,
-									 row->published_at, &body_len, &plain_text,
-									 transform_error, sizeof(transform_error));
-	/* what the target's connection adds (connection.c) */
-	if (!row->connection_null && !row->target_gone)
-	{
-		eb_connection_prepare(row->connection, &wire);
-		body = eb_connection_merge_body(&wire, body, &body_len, plain_text);
-	}
-	else
-		memset(&wire, 0, sizeof(wire));
-	if (body != NULL)
-		eb_webhook_id(webhook_id, DatumGetUUIDP(row->event_id),
-					  row->bus, row->rule, row->target_id);
+									 row->published_at, body_len, plain_text,
+									 err, errlen);
+	return body;
+}
 
-	old = MemoryContextSwitchTo(request_ctx);
-	d = palloc0(sizeof(EbDelivery));
+/*
+ * A new delivery for a claimed row, in the deliveries' memory and on the
+ * list of live ones, not yet to send: the caller gives it a body with
+ * eb_request_set_body() or a reason in http.error.  `wire` is what the
+ * target's connection adds (zeroed: none): the URL gets its query string.
+ */
+EbDelivery *
+eb_request_new(const EbClaimedRow *row, const EbConnectionWire *wire)
+{
+	MemoryContext old = MemoryContextSwitchTo(request_ctx);
+	EbDelivery *d = palloc0(sizeof(EbDelivery));
+
 	d->http.owner = d;
 	dlist_push_tail(&live_deliveries, &d->live_node);
 	d->id = row->id;
@@ -126,49 +118,54 @@ eb_request_build(const EbClaimedRow *row)
 	/* a function target: its function stands for the endpoint (dead letters) */
 	if (row->function != NULL)
 		d->function = d->endpoint = pstrdup(row->function);
-	d->url = (d->endpoint && wire.query) ? eb_connection_url(d->endpoint, wire.query) : NULL;
+	d->url = (d->endpoint && wire->query) ? eb_connection_url(d->endpoint, wire->query) : NULL;
 	d->http.url = d->url ? d->url : d->endpoint;
-	d->connection = wire.name ? pstrdup(wire.name) : NULL;
-	d->token_serial = wire.oauth ? wire.token_serial : -1;
+	d->connection = wire->name ? pstrdup(wire->name) : NULL;
+	d->token_serial = wire->oauth ? wire->token_serial : -1;
 	d->http.method = row->method ? pstrdup(row->method) : NULL;
 	d->http.timeout_ms = row->timeout_ms;
 	d->event_id = *DatumGetUUIDP(row->event_id);	/* the row's, event or not */
+	MemoryContextSwitchTo(old);
+	return d;
+}
 
-	if (row->target_gone)
-	{
-		d->http.transport = EB_TRANSPORT_INTERNAL;
-		d->http.status = row->last_status_null ? 0 : row->last_status;
-		snprintf(d->http.error, sizeof(d->http.error),
-				 "target %s of rule %s on bus %s no longer exists",
-				 row->target_id, row->rule, row->bus);
-		MemoryContextSwitchTo(old);
-		return d;
-	}
-	if (body == NULL)
-	{
-		d->http.transport = EB_TRANSPORT_INTERNAL;
-		strlcpy(d->http.error, transform_error[0] ? transform_error :
-				"the event no longer exists in eventbus.events",
-				sizeof(d->http.error));
-		MemoryContextSwitchTo(old);
-		return d;
-	}
+/*
+ * What the target's connection adds to its requests (connection.c), in
+ * the current memory; zeroed when it has none or is gone.
+ */
+void
+eb_request_wire(const EbClaimedRow *row, EbConnectionWire *wire)
+{
+	if (!row->connection_null && !row->target_gone)
+		eb_connection_prepare(row->connection, wire);
+	else
+		memset(wire, 0, sizeof(*wire));
+}
+
+/*
+ * Makes `d` ready to send `body` to the target of `row` under `webhook_id`:
+ * the content type (JSON, or text for a transformation that made plain
+ * text) and User-Agent unless the connection sets them, the target's
+ * headers (the connection's win over those of the same name), the
+ * connection's, webhook-id, webhook-timestamp and the signature over the
+ * very id, timestamp and body sent.
+ */
+void
+eb_request_set_body(EbDelivery *d, const EbClaimedRow *row, const char *body,
+					int body_len, bool plain_text, const char *webhook_id,
+					const EbConnectionWire *wire)
+{
+	MemoryContext old = MemoryContextSwitchTo(request_ctx);
+	char		line[128];
+	char		timestamp[32];
 
 	d->to_send = true;
 	d->http.body = pnstrdup(body, body_len);
 	d->http.body_len = body_len;
-	if (d->function != NULL)
-	{
-		/* not a request: the loop calls the function (function_target.c) */
-		d->plain_text = plain_text;
-		MemoryContextSwitchTo(old);
-		pfree(body);
-		return d;
-	}
-	if (!eb_connection_sets_header(&wire, "Content-Type:"))
+	if (!eb_connection_sets_header(wire, "Content-Type:"))
 		add_default_header(d, plain_text ? "Content-Type: text/plain; charset=utf-8" :
 						   "Content-Type: application/json", row->headers);
-	if (!eb_connection_sets_header(&wire, EB_USER_AGENT))
+	if (!eb_connection_sets_header(wire, EB_USER_AGENT))
 		add_default_header(d, EB_USER_AGENT, row->headers);
 	eb_http_add_header(&d->http, "Expect:");	/* no 100-continue round trip */
 	if (row->headers != NULL)
@@ -177,18 +174,18 @@ eb_request_build(const EbClaimedRow *row)
 		char	   *save;
 
 		for (char *h = strtok_r(headers, "\n", &save); h; h = strtok_r(NULL, "\n", &save))
-			if (!eb_connection_sets_header(&wire, h))	/* the connection's wins */
+			if (!eb_connection_sets_header(wire, h))	/* the connection's wins */
 				eb_http_add_header(&d->http, h);
 		pfree(headers);
 	}
-	if (wire.headers != NULL)
+	if (wire->headers != NULL)
 	{
-		char	   *headers = pstrdup(wire.headers);
+		char	   *headers = pstrdup(wire->headers);
 		char	   *save;
 
 		for (char *h = strtok_r(headers, "\n", &save); h; h = strtok_r(NULL, "\n", &save))
 			eb_http_add_header(&d->http, h);
-		memset(headers, 0, strlen(wire.headers));
+		memset(headers, 0, strlen(wire->headers));
 		pfree(headers);
 	}
 	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
@@ -208,6 +205,72 @@ eb_request_build(const EbClaimedRow *row)
 			eb_http_add_header(&d->http, signature);
 	}
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Builds the delivery of a claimed row: its request, ready to send (its
+ * body the event's envelope, or the envelope the row carries), a call of
+ * a function target's function (function_target.c), or -- when the
+ * target or the event is gone -- a delivery finished already, with the
+ * reason in http.error, for settle to dead-letter.
+ */
+EbDelivery *
+eb_request_build(const EbClaimedRow *row)
+{
+	EbDelivery *d;
+	char	   *body;
+	int			body_len;
+	char		webhook_id[EB_WEBHOOK_ID_LEN];
+	bool		plain_text;
+	char		transform_error[256] = "";
+	EbConnectionWire wire;
+
+	/*
+	 * The body and the webhook-id first, in the caller's (the claim's)
+	 * memory: printing jsonb leaves litter behind, and the request keeps
+	 * only the text.  The connection's body parameters go into it.
+	 */
+	eb_request_wire(row, &wire);
+	body = eb_request_body(row, &body_len, &plain_text, transform_error,
+						   sizeof(transform_error));
+	body = eb_connection_merge_body(&wire, body, &body_len, plain_text);
+	if (body != NULL)
+		eb_webhook_id(webhook_id, DatumGetUUIDP(row->event_id),
+					  row->bus, row->rule, row->target_id);
+
+	d = eb_request_new(row, &wire);
+	if (row->target_gone)
+	{
+		d->http.transport = EB_TRANSPORT_INTERNAL;
+		d->http.status = row->last_status_null ? 0 : row->last_status;
+		snprintf(d->http.error, sizeof(d->http.error),
+				 "target %s of rule %s on bus %s no longer exists",
+				 row->target_id, row->rule, row->bus);
+		return d;
+	}
+	if (body == NULL)
+	{
+		d->http.transport = EB_TRANSPORT_INTERNAL;
+		strlcpy(d->http.error, transform_error[0] ? transform_error :
+				"the event no longer exists in eventbus.events",
+				sizeof(d->http.error));
+		return d;
+	}
+	if (d->function != NULL)
+	{
+		/* not a request: the loop calls the function (function_target.c) */
+		MemoryContext old = MemoryContextSwitchTo(request_ctx);
+
+		d->to_send = true;
+		d->http.body = pnstrdup(body, body_len);
+		d->http.body_len = body_len;
+		d->plain_text = plain_text;
+		MemoryContextSwitchTo(old);
+		pfree(body);
+		return d;
+	}
+
+	eb_request_set_body(d, row, body, body_len, plain_text, webhook_id, &wire);
 	pfree(body);
 	return d;
 }
@@ -232,6 +295,8 @@ eb_request_free(EbDelivery *d)
 		pfree((char *) d->http.method);
 	if (d->http.body)
 		pfree((char *) d->http.body);
+	if (d->http.body_keep)
+		pfree(d->http.body_keep);
 	pfree(d);
 }
 

@@ -14,6 +14,7 @@
 #include "storage/itemptr.h"
 #include "utils/uuid.h"
 
+#include "connection.h"
 #include "envelope.h"
 #include "http.h"
 
@@ -56,6 +57,9 @@ typedef struct EbClaimedRow
 	const char *function;		/* a function target's function, or NULL */
 	Datum		connection;		/* jsonb: the target's connection (connection.c) */
 	bool		connection_null;	/* the target has none */
+	int			batch_size;		/* events per request (batch.c); 1: no batch */
+	int64		batch_key;		/* batch the row failed with, or 0 (batch.c) */
+	TimestampTz due_at;			/* next_attempt_at when claimed */
 } EbClaimedRow;
 
 /*
@@ -85,12 +89,33 @@ typedef struct EbDelivery
 	bool		plain_text;		/* its body is text, not JSON */
 	char	   *function_error; /* what the function raised, for settle */
 	TimestampTz started_at;		/* when the request went to libcurl */
+
+	/*
+	 * A batch (batch.c) is one request, that of its first row (the leader,
+	 * to_send); the other rows hang off it, batched, and share its outcome.
+	 */
+	bool		batched;		/* a row of a batch other than its leader */
+	bool		item_failed;	/* listed in the answer's batchItemFailures */
+	struct EbDelivery *batch_rows;	/* the leader's other rows */
+	struct EbDelivery *batch_next;	/* the next of them */
+	struct EbDelivery *leader;	/* the batch's leader (itself), or NULL */
+	TimestampTz batch_retry_at; /* leader: when the whole batch is retried */
+	TimestampTz item_retry_at;	/* leader: when failed items are retried */
 	struct EbDelivery *next;	/* in a list of claimed or finished ones */
 	dlist_node	live_node;		/* among the live deliveries, until freed */
 } EbDelivery;
 
 extern void eb_request_init(void);
 extern EbDelivery *eb_request_build(const EbClaimedRow *row);
+extern char *eb_request_body(const EbClaimedRow *row, int *body_len,
+							 bool *plain_text, char *err, size_t errlen);
+extern EbDelivery *eb_request_new(const EbClaimedRow *row,
+								  const EbConnectionWire *wire);
+extern void eb_request_wire(const EbClaimedRow *row, EbConnectionWire *wire);
+extern void eb_request_set_body(EbDelivery *d, const EbClaimedRow *row,
+								const char *body, int body_len,
+								bool plain_text, const char *webhook_id,
+								const EbConnectionWire *wire);
 extern void eb_request_free(EbDelivery *d);
 extern void eb_request_foreach_live(void (*fn) (EbDelivery *d, void *arg),
 									void *arg);

@@ -50,6 +50,7 @@
 #include "utils/wait_event.h"
 
 #include "attempts.h"
+#include "batch.h"
 #include "connection.h"
 #include "function_target.h"
 #include "http.h"
@@ -271,6 +272,7 @@ claim_and_send(int room)
 			d->started_at = GetCurrentTimestamp();
 			if (d->attempts == 1)
 				eb_stats_count_first_attempt(d->target_key, d->published_at);
+			eb_batch_started(d);	/* the other rows of a batch, if any */
 			eb_http_submit(&d->http);
 		}
 		else

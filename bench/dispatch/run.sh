@@ -13,10 +13,14 @@
 # CONCURRENCY (256), WORKERS (2, eventbus.workers: one per core), LATENCY_RATE (1000
 # events/s) for LATENCY_SECONDS (10), LONG_RUN (1000000; 0 skips)
 # deliveries for the memory check; ATTEMPT_LOG (unset: the default) sets
-# eventbus.attempt_log.  Also logged (lines starting with #):
+# eventbus.attempt_log; BATCH_EVENTS (EVENTS / 2; 0 skips) deliveries for
+# the batch comparison.  Also logged (lines starting with #):
 # the dispatch-only rate, draining a queue filled in one transaction.
+# Batches: the same backlog of BATCH_EVENTS, queued in one transaction for
+# the same target, drained with batch_size 1 and then with batch_size 100
+# (one request per 100 events, a JSON array).
 # Prints:
-#   deliveries=N seconds=S deliveries_per_sec=D raw_http_per_sec=R ratio=D/R p50_ms=X p99_ms=Y attempt_log=M
+#   deliveries=N seconds=S deliveries_per_sec=D raw_http_per_sec=R ratio=D/R p50_ms=X p99_ms=Y attempt_log=M batch1_per_sec=B1 batch100_per_sec=B100 batch_ratio=B100/B1
 set -euo pipefail
 
 EVENTS=${EVENTS:-100000}
@@ -25,6 +29,7 @@ WORKERS=${WORKERS:-2}
 LATENCY_RATE=${LATENCY_RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 LONG_RUN=${LONG_RUN:-1000000}
+BATCH_EVENTS=${BATCH_EVENTS:-$((EVENTS / 2))}
 # the server: PG_BIN, else PG_CONFIG's bindir, else PGBIN, else the system's
 if [ -n "${PG_BIN:-}" ]; then
 	PGBIN=$PG_BIN
@@ -201,6 +206,26 @@ drain bench
 DRAIN_SECS=$(echo "$(date +%s.%N) - $t0" | bc -l)
 log "dispatch only: $((EVENTS / 2)) in $(printf %.2f "$DRAIN_SECS") s = $(echo "$EVENTS / 2 / $DRAIN_SECS" | bc -l | xargs printf %.0f) deliveries/s"
 
+# deliveries/s draining BATCH_EVENTS queued at once, with batch_size $1
+batch_run() {
+	local size=$1 t0 secs
+	psql_ -c "SELECT eventbus.put_target('bench', 'nginx', 'http://127.0.0.1:$HTTP_PORT/', batch_size => $size)" >/dev/null
+	psql_ -c "SELECT count(*) FROM (SELECT eventbus.put_event('bench', 'Bench Event', jsonb_build_object('pad', repeat('x', $PAD), 'n', g)) FROM generate_series(1, $BATCH_EVENTS) g) x" >/dev/null
+	t0=$(date +%s.%N)
+	drain bench
+	secs=$(echo "$(date +%s.%N) - $t0" | bc -l)
+	echo "$BATCH_EVENTS / $secs" | bc -l
+}
+B1=0
+B100=0
+if [ "$BATCH_EVENTS" -gt 0 ]; then
+	log "batches: $BATCH_EVENTS deliveries queued at once, batch_size 1, then 100"
+	B1=$(batch_run 1)
+	B100=$(batch_run 100)
+	psql_ -c "SELECT eventbus.put_target('bench', 'nginx', 'http://127.0.0.1:$HTTP_PORT/')" >/dev/null
+	log "batches: batch_size 1: $(printf %.0f "$B1") deliveries/s; batch_size 100: $(printf %.0f "$B100") deliveries/s; ratio $(echo "$B100 / $B1" | bc -l | xargs printf %.1f)"
+fi
+
 log "latency: $LATENCY_RATE events/s for $LATENCY_SECONDS s"
 as "$PGBIN/pgbench" -h "$DIR" -p "$PGPORT" -n -c 4 -j 2 -R "$LATENCY_RATE" -T "$LATENCY_SECONDS" -f "$DIR/latency.sql" postgres >/dev/null
 drain latency
@@ -234,5 +259,6 @@ log "envelope size: ${SIZE:-?} bytes; concurrency $CONCURRENCY; workers $WORKERS
 MODE=$(psql_ -c "SHOW eventbus.attempt_log")
 log "attempt log: $MODE, $(psql_ -c "SELECT count(*) FROM eventbus.delivery_attempts") rows"
 
-printf 'deliveries=%d seconds=%.2f deliveries_per_sec=%.0f raw_http_per_sec=%d ratio=%.3f p50_ms=%s p99_ms=%s attempt_log=%s\n' \
-	"$EVENTS" "$SECS" "$DPS" "$RAW" "$(echo "$DPS / $RAW" | bc -l)" "$P50" "$P99" "$MODE"
+printf 'deliveries=%d seconds=%.2f deliveries_per_sec=%.0f raw_http_per_sec=%d ratio=%.3f p50_ms=%s p99_ms=%s attempt_log=%s batch1_per_sec=%.0f batch100_per_sec=%.0f batch_ratio=%.1f\n' \
+	"$EVENTS" "$SECS" "$DPS" "$RAW" "$(echo "$DPS / $RAW" | bc -l)" "$P50" "$P99" "$MODE" \
+	"$B1" "$B100" "$(if [ "$BATCH_EVENTS" -gt 0 ]; then echo "$B100 / $B1" | bc -l; else echo 0; fi)"

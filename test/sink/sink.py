@@ -9,6 +9,10 @@ Paths (any method):
                                 the last code repeats
   /delay/MS[/CODE]              wait MS milliseconds, then answer CODE (200)
   /close                        close the connection without answering
+  /batch-failures/K             a batch (JSON array body): answer 200 with
+                                {"batchItemFailures": [...]} listing the id of
+                                every K-th item (the 1st, the K+1th, ...) not
+                                listed before, and "not-an-event-id"
   /_received                    GET: JSON array of the recorded requests
   /_count                       GET: number of requests recorded
   /_reset                       forget everything recorded
@@ -35,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 LOCK = threading.Lock()
 RECEIVED = []
 COUNTERS = {}
+FAILED_ITEMS = set()
 STATE = {"count": 0, "log": None, "fast": False, "raw": False}
 
 
@@ -110,6 +115,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 RECEIVED.clear()
                 COUNTERS.clear()
+                FAILED_ITEMS.clear()
             self._answer(200)
             return
 
@@ -122,6 +128,22 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(int(parts[1]) / 1000.0)
             if len(parts) >= 3:
                 status = int(parts[2])
+        elif parts[:1] == ["batch-failures"] and len(parts) >= 2:
+            every = int(parts[1])
+            try:
+                items = json.loads(body)
+            except ValueError:
+                items = []
+            failed = []
+            with LOCK:
+                for i, item in enumerate(items if isinstance(items, list) else []):
+                    ident = item.get("id") if isinstance(item, dict) else None
+                    if i % every == 0 and ident and ident not in FAILED_ITEMS:
+                        FAILED_ITEMS.add(ident)
+                        failed.append(ident)
+            failed.append("not-an-event-id")
+            resp_body = json.dumps({"batchItemFailures": [
+                {"itemIdentifier": f} for f in failed]}).encode()
         elif parts[:1] == ["status"] and len(parts) >= 2:
             codes = [int(c) for c in parts[1].split("-then-")]
             key = (url.path, self.headers.get("webhook-id", ""))
