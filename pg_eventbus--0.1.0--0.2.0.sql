@@ -2396,4 +2396,218 @@ REVOKE ALL ON FUNCTION eventbus.maintain_attempt_log(timestamptz) FROM PUBLIC;
 -- Schedules
 ------------------------------------------------------------------------------
 
+/*
+ * Scheduled rules (README, "Schedules"): put_rule's schedule, a rate() or
+ * cron() expression, and schedule_timezone, the zone of cron's wall-clock
+ * times.  A rule has an event pattern, a schedule, or both (as in
+ * EventBridge); schedules are on the default bus only.  The parser and the
+ * next-time search are C (src/schedule.c).
+ */
+ALTER TABLE eventbus.rules ALTER COLUMN event_pattern DROP NOT NULL;
+ALTER TABLE eventbus.rules ADD COLUMN schedule text;
+ALTER TABLE eventbus.rules ADD COLUMN schedule_timezone text NOT NULL DEFAULT 'UTC';
+ALTER TABLE eventbus.rules ADD CONSTRAINT rules_pattern_or_schedule
+	CHECK (event_pattern IS NOT NULL OR schedule IS NOT NULL);
+
+/*
+ * When each scheduled rule fires next (infinity: never again), and the
+ * scheduled time it last fired.  A table of its own, so that firing does
+ * not touch eventbus.rules (whose changes rebuild every rule cache).
+ */
+CREATE TABLE eventbus.schedules (
+	bus			text NOT NULL,
+	rule		text NOT NULL,
+	next_run_at timestamptz NOT NULL,
+	last_run_at timestamptz,
+	PRIMARY KEY (bus, rule),
+	FOREIGN KEY (bus, rule) REFERENCES eventbus.rules (bus, name) ON DELETE CASCADE
+);
+CREATE INDEX schedules_next_run_at_idx ON eventbus.schedules (next_run_at);
+COMMENT ON TABLE eventbus.schedules IS 'Scheduled rules: the next time each fires (next_run_at) and the scheduled time it last fired.';
+
+-- Raises 22023 for a bad schedule or zone, or one that never fires (C).
+CREATE FUNCTION eventbus.check_schedule(schedule text, timezone text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'eventbus_check_schedule'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION eventbus.check_schedule(text, text) FROM PUBLIC;
+
+/*
+ * The next `count` times a schedule fires after `after`; reads nothing but
+ * its arguments, so PUBLIC may call it, like test_event_pattern.
+ */
+CREATE FUNCTION eventbus.next_schedule_times(schedule text,
+											 timezone text DEFAULT 'UTC',
+											 after timestamptz DEFAULT pg_catalog.now(),
+											 count integer DEFAULT 5)
+RETURNS SETOF timestamptz
+AS 'MODULE_PATHNAME', 'eventbus_next_schedule_times'
+LANGUAGE C STABLE ROWS 5;
+COMMENT ON FUNCTION eventbus.next_schedule_times(text, text, timestamptz, integer) IS 'The next times a rate() or cron() schedule fires after a time, in a time zone.';
+GRANT EXECUTE ON FUNCTION eventbus.next_schedule_times(text, text, timestamptz, integer) TO PUBLIC;
+
+-- The first time of a schedule after `now`, a rate counting from `due` (C).
+CREATE FUNCTION eventbus.schedule_next_run(schedule text, timezone text,
+										   due timestamptz, now timestamptz)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'eventbus_schedule_next_run'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION eventbus.schedule_next_run(text, text, timestamptz, timestamptz) FROM PUBLIC;
+
+-- Publishes a rule's Scheduled Event, to that rule's targets only (C).
+CREATE FUNCTION eventbus.publish_scheduled_event(bus text, rule text, scheduled_time timestamptz)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'eventbus_publish_scheduled_event'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION eventbus.publish_scheduled_event(text, text, timestamptz) FROM PUBLIC;
+
+/*
+ * put_rule's check of its schedule arguments: the expression and zone
+ * (check_schedule), and the bus: EventBridge runs scheduled rules on the
+ * default bus only.
+ */
+CREATE FUNCTION eventbus.check_rule_schedule(rule text, bus text, schedule text, schedule_timezone text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF schedule IS NULL THEN
+		RETURN;
+	END IF;
+	IF bus OPERATOR(pg_catalog.<>) 'default' THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('rule "%s" cannot have a schedule on event bus "%s"', rule, bus),
+			'Scheduled rules run on the default event bus only, as in EventBridge.',
+			'Put the scheduled rule on bus ''default''.');
+	END IF;
+	IF schedule_timezone IS NULL THEN
+		PERFORM eventbus.raise_error('22004',
+			pg_catalog.format('schedule_timezone of rule "%s" must not be null', rule),
+			NULL,
+			'Pass a time zone such as ''UTC'' or ''Europe/Berlin''.');
+	END IF;
+	PERFORM eventbus.check_schedule(schedule, schedule_timezone);
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.check_rule_schedule(text, text, text, text) FROM PUBLIC;
+
+DROP FUNCTION eventbus.put_rule(text, jsonb, text, text, text);
+CREATE FUNCTION eventbus.put_rule(name text, event_pattern jsonb DEFAULT NULL,
+								  bus text DEFAULT 'default',
+								  state text DEFAULT 'ENABLED',
+								  description text DEFAULT NULL,
+								  schedule text DEFAULT NULL,
+								  schedule_timezone text DEFAULT 'UTC')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_old eventbus.rules;
+BEGIN
+	IF name IS NULL OR name !~ '^[A-Za-z0-9._-]{1,64}$' THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('invalid rule name "%s"', name),
+			'A rule name is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
+			'Choose a name such as ''orders-to-billing''.');
+	END IF;
+	IF pg_catalog.upper(state) IS DISTINCT FROM 'ENABLED' AND pg_catalog.upper(state) IS DISTINCT FROM 'DISABLED' THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('invalid rule state "%s"', state),
+			NULL,
+			'The state is ''ENABLED'' or ''DISABLED''.');
+	END IF;
+	IF event_pattern IS NULL AND schedule IS NULL THEN
+		PERFORM eventbus.raise_error('22004',
+			pg_catalog.format('event pattern of rule "%s" must not be null', name),
+			NULL,
+			'Pass a pattern such as ''{"source": ["com.example.orders"]}''.');
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name OPERATOR(pg_catalog.=) bus) THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('event bus "%s" does not exist', bus),
+			NULL,
+			'Create it with eventbus.create_event_bus().');
+	END IF;
+	IF event_pattern IS NOT NULL THEN
+		PERFORM eventbus.validate_event_pattern(event_pattern);
+	END IF;
+	PERFORM eventbus.check_rule_schedule(name, bus, schedule, schedule_timezone);
+	SELECT * INTO v_old FROM eventbus.rules r
+	WHERE r.bus OPERATOR(pg_catalog.=) put_rule.bus AND r.name OPERATOR(pg_catalog.=) put_rule.name;
+	INSERT INTO eventbus.rules AS r (bus, name, event_pattern, state, description,
+									 schedule, schedule_timezone)
+	VALUES (bus, name, event_pattern, pg_catalog.upper(state), description,
+			schedule, schedule_timezone)
+	ON CONFLICT ON CONSTRAINT rules_pkey DO UPDATE
+		SET event_pattern = EXCLUDED.event_pattern,
+			state = EXCLUDED.state,
+			description = EXCLUDED.description,
+			schedule = EXCLUDED.schedule,
+			schedule_timezone = EXCLUDED.schedule_timezone,
+			updated_at = pg_catalog.now();
+	-- a new or changed schedule starts counting now; an unchanged one goes on
+	IF schedule IS NULL THEN
+		DELETE FROM eventbus.schedules sc
+		WHERE sc.bus OPERATOR(pg_catalog.=) put_rule.bus AND sc.rule OPERATOR(pg_catalog.=) put_rule.name;
+	ELSIF v_old.schedule IS DISTINCT FROM schedule
+		  OR v_old.schedule_timezone IS DISTINCT FROM schedule_timezone THEN
+		INSERT INTO eventbus.schedules AS sc (bus, rule, next_run_at)
+		VALUES (bus, name, eventbus.schedule_next_run(schedule, schedule_timezone,
+													  pg_catalog.now(), pg_catalog.now()))
+		ON CONFLICT ON CONSTRAINT schedules_pkey DO UPDATE
+			SET next_run_at = EXCLUDED.next_run_at;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.put_rule(text, jsonb, text, text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION eventbus.put_rule(text, jsonb, text, text, text, text, text) IS 'Creates or replaces a rule: an event pattern, a schedule (rate() or cron(), default bus only), or both; invalid ones are rejected with the reason.';
+
+/*
+ * Fires the scheduled rules that are due, at most `max_rules` of them, in
+ * one transaction: publishes each enabled rule's Scheduled Event, with
+ * its scheduled time, and moves next_run_at to the schedule's first time
+ * after now -- once, however many times a stopped server missed.  A
+ * disabled rule's due times pass without an event.  Rows another process
+ * holds are skipped, so two processes never fire one time twice.
+ * Returns how many rules it handled.  From the maintenance process.
+ */
+CREATE FUNCTION eventbus.schedule_step(max_rules integer DEFAULT 100)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s record;
+	v_n bigint := 0;
+BEGIN
+	FOR s IN
+		SELECT sc.bus, sc.rule, sc.next_run_at, r.schedule, r.schedule_timezone, r.state
+		FROM eventbus.schedules sc
+		JOIN eventbus.rules r
+		  ON r.bus OPERATOR(pg_catalog.=) sc.bus AND r.name OPERATOR(pg_catalog.=) sc.rule
+		WHERE sc.next_run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+		ORDER BY sc.next_run_at
+		LIMIT max_rules
+		FOR UPDATE OF sc SKIP LOCKED
+	LOOP
+		IF s.state OPERATOR(pg_catalog.=) 'ENABLED' AND s.schedule IS NOT NULL THEN
+			PERFORM eventbus.publish_scheduled_event(s.bus, s.rule, s.next_run_at);
+		END IF;
+		UPDATE eventbus.schedules sc
+		SET last_run_at = CASE WHEN s.state OPERATOR(pg_catalog.=) 'ENABLED'
+							   THEN s.next_run_at ELSE sc.last_run_at END,
+			next_run_at = coalesce(eventbus.schedule_next_run(s.schedule, s.schedule_timezone,
+															  s.next_run_at, pg_catalog.now()),
+								   'infinity')
+		WHERE sc.bus OPERATOR(pg_catalog.=) s.bus AND sc.rule OPERATOR(pg_catalog.=) s.rule;
+		v_n := v_n OPERATOR(pg_catalog.+) 1;
+	END LOOP;
+	RETURN v_n;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.schedule_step(integer) FROM PUBLIC;
+
+
 -- (end of schedules)
