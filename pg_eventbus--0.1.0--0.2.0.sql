@@ -1898,7 +1898,10 @@ BEGIN
 				PERFORM eventbus.code_error(v_rpath || '.name', 'the name of a rule must be a JSON string');
 			END IF;
 			BEGIN
-				PERFORM eventbus.validate_event_pattern(r.v -> 'event_pattern');
+				-- null: a rule with a schedule only (put_rule says if it has one)
+				IF pg_catalog.jsonb_typeof(r.v -> 'event_pattern') <> 'null' THEN
+					PERFORM eventbus.validate_event_pattern(r.v -> 'event_pattern');
+				END IF;
 			EXCEPTION WHEN invalid_parameter_value OR null_value_not_allowed THEN
 				GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
 				PERFORM eventbus.code_error(v_rpath || '.event_pattern',

@@ -437,12 +437,14 @@ parse_cron(const char *expr, const char *body, EbSchedule *s)
 		bits = fi == F_MINUTES ? &s->minutes : fi == F_HOURS ? &s->hours :
 			fi == F_DOM ? &s->dom : fi == F_MONTH ? &s->months :
 			fi == F_DOW ? &s->dow : NULL;
+		/* strtok would pass over empty items */
+		if (fields[fi][0] == ',' || fields[fi][strlen(fields[fi]) - 1] == ',' ||
+			strstr(fields[fi], ",,") != NULL)
+			schedule_error(expr, f->name, fields[fi], EB_SCHEDULE_HINT_CRON,
+						   "A list is values separated by single commas.");
 		for (item = strtok_r(fields[fi], ",", &isave); item != NULL;
 			 item = strtok_r(NULL, ",", &isave))
 			parse_item(expr, fi, item, bits, fi == F_YEAR ? s->years : NULL);
-		if (fields[fi][0] == ',' || fields[fi][strlen(fields[fi]) - 1] == ',')
-			schedule_error(expr, f->name, fields[fi], EB_SCHEDULE_HINT_CRON,
-						   "A list is values separated by single commas.");
 	}
 	if ((s->dom_kind == DOM_NONE) == (s->dow_kind == DOW_NONE))
 		ereport(ERROR,
