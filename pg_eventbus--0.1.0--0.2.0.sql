@@ -2509,7 +2509,7 @@ AS $$
 DECLARE
 	v_old eventbus.rules;
 BEGIN
-	IF name IS NULL OR name !~ '^[A-Za-z0-9._-]{1,64}$' THEN
+	IF name IS NULL OR name OPERATOR(pg_catalog.!~) '^[A-Za-z0-9._-]{1,64}$' THEN
 		PERFORM eventbus.raise_error('22023',
 			pg_catalog.format('invalid rule name "%s"', name),
 			'A rule name is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',

@@ -6,8 +6,9 @@
  *	  eventbus.maintenance() every eventbus.maintenance_interval (create
  *	  the partitions of eventbus.events ahead, drop the expired ones) and,
  *	  about once a second, fires the scheduled rules that are due and
- *	  carries running replays on, one batch per transaction.  The work itself is SQL (pg_eventbus--0.1.0--0.2.0.sql,
- *	  "Archive, retention and replay"), so that an operator or a test
+ *	  carries running replays on, one batch per transaction.  The work
+ *	  itself is SQL (pg_eventbus--0.1.0--0.2.0.sql, "Archive, retention
+ *	  and replay" and "Schedules"), so that an operator or a test
  *	  calling eventbus.maintenance(as_of) runs exactly what this process
  *	  runs.
  *
