@@ -1707,8 +1707,8 @@ BEGIN
 	END IF;
 	RETURN pg_catalog.jsonb_build_object(
 		'version', 1,
-		-- the place of connections (EventBridge's API destinations), once they exist
-		'connections', '[]'::pg_catalog.jsonb,
+		-- every connection, its secrets masked
+		'connections', eventbus.code_export_connections(),
 		'buses', (
 			SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
 				'name', b.name,
@@ -1720,7 +1720,7 @@ BEGIN
 			WHERE export.bus IS NULL OR b.name = export.bus));
 END
 $$;
-COMMENT ON FUNCTION eventbus.export(text, boolean) IS 'Rules as code: the buses, rules and targets as a document for eventbus.apply(); header values masked unless asked, signing secrets never.';
+COMMENT ON FUNCTION eventbus.export(text, boolean) IS 'Rules as code: the connections (secrets masked), buses, rules and targets as a document for eventbus.apply(); header values masked unless asked, signing secrets never.';
 REVOKE EXECUTE ON FUNCTION eventbus.export(text, boolean) FROM PUBLIC;
 
 -- Raises 22023 for the document at `path` (a JSONPath such as $.buses[0].name).
@@ -1842,10 +1842,6 @@ BEGIN
 			pg_catalog.format('The document has version %s.', document -> 'version'),
 			'This version of pg_eventbus reads version 1.');
 	END IF;
-	IF pg_catalog.jsonb_array_length(coalesce(document -> 'connections', '[]')) > 0 THEN
-		PERFORM eventbus.raise_error('0A000', 'connections are not supported yet',
-			'At $.connections.', 'Leave "connections" out or empty.');
-	END IF;
 	FOR b IN SELECT e.value AS v, e.n - 1 AS i
 			 FROM pg_catalog.jsonb_array_elements(document -> 'buses') WITH ORDINALITY e(value, n) LOOP
 		v_bpath := pg_catalog.format('$.buses[%s]', b.i);
@@ -1863,7 +1859,10 @@ BEGIN
 				PERFORM eventbus.code_error(v_rpath || '.name', 'the name of a rule must be a JSON string');
 			END IF;
 			BEGIN
-				PERFORM eventbus.validate_event_pattern(r.v -> 'event_pattern');
+				-- null: a rule with a schedule only (put_rule says if it has one)
+				IF pg_catalog.jsonb_typeof(r.v -> 'event_pattern') <> 'null' THEN
+					PERFORM eventbus.validate_event_pattern(r.v -> 'event_pattern');
+				END IF;
 			EXCEPTION WHEN invalid_parameter_value OR null_value_not_allowed THEN
 				GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
 				PERFORM eventbus.code_error(v_rpath || '.event_pattern',
@@ -2174,8 +2173,10 @@ BEGIN
 			NULL, 'Pass true or false.');
 	END IF;
 	BEGIN
-		PERFORM eventbus.code_check(document);
-		v_changes := eventbus.code_apply(document, prune);
+		PERFORM eventbus.code_check(document OPERATOR(pg_catalog.-) 'connections');
+		PERFORM eventbus.code_check_connections(document);
+		v_changes := eventbus.code_apply_connections(document)
+			OPERATOR(pg_catalog.||) eventbus.code_apply(document OPERATOR(pg_catalog.-) 'connections', prune);
 		IF dry_run THEN
 			RAISE EXCEPTION USING ERRCODE = 'EB001';	-- undo everything
 		END IF;
@@ -2192,7 +2193,7 @@ BEGIN
 	RETURN v_changes;
 END
 $$;
-COMMENT ON FUNCTION eventbus.apply(jsonb, boolean, boolean) IS 'Rules as code: makes the buses, rules and targets match a document of eventbus.export(); returns what it changed (dry_run: what it would change).';
+COMMENT ON FUNCTION eventbus.apply(jsonb, boolean, boolean) IS 'Rules as code: makes the connections, buses, rules and targets match a document of eventbus.export(); returns what it changed (dry_run: what it would change).';
 REVOKE EXECUTE ON FUNCTION eventbus.apply(jsonb, boolean, boolean) FROM PUBLIC;
 
 
@@ -3226,82 +3227,7 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION eventbus.code_apply_connections(jsonb) FROM PUBLIC;
 
--- export() with the connections (the only change: the "connections" key).
-CREATE OR REPLACE FUNCTION eventbus.export(bus text DEFAULT NULL, header_values boolean DEFAULT false)
-RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET intervalstyle = 'iso_8601'
-AS $$
-BEGIN
-	IF export.bus IS NOT NULL
-	   AND NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name = export.bus) THEN
-		PERFORM eventbus.raise_error('42704',
-			pg_catalog.format('event bus "%s" does not exist', export.bus),
-			NULL,
-			'List the buses with: SELECT name FROM eventbus.buses; or export them all with eventbus.export().');
-	END IF;
-	IF header_values IS NULL THEN
-		PERFORM eventbus.raise_error('22004', 'header_values must not be null', NULL,
-			'Pass true to write header values into the document, false to mask them.');
-	END IF;
-	RETURN pg_catalog.jsonb_build_object(
-		'version', 1,
-		-- every connection, its secrets masked
-		'connections', eventbus.code_export_connections(),
-		'buses', (
-			SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-				'name', b.name,
-				'rules', (SELECT coalesce(pg_catalog.jsonb_agg(eventbus.code_export_rule(r, header_values)
-															   ORDER BY r.name COLLATE "C"), '[]')
-						  FROM eventbus.rules r WHERE r.bus = b.name))
-				ORDER BY b.name COLLATE "C"), '[]')
-			FROM eventbus.buses b
-			WHERE export.bus IS NULL OR b.name = export.bus));
-END
-$$;
-COMMENT ON FUNCTION eventbus.export(text, boolean) IS 'Rules as code: the connections (secrets masked), buses, rules and targets as a document for eventbus.apply(); header values masked unless asked, signing secrets never.';
 
--- apply() with the connections: checked, then made first (the only change).
-CREATE OR REPLACE FUNCTION eventbus.apply(document jsonb, prune boolean DEFAULT false,
-										  dry_run boolean DEFAULT false)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_changes jsonb;
-	v_state text;
-	v_msg text;
-	v_detail text;
-	v_hint text;
-BEGIN
-	IF prune IS NULL OR dry_run IS NULL THEN
-		PERFORM eventbus.raise_error('22004',
-			pg_catalog.format('%s must not be null', CASE WHEN prune IS NULL THEN 'prune' ELSE 'dry_run' END),
-			NULL, 'Pass true or false.');
-	END IF;
-	BEGIN
-		PERFORM eventbus.code_check(document OPERATOR(pg_catalog.-) 'connections');
-		PERFORM eventbus.code_check_connections(document);
-		v_changes := eventbus.code_apply_connections(document)
-			OPERATOR(pg_catalog.||) eventbus.code_apply(document OPERATOR(pg_catalog.-) 'connections', prune);
-		IF dry_run THEN
-			RAISE EXCEPTION USING ERRCODE = 'EB001';	-- undo everything
-		END IF;
-	EXCEPTION
-		WHEN SQLSTATE 'EB001' THEN
-			NULL;
-		WHEN OTHERS THEN
-			-- the error as the function that raised it said it, without
-			-- the CONTEXT lines of the helpers in between
-			GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
-				v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-			PERFORM eventbus.raise_error(v_state, v_msg, NULLIF(v_detail, ''), NULLIF(v_hint, ''));
-	END;
-	RETURN v_changes;
-END
-$$;
 
 -- (end of connections)
 
@@ -3408,6 +3334,229 @@ REVOKE EXECUTE ON FUNCTION eventbus.check_target_batches(text, integer, interval
 ------------------------------------------------------------------------------
 -- Schedules
 ------------------------------------------------------------------------------
+
+/*
+ * Scheduled rules (README, "Schedules"): put_rule's schedule, a rate() or
+ * cron() expression, and schedule_timezone, the zone of cron's wall-clock
+ * times.  A rule has an event pattern, a schedule, or both (as in
+ * EventBridge); schedules are on the default bus only.  The parser and the
+ * next-time search are C (src/schedule.c).
+ */
+ALTER TABLE eventbus.rules ALTER COLUMN event_pattern DROP NOT NULL;
+ALTER TABLE eventbus.rules ADD COLUMN schedule text;
+ALTER TABLE eventbus.rules ADD COLUMN schedule_timezone text NOT NULL DEFAULT 'UTC';
+ALTER TABLE eventbus.rules ADD CONSTRAINT rules_pattern_or_schedule
+	CHECK (event_pattern IS NOT NULL OR schedule IS NOT NULL);
+
+/*
+ * When each scheduled rule fires next (infinity: never again), and the
+ * scheduled time it last fired.  A table of its own, so that firing does
+ * not touch eventbus.rules (whose changes rebuild every rule cache).
+ */
+CREATE TABLE eventbus.schedules (
+	bus			text NOT NULL,
+	rule		text NOT NULL,
+	next_run_at timestamptz NOT NULL,
+	last_run_at timestamptz,
+	PRIMARY KEY (bus, rule),
+	FOREIGN KEY (bus, rule) REFERENCES eventbus.rules (bus, name) ON DELETE CASCADE
+);
+CREATE INDEX schedules_next_run_at_idx ON eventbus.schedules (next_run_at);
+COMMENT ON TABLE eventbus.schedules IS 'Scheduled rules: the next time each fires (next_run_at) and the scheduled time it last fired.';
+
+-- Raises 22023 for a bad schedule or zone, or one that never fires (C).
+CREATE FUNCTION eventbus.check_schedule(schedule text, timezone text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'eventbus_check_schedule'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION eventbus.check_schedule(text, text) FROM PUBLIC;
+
+/*
+ * The next `count` times a schedule fires after `after`; reads nothing but
+ * its arguments, so PUBLIC may call it, like test_event_pattern.
+ */
+CREATE FUNCTION eventbus.next_schedule_times(schedule text,
+											 timezone text DEFAULT 'UTC',
+											 after timestamptz DEFAULT pg_catalog.now(),
+											 count integer DEFAULT 5)
+RETURNS SETOF timestamptz
+AS 'MODULE_PATHNAME', 'eventbus_next_schedule_times'
+LANGUAGE C STABLE ROWS 5;
+COMMENT ON FUNCTION eventbus.next_schedule_times(text, text, timestamptz, integer) IS 'The next times a rate() or cron() schedule fires after a time, in a time zone.';
+GRANT EXECUTE ON FUNCTION eventbus.next_schedule_times(text, text, timestamptz, integer) TO PUBLIC;
+
+-- The first time of a schedule after `now`, a rate counting from `due` (C).
+CREATE FUNCTION eventbus.schedule_next_run(schedule text, timezone text,
+										   due timestamptz, now timestamptz)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'eventbus_schedule_next_run'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION eventbus.schedule_next_run(text, text, timestamptz, timestamptz) FROM PUBLIC;
+
+-- Publishes a rule's Scheduled Event, to that rule's targets only (C).
+CREATE FUNCTION eventbus.publish_scheduled_event(bus text, rule text, scheduled_time timestamptz)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'eventbus_publish_scheduled_event'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION eventbus.publish_scheduled_event(text, text, timestamptz) FROM PUBLIC;
+
+/*
+ * put_rule's check of its schedule arguments: the expression and zone
+ * (check_schedule), and the bus: EventBridge runs scheduled rules on the
+ * default bus only.
+ */
+CREATE FUNCTION eventbus.check_rule_schedule(rule text, bus text, schedule text, schedule_timezone text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF schedule IS NULL THEN
+		RETURN;
+	END IF;
+	IF bus OPERATOR(pg_catalog.<>) 'default' THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('rule "%s" cannot have a schedule on event bus "%s"', rule, bus),
+			'Scheduled rules run on the default event bus only, as in EventBridge.',
+			'Put the scheduled rule on bus ''default''.');
+	END IF;
+	IF schedule_timezone IS NULL THEN
+		PERFORM eventbus.raise_error('22004',
+			pg_catalog.format('schedule_timezone of rule "%s" must not be null', rule),
+			NULL,
+			'Pass a time zone such as ''UTC'' or ''Europe/Berlin''.');
+	END IF;
+	PERFORM eventbus.check_schedule(schedule, schedule_timezone);
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.check_rule_schedule(text, text, text, text) FROM PUBLIC;
+
+DROP FUNCTION eventbus.put_rule(text, jsonb, text, text, text);
+CREATE FUNCTION eventbus.put_rule(name text, event_pattern jsonb DEFAULT NULL,
+								  bus text DEFAULT 'default',
+								  state text DEFAULT 'ENABLED',
+								  description text DEFAULT NULL,
+								  schedule text DEFAULT NULL,
+								  schedule_timezone text DEFAULT 'UTC')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_old eventbus.rules;
+BEGIN
+	IF name IS NULL OR name OPERATOR(pg_catalog.!~) '^[A-Za-z0-9._-]{1,64}$' THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('invalid rule name "%s"', name),
+			'A rule name is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
+			'Choose a name such as ''orders-to-billing''.');
+	END IF;
+	IF pg_catalog.upper(state) IS DISTINCT FROM 'ENABLED' AND pg_catalog.upper(state) IS DISTINCT FROM 'DISABLED' THEN
+		PERFORM eventbus.raise_error('22023',
+			pg_catalog.format('invalid rule state "%s"', state),
+			NULL,
+			'The state is ''ENABLED'' or ''DISABLED''.');
+	END IF;
+	IF event_pattern IS NULL AND schedule IS NULL THEN
+		PERFORM eventbus.raise_error('22004',
+			pg_catalog.format('event pattern of rule "%s" must not be null', name),
+			NULL,
+			'Pass a pattern such as ''{"source": ["com.example.orders"]}''.');
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name OPERATOR(pg_catalog.=) bus) THEN
+		PERFORM eventbus.raise_error('42704',
+			pg_catalog.format('event bus "%s" does not exist', bus),
+			NULL,
+			'Create it with eventbus.create_event_bus().');
+	END IF;
+	IF event_pattern IS NOT NULL THEN
+		PERFORM eventbus.validate_event_pattern(event_pattern);
+	END IF;
+	PERFORM eventbus.check_rule_schedule(name, bus, schedule, schedule_timezone);
+	SELECT * INTO v_old FROM eventbus.rules r
+	WHERE r.bus OPERATOR(pg_catalog.=) put_rule.bus AND r.name OPERATOR(pg_catalog.=) put_rule.name;
+	INSERT INTO eventbus.rules AS r (bus, name, event_pattern, state, description,
+									 schedule, schedule_timezone)
+	VALUES (bus, name, event_pattern, pg_catalog.upper(state), description,
+			schedule, schedule_timezone)
+	ON CONFLICT ON CONSTRAINT rules_pkey DO UPDATE
+		SET event_pattern = EXCLUDED.event_pattern,
+			state = EXCLUDED.state,
+			description = EXCLUDED.description,
+			schedule = EXCLUDED.schedule,
+			schedule_timezone = EXCLUDED.schedule_timezone,
+			updated_at = pg_catalog.now();
+	-- a new or changed schedule starts counting now; an unchanged one goes on
+	IF schedule IS NULL THEN
+		DELETE FROM eventbus.schedules sc
+		WHERE sc.bus OPERATOR(pg_catalog.=) put_rule.bus AND sc.rule OPERATOR(pg_catalog.=) put_rule.name;
+	ELSIF v_old.schedule IS DISTINCT FROM schedule
+		  OR v_old.schedule_timezone IS DISTINCT FROM schedule_timezone THEN
+		INSERT INTO eventbus.schedules AS sc (bus, rule, next_run_at)
+		VALUES (bus, name, eventbus.schedule_next_run(schedule, schedule_timezone,
+													  pg_catalog.now(), pg_catalog.now()))
+		ON CONFLICT ON CONSTRAINT schedules_pkey DO UPDATE
+			SET next_run_at = EXCLUDED.next_run_at;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.put_rule(text, jsonb, text, text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION eventbus.put_rule(text, jsonb, text, text, text, text, text) IS 'Creates or replaces a rule: an event pattern, a schedule (rate() or cron(), default bus only), or both; invalid ones are rejected with the reason.';
+
+/*
+ * Fires the scheduled rules that are due, at most `max_rules` of them, in
+ * one transaction: publishes each enabled rule's Scheduled Event, with
+ * its scheduled time, and moves next_run_at to the schedule's first time
+ * after now -- once, however many times a stopped server missed.  A
+ * disabled rule's due times pass without an event.  Rows another process
+ * holds are skipped, so two processes never fire one time twice.
+ * Returns how many rules it handled.  From the maintenance process, every
+ * second, which keeps its plan for its life: the probe of next_run_at's
+ * index is pinned here (as the worker pins its own statements), whatever
+ * the statistics said when it was planned.
+ */
+CREATE FUNCTION eventbus.schedule_step(max_rules integer DEFAULT 100)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
+SET enable_sort = off
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET jit = off
+AS $$
+DECLARE
+	s record;
+	v_n bigint := 0;
+BEGIN
+	FOR s IN
+		SELECT sc.bus, sc.rule, sc.next_run_at, r.schedule, r.schedule_timezone, r.state
+		FROM eventbus.schedules sc
+		JOIN eventbus.rules r
+		  ON r.bus OPERATOR(pg_catalog.=) sc.bus AND r.name OPERATOR(pg_catalog.=) sc.rule
+		WHERE sc.next_run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+		ORDER BY sc.next_run_at
+		LIMIT max_rules
+		FOR UPDATE OF sc SKIP LOCKED
+	LOOP
+		IF s.state OPERATOR(pg_catalog.=) 'ENABLED' AND s.schedule IS NOT NULL THEN
+			PERFORM eventbus.publish_scheduled_event(s.bus, s.rule, s.next_run_at);
+		END IF;
+		UPDATE eventbus.schedules sc
+		SET last_run_at = CASE WHEN s.state OPERATOR(pg_catalog.=) 'ENABLED'
+							   THEN s.next_run_at ELSE sc.last_run_at END,
+			next_run_at = coalesce(eventbus.schedule_next_run(s.schedule, s.schedule_timezone,
+															  s.next_run_at, pg_catalog.now()),
+								   'infinity')
+		WHERE sc.bus OPERATOR(pg_catalog.=) s.bus AND sc.rule OPERATOR(pg_catalog.=) s.rule;
+		v_n := v_n OPERATOR(pg_catalog.+) 1;
+	END LOOP;
+	RETURN v_n;
+END
+$$;
+REVOKE ALL ON FUNCTION eventbus.schedule_step(integer) FROM PUBLIC;
+
 
 -- (end of schedules)
 

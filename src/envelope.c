@@ -438,6 +438,21 @@ eventbus_envelope(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Appends the ARN of a rule, as EventBridge spells it: the default bus's
+ * rules have no bus in their ARN, another bus's rules do.  The one
+ * spelling, for <aws.events.rule-arn> and a Scheduled Event's resources.
+ */
+void
+eb_rule_arn(StringInfo buf, const char *region, const char *account,
+			const char *bus, const char *rule)
+{
+	appendStringInfo(buf, "arn:aws:events:%s:%s:rule/", region, account);
+	if (strcmp(bus, "default") != 0)
+		appendStringInfo(buf, "%s/", bus);
+	appendStringInfoString(buf, rule);
+}
+
+/*
  * The Standard Webhooks id of a delivery: "msg_" and the first 32 hex
  * digits of the SHA-256 of "event_id/bus/rule/target_id" in UTF-8, the
  * same on every attempt and after a redrive.  `out` has room for

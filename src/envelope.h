@@ -13,6 +13,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
 #include "utils/uuid.h"
 
 #include "ebm.h"
@@ -47,6 +48,8 @@ extern bool eb_event_columns(HeapTuple tuple, TupleDesc desc, Datum *values,
 extern char *eb_envelope_text(const Datum *values, const bool *isnull, int *len);
 extern void eb_envelope_feed(ebm_builder *b, const Datum *values,
 							 const bool *isnull);
+extern void eb_rule_arn(StringInfo buf, const char *region, const char *account,
+						const char *bus, const char *rule);
 extern void eb_webhook_id(char *out, const pg_uuid_t *event_id, const char *bus,
 						  const char *rule, const char *target_id);
 

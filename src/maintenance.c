@@ -5,9 +5,10 @@
  *	  beside the delivery workers and never in their loop: it runs
  *	  eventbus.maintenance() every eventbus.maintenance_interval (create
  *	  the partitions of eventbus.events ahead, drop the expired ones) and,
- *	  about once a second, carries running replays on, one batch per
- *	  transaction.  The work itself is SQL (pg_eventbus--0.1.0--0.2.0.sql,
- *	  "Archive, retention and replay"), so that an operator or a test
+ *	  about once a second, fires the scheduled rules that are due and
+ *	  carries running replays on, one batch per transaction.  The work
+ *	  itself is SQL (pg_eventbus--0.1.0--0.2.0.sql, "Archive, retention
+ *	  and replay" and "Schedules"), so that an operator or a test
  *	  calling eventbus.maintenance(as_of) runs exactly what this process
  *	  runs.
  *
@@ -56,6 +57,8 @@ static const char *const maintenance_sql =
 "SELECT pg_catalog.count(*) FROM eventbus.maintenance()";
 static const char *const replay_sql =
 "SELECT eventbus.replay_step()";
+static const char *const schedule_sql =
+"SELECT eventbus.schedule_step()";
 
 /*
  * eventbus.event_retention_setting() RETURNS interval: the setting as the
@@ -171,7 +174,7 @@ extension_ready(void)
 
 /*
  * Entry point of the maintenance process: connect, then loop: maintenance
- * when it is due, replays while they have work, sleep.
+ * when it is due, due schedules, replays while they have work, sleep.
  */
 void
 eb_maintenance_main(Datum main_arg)
@@ -204,6 +207,13 @@ eb_maintenance_main(Datum main_arg)
 				(void) run_step(maintenance_sql, "pg_eventbus maintenance: partitions");
 				next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															   eventbus_maintenance_interval);
+			}
+			/* due schedules: an index probe; at most a batch of rules per step */
+			for (int i = 0; i < EB_REPLAY_BATCHES_PER_ROUND; i++)
+			{
+				CHECK_FOR_INTERRUPTS();
+				if (!run_step(schedule_sql, "pg_eventbus maintenance: schedules"))
+					break;
 			}
 			for (int i = 0; i < EB_REPLAY_BATCHES_PER_ROUND; i++)
 			{

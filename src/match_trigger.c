@@ -26,6 +26,7 @@
 #include "jsonb_matcher.h"
 #include "pg_eventbus.h"
 #include "rule_cache.h"
+#include "schedule.h"
 #include "stats.h"
 #include "wake.h"
 
@@ -153,7 +154,7 @@ rule_listed(ArrayType *rules, const char *name)
 /*
  * AFTER INSERT FOR EACH ROW trigger on eventbus.events (on each of its
  * partitions).  An event published by a replay goes only to the rules the
- * replay names.
+ * replay names; a rule's Scheduled Event (schedule.c) only to that rule.
  */
 Datum
 eventbus_match_event_trigger(PG_FUNCTION_ARGS)
@@ -168,7 +169,8 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 	bool		bus_null;
 	BusRuleSet *set;
 	ebm_builder *b;
-	const uint32_t *ids;
+	const uint32_t *ids = NULL;
+	uint32_t	scheduled_id;
 	size_t		nids = 0;
 	size_t		i;
 	int			npairs = 0;
@@ -218,10 +220,30 @@ eventbus_match_event_trigger(PG_FUNCTION_ARGS)
 	if (set->nrules == 0)
 		return PointerGetDatum(NULL);
 
-	b = eb_matcher_builder();
-	eb_envelope_feed(b, values, nulls);
-	eb_matcher_check(ebm_match(set->ruleset, b, eb_matcher_match_ctx(),
-								 &ids, &nids));
+	if (eb_schedule_publishing_rule() != NULL)
+	{
+		/* a Scheduled Event: its own rule, which no pattern decides */
+		const char *only = eb_schedule_publishing_rule();
+
+		for (int r = 0; r < set->nrules; r++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (strcmp(set->rules[r].name, only) == 0)
+			{
+				scheduled_id = (uint32_t) r;
+				ids = &scheduled_id;
+				nids = 1;
+				break;
+			}
+		}
+	}
+	else
+	{
+		b = eb_matcher_builder();
+		eb_envelope_feed(b, values, nulls);
+		eb_matcher_check(ebm_match(set->ruleset, b, eb_matcher_match_ctx(),
+								   &ids, &nids));
+	}
 	if (nids == 0)
 		return PointerGetDatum(NULL);
 	eb_stats_count_bus_match(bus);

@@ -152,17 +152,20 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		char	   *name = SPI_getvalue(tup, desc, 1);
-		Jsonb	   *pattern = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
+		Datum		pattern_datum = SPI_getbinval(tup, desc, 2, &isnull);
+		Jsonb	   *pattern = isnull ? NULL : DatumGetJsonbP(pattern_datum);
 		ArrayType  *targets = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull));
-		ebm_pattern *p;
+		ebm_pattern *p = NULL;
 		ebm_error	err;
 		CachedRule *rule;
 		Datum	   *elems;
 		int			nelems;
 		int			j;
 
-		p = eb_matcher_try_parse_pattern(pattern, &err);
-		if (p == NULL)
+		/* a rule with a schedule and no pattern: its Scheduled Events only */
+		if (pattern != NULL)
+			p = eb_matcher_try_parse_pattern(pattern, &err);
+		if (pattern != NULL && p == NULL)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -172,9 +175,12 @@ bus_rule_set_build(BusRuleSet *set, const char *bus)
 			continue;
 		}
 
-		st = ebm_ruleset_add(set->ruleset, (uint32_t) set->nrules, p);
-		ebm_pattern_free(p);
-		eb_matcher_check(st);
+		if (p != NULL)
+		{
+			st = ebm_ruleset_add(set->ruleset, (uint32_t) set->nrules, p);
+			ebm_pattern_free(p);
+			eb_matcher_check(st);
+		}
 
 		oldcxt = MemoryContextSwitchTo(set->cxt);
 		rule = &set->rules[set->nrules++];

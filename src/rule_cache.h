@@ -10,7 +10,10 @@
 
 #include "ebm.h"
 
-/* One enabled rule with targets; its index is its matcher rule id. */
+/*
+ * One enabled rule with targets; its index is its matcher rule id.  A rule
+ * with no pattern (a schedule only) is here but not in the matcher.
+ */
 typedef struct CachedRule
 {
 	char	   *name;

@@ -317,12 +317,9 @@ variable_value(const Transformer *t, int var, RenderContext *ctx,
 			appendStringInfoString(val, ctx->rule);
 			break;
 		case RES_RULE_ARN:
-			appendStringInfo(val, "arn:aws:events:%s:%s:rule/",
-							 envelope_string(ctx->envelope, "region"),
-							 envelope_string(ctx->envelope, "account"));
-			if (strcmp(ctx->bus, "default") != 0)
-				appendStringInfo(val, "%s/", ctx->bus);
-			appendStringInfoString(val, ctx->rule);
+			eb_rule_arn(val, envelope_string(ctx->envelope, "region"),
+						envelope_string(ctx->envelope, "account"),
+						ctx->bus, ctx->rule);
 			break;
 		case RES_INGESTION_TIME:
 			appendStringInfoString(val, ctx->ingestion_time);

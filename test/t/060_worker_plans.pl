@@ -5,8 +5,9 @@
 # the tables analyzed empty or with ten rows, just truncated, or a queue
 # far larger than the archive.  The tables then grow to hundreds of
 # thousands of rows (autovacuum is off, so nothing re-plans), and every
-# plan the worker runs must still reach eventbus.events and
-# eventbus.deliveries by index probes with an index condition, or by TID:
+# plan the worker runs (and the maintenance process's probe for due
+# schedules) must still reach eventbus.events, eventbus.deliveries and
+# eventbus.schedules by index probes with an index condition, or by TID:
 # no Seq Scan, no Bitmap Heap Scan, no hash or merge join over them, no
 # index scan without a condition.  The test sets no planner setting; the
 # worker sets its own.  None may be JIT-compiled either, even with every
@@ -62,7 +63,8 @@ sub work
 
 # Grows the archive and the queue without the match trigger: events that
 # match no rule, and deliveries due tomorrow (so the worker leaves them
-# alone but walks past them if its plan reads the queue).
+# alone but walks past them if its plan reads the queue); and as many
+# schedules due tomorrow (replica mode skips their rules' foreign key).
 sub grow
 {
 	my ($events, $deliveries) = @_;
@@ -77,12 +79,15 @@ INSERT INTO eventbus.deliveries (event_id, event_published_at, bus, rule, target
 SELECT gen_random_uuid(), now(), 'default', CASE WHEN g % 2 = 0 THEN 'ok' ELSE 'failing' END,
        CASE WHEN g % 2 = 0 THEN 'ok' ELSE 'failing' END, now() + interval '1 day'
 FROM generate_series(1, $deliveries) g;
+INSERT INTO eventbus.schedules (bus, rule, next_run_at)
+SELECT 'default', 'bulk-' || gen_random_uuid(), now() + interval '1 day'
+FROM generate_series(1, $events) g;
 });
 }
 
 sub empty_tables
 {
-	$node->safe_psql('postgres', 'TRUNCATE eventbus.events, eventbus.deliveries');
+	$node->safe_psql('postgres', 'TRUNCATE eventbus.events, eventbus.deliveries, eventbus.schedules');
 }
 
 # every plan auto_explain logged from byte $offset on: [query text, plan]
@@ -128,12 +133,14 @@ my %kinds = (
 	reconcile => qr/^UPDATE eventbus\.deliveries d SET leased_until = NULL(?:, next_attempt_at = pg_catalog\.now\(\))? WHERE/,
 	# rows claimed beyond a target's limit (only a race brings them now)
 	release => qr/^UPDATE eventbus\.deliveries d SET attempts = d\.attempts - 1/,
+	# the maintenance process's probe for due schedules (every second)
+	schedule_due => qr/^SELECT sc\.bus, sc\.rule, sc\.next_run_at/,
 );
-my @required = qw(claim forget next_due done retry dead dead_letter);
+my @required = qw(claim forget next_due done retry dead dead_letter schedule_due);
 
 # What is wrong with a plan: reading events or deliveries other than by a
 # probe with an index condition or by TID.  Returns a reason, or undef.
-my $table = qr/(?:events|deliveries)\w*/;
+my $table = qr/(?:events|deliveries|schedules)\w*/;
 sub whole_read
 {
 	my ($plan) = @_;
@@ -225,21 +232,21 @@ SKIP:
 my @scenarios = (
 	[ 'analyzed empty, then grown' => sub {
 		empty_tables();
-		$node->safe_psql('postgres', 'VACUUM ANALYZE eventbus.events, eventbus.deliveries');
+		$node->safe_psql('postgres', 'VACUUM ANALYZE eventbus.events, eventbus.deliveries, eventbus.schedules');
 	  }, 1 ],
 	[ 'analyzed with ten rows, then grown' => sub {
 		empty_tables();
 		grow(10, 10);
-		$node->safe_psql('postgres', 'ANALYZE eventbus.events, eventbus.deliveries');
+		$node->safe_psql('postgres', 'ANALYZE eventbus.events, eventbus.deliveries, eventbus.schedules');
 	  }, 1 ],
 	[ 'truncated, then grown' => sub {
-		$node->safe_psql('postgres', 'ANALYZE eventbus.events, eventbus.deliveries');
+		$node->safe_psql('postgres', 'ANALYZE eventbus.events, eventbus.deliveries, eventbus.schedules');
 		empty_tables();
 	  }, 1 ],
 	[ 'a queue larger than the archive' => sub {
 		empty_tables();
 		grow(10, $rows);
-		$node->safe_psql('postgres', 'ANALYZE eventbus.events, eventbus.deliveries');
+		$node->safe_psql('postgres', 'ANALYZE eventbus.events, eventbus.deliveries, eventbus.schedules');
 	  }, 0 ],
 );
 for my $s (@scenarios)

@@ -9,7 +9,8 @@
 # attacker superuser.  Then everything is exercised: put_event, put_events,
 # capture() on a table whose column type (an enum of the attacker's) has a
 # cast to json of the attacker's, rules and targets, delivery, retries, a
-# dead letter, a redrive and a target's deletion.  Nothing shadowed may
+# dead letter, a redrive, a target's deletion and a scheduled rule fired by
+# the maintenance process.  Nothing shadowed may
 # run, and the attacker must not be superuser; the attacker's own cast runs,
 # but only with the attacker's rights.
 #
@@ -303,6 +304,9 @@ SELECT eventbus.put_rule('on-bus', '{"source": [{"prefix": "shadow."}]}', bus =>
 SELECT eventbus.put_target('on-bus', 'bus-ok', '$ok', bus => 'shadow-bus');
 SELECT eventbus.disable_rule('on-bus', 'shadow-bus');
 SELECT eventbus.enable_rule('on-bus', 'shadow-bus');
+SELECT eventbus.put_rule('tick', schedule => 'cron(0/5 * * * ? *)', schedule_timezone => 'Europe/Berlin');
+SELECT eventbus.put_target('tick', 'tick', '$ok');
+UPDATE eventbus.schedules SET next_run_at = now() - interval '1 hour' WHERE rule = 'tick';
 });
 
 # the attacker publishes: its schemas first in its search_path, its pg_temp
@@ -361,6 +365,8 @@ INSERT INTO tempers VALUES (1, 'hot');
 });
 
 # what the worker does with it: deliveries, a retry, a dead letter
+ok(wait_for_value($node, "SELECT count(*) FROM eventbus.events WHERE source = 'aws.events'", '1'),
+	'the maintenance process fired the scheduled rule');
 ok(wait_for_value($node,
 		"SELECT count(*) FROM eventbus.deliveries WHERE target_id <> 'slow'", '0'),
 	'deliveries settled');
