@@ -1712,6 +1712,7 @@ BEGIN
 		'buses', (
 			SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
 				'name', b.name,
+				'retention', b.retention,
 				'rules', (SELECT coalesce(pg_catalog.jsonb_agg(eventbus.code_export_rule(r, header_values)
 															   ORDER BY r.name COLLATE "C"), '[]')
 						  FROM eventbus.rules r WHERE r.bus = b.name))
@@ -1846,14 +1847,14 @@ BEGIN
 			 FROM pg_catalog.jsonb_array_elements(document -> 'buses') WITH ORDINALITY e(value, n) LOOP
 		v_bpath := pg_catalog.format('$.buses[%s]', b.i);
 		PERFORM eventbus.code_check_object(b.v, v_bpath, 'a bus', ARRAY['name'],
-			'{"name": "string", "rules": "array"}');
+			'{"name": "string", "retention": "any", "rules": "array"}');
 		IF pg_catalog.jsonb_typeof(b.v -> 'name') <> 'string' THEN
 			PERFORM eventbus.code_error(v_bpath || '.name', 'the name of a bus must be a JSON string');
 		END IF;
 		FOR r IN SELECT e.value AS v, e.n - 1 AS i
 				 FROM pg_catalog.jsonb_array_elements(coalesce(b.v -> 'rules', '[]')) WITH ORDINALITY e(value, n) LOOP
 			v_rpath := pg_catalog.format('%s.rules[%s]', v_bpath, r.i);
-			PERFORM eventbus.code_check_object(r.v, v_rpath, 'a rule', ARRAY['name', 'event_pattern'],
+			PERFORM eventbus.code_check_object(r.v, v_rpath, 'a rule', ARRAY['name'],
 				v_rule_types, 'rule');
 			IF pg_catalog.jsonb_typeof(r.v -> 'name') <> 'string' THEN
 				PERFORM eventbus.code_error(v_rpath || '.name', 'the name of a rule must be a JSON string');
@@ -1872,7 +1873,7 @@ BEGIN
 			FOR t IN SELECT e.value AS v, e.n - 1 AS i
 					 FROM pg_catalog.jsonb_array_elements(coalesce(r.v -> 'targets', '[]')) WITH ORDINALITY e(value, n) LOOP
 				v_tpath := pg_catalog.format('%s.targets[%s]', v_rpath, t.i);
-				PERFORM eventbus.code_check_object(t.v, v_tpath, 'a target', ARRAY['target_id', 'endpoint'],
+				PERFORM eventbus.code_check_object(t.v, v_tpath, 'a target', ARRAY['target_id'],
 					v_target_types, 'target');
 				IF pg_catalog.jsonb_typeof(t.v -> 'target_id') <> 'string' THEN
 					PERFORM eventbus.code_error(v_tpath || '.target_id', 'the target_id of a target must be a JSON string');
@@ -2055,6 +2056,7 @@ DECLARE
 	v_before bigint;
 	v_after bigint;
 	v_change jsonb;
+	v_retention interval;
 	v_state text;
 	v_msg text;
 	v_detail text;
@@ -2104,10 +2106,18 @@ BEGIN
 			 ORDER BY CASE i.kind WHEN 'bus' THEN 1 WHEN 'rule' THEN 2 ELSE 3 END, i.n LOOP
 		BEGIN
 			IF x.kind = 'bus' THEN
+				-- a bus's retention: its own, or NULL (the setting's); a
+				-- document without the key leaves it as it is
 				v_change := NULL;
+				v_retention := (x.item ->> 'retention')::interval;
 				IF NOT EXISTS (SELECT 1 FROM eventbus.buses b WHERE b.name = x.bus) THEN
-					PERFORM eventbus.create_event_bus(x.bus);
+					PERFORM eventbus.create_event_bus(x.bus, v_retention);
 					v_change := '{"action": "create"}';
+				ELSIF x.item ? 'retention'
+					  AND (SELECT b.retention FROM eventbus.buses b WHERE b.name = x.bus)
+						  IS DISTINCT FROM v_retention THEN
+					PERFORM eventbus.alter_event_bus(x.bus, v_retention);
+					v_change := '{"action": "update", "changes": ["retention"]}';
 				END IF;
 			ELSIF x.kind = 'rule' THEN
 				v_change := eventbus.code_put('rule', x.bus, x.rule, NULL, x.item);

@@ -112,6 +112,20 @@ SELECT count(*) AS nothing_made FROM eventbus.buses WHERE name = 'a';
 SELECT pg_temp.error_of($$SELECT eventbus.export('nope')$$);
 SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": []}', prune => NULL)$$);
 
+-- a bus's retention travels with it: exported, created, changed, kept when
+-- the document does not say, checked by create_event_bus/alter_event_bus
+SELECT eventbus.create_event_bus('kept', retention => '3 days');
+SELECT eventbus.export('kept') -> 'buses' -> 0 -> 'retention' AS exported;
+SELECT eventbus.apply('{"version": 1, "buses": [{"name": "kept", "retention": "P3D"}]}') AS unchanged;
+SELECT eventbus.apply('{"version": 1, "buses": [{"name": "kept", "retention": "P14D"}]}') AS changed;
+SELECT eventbus.apply('{"version": 1, "buses": [{"name": "kept"}]}') AS left_alone;
+SELECT eventbus.apply('{"version": 1, "buses": [{"name": "kept", "retention": null}]}') AS to_the_setting;
+SELECT eventbus.apply('{"version": 1, "buses": [{"name": "born", "retention": "PT12H"}]}') AS created;
+SELECT name, retention FROM eventbus.buses WHERE name IN ('kept', 'born') ORDER BY name;
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [{"name": "kept", "retention": "soon"}]}')$$);
+SELECT pg_temp.error_of($$SELECT eventbus.apply('{"version": 1, "buses": [{"name": "kept", "retention": "PT1S"}]}')$$);
+SELECT eventbus.delete_event_bus('kept'), eventbus.delete_event_bus('born');
+
 -- operators only: PUBLIC may call neither
 CREATE ROLE regress_eventbus_code_app;
 GRANT USAGE ON SCHEMA eventbus TO regress_eventbus_code_app;
