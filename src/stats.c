@@ -81,7 +81,18 @@ typedef struct PendingEntry
 	PendingKey	pkey;
 	int64		counters[3];	/* put, bytes, matched */
 	bool		missing;		/* not in shared memory yet (pending_flush) */
+	EbStatsEntry *shared;		/* its shared entry, found before, or NULL */
+	uint64		generation;		/* eb_stats_shared->generation then */
 } PendingEntry;
+
+/*
+ * A backend keeps its pending entries from one transaction to the next
+ * (their counts zeroed), with the address of their shared entry, so that a
+ * publisher whose events match the same rules again finds them without
+ * creating them, and adds to shared memory without looking them up; up to
+ * this many, beyond which they are all dropped at the end of a transaction.
+ */
+#define EB_PENDING_KEEP 1024
 
 EbStatsShared *eb_stats_shared = NULL;
 HTAB	   *eb_stats_table = NULL;
@@ -94,6 +105,7 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static void stats_save(void);
+static void pending_discard(int nest);
 
 /* Whether counts are kept: shared memory is there and track_stats is on. */
 static inline bool
@@ -378,6 +390,7 @@ stats_shmem_startup(void)
 		eb_stats_shared->lock = &(GetNamedLWLockTranche("pg_eventbus stats"))->lock;
 		eb_stats_shared->stats_reset = GetCurrentTimestamp();
 		pg_atomic_init_u64(&eb_stats_shared->overflowed, 0);
+		eb_stats_shared->generation = 0;
 		SpinLockInit(&eb_stats_shared->mutex);
 		eb_stats_shared->nworkers = eb_settings->workers;
 		memset(eb_stats_shared->workers, 0, sizeof(EbWorkerSlot) * eb_stats_shared->nworkers);
@@ -512,7 +525,9 @@ pending_add_to(EbStatsEntry *e, const PendingEntry *p)
  * Adds every pending count to shared memory; at commit, never errors.  The
  * entries that exist already -- nearly always all of them -- are found
  * under one shared hold of the table's lock, however many rules the
- * transaction's events matched; the others are created one by one after.
+ * transaction's events matched, by the address found before when no entry
+ * has gone since (eventbus.stats_reset() with no arguments bumps the
+ * generation); the others are created one by one after.
  */
 static void
 pending_flush(void)
@@ -520,18 +535,28 @@ pending_flush(void)
 	HASH_SEQ_STATUS seq;
 	PendingEntry *p;
 	bool		any_missing = false;
+	uint64		generation;
 
 	LWLockAcquire(eb_stats_shared->lock, LW_SHARED);
+	generation = eb_stats_shared->generation;
 	hash_seq_init(&seq, pending);
 	while ((p = hash_seq_search(&seq)) != NULL)
 	{
-		EbStatsEntry *e = hash_search(eb_stats_table, &p->pkey.key, HASH_FIND, NULL);
+		EbStatsEntry *e;
 
-		p->missing = (e == NULL);
+		p->missing = false;
+		if (p->counters[0] == 0 && p->counters[1] == 0 && p->counters[2] == 0)
+			continue;
+		if (p->shared != NULL && p->generation == generation)
+			e = p->shared;
+		else
+			e = hash_search(eb_stats_table, &p->pkey.key, HASH_FIND, NULL);
+		p->shared = e;
+		p->generation = generation;
 		if (e != NULL)
 			pending_add_to(e, p);
 		else
-			any_missing = true;
+			p->missing = any_missing = true;
 	}
 	LWLockRelease(eb_stats_shared->lock);
 	if (!any_missing)
@@ -548,8 +573,31 @@ pending_flush(void)
 		e = find_entry(&p->pkey.key, &exclusive);
 		if (e != NULL)
 			pending_add_to(e, p);
+		/* an "(other)" entry stands for many names: not remembered */
+		p->shared = (e != NULL && key_cmp(&e->key, &p->pkey.key) == 0) ? e : NULL;
+		p->generation = eb_stats_shared->generation;
 		LWLockRelease(eb_stats_shared->lock);
 	}
+}
+
+/*
+ * At the end of a transaction: the counts are zeroed, the entries kept
+ * (see EB_PENDING_KEEP), unless there are too many.
+ */
+static void
+pending_reset(void)
+{
+	HASH_SEQ_STATUS seq;
+	PendingEntry *p;
+
+	if (hash_get_num_entries(pending) > EB_PENDING_KEEP)
+	{
+		pending_discard(0);
+		return;
+	}
+	hash_seq_init(&seq, pending);
+	while ((p = hash_seq_search(&seq)) != NULL)
+		memset(p->counters, 0, sizeof(p->counters));
 }
 
 /* Drops the pending counts of nesting level `nest` and deeper, or all. */
@@ -597,7 +645,10 @@ pending_merge_into_parent(int nest)
 		m->pkey.nest = nest - 1;
 		p2 = hash_search(pending, &m->pkey, HASH_ENTER, &found);
 		if (!found)
+		{
 			memset(p2->counters, 0, sizeof(p2->counters));
+			p2->shared = NULL;
+		}
 		for (int i = 0; i < 3; i++)
 			p2->counters[i] += m->counters[i];
 	}
@@ -623,7 +674,7 @@ stats_xact_callback(XactEvent event, void *arg)
 		default:
 			return;
 	}
-	pending_discard(0);
+	pending_reset();
 	pending_any = false;
 }
 
@@ -673,7 +724,10 @@ pending_add(EbStatsKind kind, const char *bus, const char *rule, int counter,
 	pkey.nest = GetCurrentTransactionNestLevel();
 	p = hash_search(pending, &pkey, HASH_ENTER, &found);
 	if (!found)
+	{
 		memset(p->counters, 0, sizeof(p->counters));
+		p->shared = NULL;
+	}
 	p->counters[counter] += n;
 	pending_any = true;
 }

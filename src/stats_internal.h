@@ -97,6 +97,7 @@ typedef struct EbStatsShared
 	LWLock	   *lock;			/* the hash table and stats_reset */
 	TimestampTz stats_reset;	/* last reset of everything */
 	pg_atomic_uint64 overflowed;	/* counts that went to "(other)" */
+	uint64		generation;		/* under the lock: bumped when entries go */
 	slock_t		mutex;			/* the worker slots */
 	int			nworkers;
 	EbWorkerSlot workers[FLEXIBLE_ARRAY_MEMBER];

@@ -152,6 +152,8 @@ eventbus_stats_reset(PG_FUNCTION_ARGS)
 				 errhint("Add pg_eventbus to shared_preload_libraries in postgresql.conf and restart the server.")));
 
 	LWLockAcquire(eb_stats_shared->lock, LW_EXCLUSIVE);
+	if (all)
+		eb_stats_shared->generation++;	/* entries go: forget their addresses */
 	hash_seq_init(&seq, eb_stats_table);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
