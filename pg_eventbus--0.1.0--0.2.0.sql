@@ -2378,6 +2378,343 @@ REVOKE ALL ON FUNCTION eventbus.maintain_attempt_log(timestamptz) FROM PUBLIC;
 -- Rate limits and circuit breakers
 ------------------------------------------------------------------------------
 
+/*
+ * A target's rate limit (requests per second across all workers; NULL:
+ * none) and whether an operator holds it (disable_target).  src/limits.c
+ * keeps the token buckets and the circuit breakers in shared memory.
+ */
+ALTER TABLE eventbus.targets
+	ADD COLUMN rate_limit integer,
+	ADD COLUMN enabled boolean NOT NULL DEFAULT true;
+
+-- put_target's check of rate_limit: NULL (no limit) or at least 1 a second.
+CREATE FUNCTION eventbus.check_target_rate_limit(target_id text, rate_limit integer)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF rate_limit IS NOT NULL AND rate_limit < 1 THEN
+		PERFORM eventbus.raise_error('22023',
+			format('rate_limit of target "%s" must be at least 1 request per second', target_id),
+			format('The value given is %s.', rate_limit),
+			'Give a number of requests per second from 1 up, or NULL for no limit.');
+	END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.check_target_rate_limit(text, integer) FROM PUBLIC;
+
+-- put_target with rate_limit (after input_transformer): the section
+-- "Input transformation"'s definition, plus the rate limit's check.
+DROP FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval, jsonb, text, jsonb);
+CREATE FUNCTION eventbus.put_target(rule text, target_id text, endpoint text,
+									bus text DEFAULT 'default',
+									http_method text DEFAULT 'POST',
+									headers jsonb DEFAULT '{}',
+									max_retry_attempts integer DEFAULT 185,
+									max_event_age interval DEFAULT '24 hours',
+									timeout interval DEFAULT '5 seconds',
+									input jsonb DEFAULT NULL,
+									input_path text DEFAULT NULL,
+									input_transformer jsonb DEFAULT NULL,
+									rate_limit integer DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_count bigint;
+BEGIN
+	PERFORM eventbus.require_rule(rule, bus, true);
+	IF target_id IS NULL OR target_id !~ '^[A-Za-z0-9._-]{1,64}$' THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid target_id "%s"', target_id),
+			'A target id is 1 to 64 characters from A-Z, a-z, 0-9, ".", "_" and "-".',
+			NULL);
+	END IF;
+	IF endpoint IS NULL OR endpoint !~* '^https?://[^/?#@[:space:]]+' OR endpoint ~ '[[:space:]]' THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid endpoint "%s" for target "%s"', endpoint, target_id),
+			'The endpoint must be an absolute http:// or https:// URL with a host and no spaces.',
+			'For example ''https://hooks.example.com/orders''.');
+	END IF;
+	http_method := upper(http_method);
+	IF http_method IS NULL OR http_method NOT IN ('POST', 'PUT', 'PATCH', 'GET', 'DELETE', 'HEAD', 'OPTIONS') THEN
+		PERFORM eventbus.raise_error('22023',
+			format('invalid http_method "%s" for target "%s"', http_method, target_id),
+			NULL,
+			'Use one of POST, PUT, PATCH, GET, DELETE, HEAD, OPTIONS.');
+	END IF;
+	-- names and values: the rules the worker applies to every header it sends
+	PERFORM eventbus.check_target_headers(target_id, headers);
+	-- at most one transformation, checked as the worker will apply it
+	PERFORM eventbus.check_target_input(target_id, input, input_path, input_transformer);
+	PERFORM eventbus.check_target_rate_limit(target_id, rate_limit);
+	IF max_retry_attempts IS NULL OR max_retry_attempts NOT BETWEEN 0 AND 185 THEN
+		PERFORM eventbus.raise_error('22023',
+			'max_retry_attempts must be between 0 and 185',
+			format('The value given is %s; it counts the retries after the first attempt.', coalesce(max_retry_attempts::text, 'NULL')),
+			NULL);
+	END IF;
+	IF max_event_age IS NULL OR max_event_age NOT BETWEEN interval '60 seconds' AND interval '24 hours' THEN
+		PERFORM eventbus.raise_error('22023',
+			'max_event_age must be between 60 seconds and 24 hours',
+			format('The value given is %s.', coalesce(max_event_age::text, 'NULL')),
+			NULL);
+	END IF;
+	IF timeout IS NULL OR timeout NOT BETWEEN interval '100 milliseconds' AND interval '5 minutes' THEN
+		PERFORM eventbus.raise_error('22023',
+			'timeout must be between 100 milliseconds and 5 minutes',
+			format('The value given is %s.', coalesce(timeout::text, 'NULL')),
+			NULL);
+	END IF;
+	SELECT count(*) INTO v_count FROM eventbus.targets t
+	WHERE t.bus = put_target.bus AND t.rule = put_target.rule AND t.target_id <> put_target.target_id;
+	IF v_count >= 5 THEN
+		PERFORM eventbus.raise_error('54000',
+			format('rule "%s" already has 5 targets', rule),
+			'A rule has at most 5 targets.',
+			'Remove a target with eventbus.remove_target(), or add another rule with the same pattern.');
+	END IF;
+	INSERT INTO eventbus.targets AS t (bus, rule, target_id, endpoint, http_method, headers,
+									   max_retry_attempts, max_event_age, timeout,
+									   input, input_path, input_transformer,
+									   rate_limit)
+	VALUES (bus, rule, target_id, endpoint, http_method, headers,
+			max_retry_attempts, max_event_age, timeout,
+			input, input_path, input_transformer,
+			rate_limit)
+	ON CONFLICT ON CONSTRAINT targets_pkey DO UPDATE
+		SET endpoint = EXCLUDED.endpoint,
+			http_method = EXCLUDED.http_method,
+			headers = EXCLUDED.headers,
+			max_retry_attempts = EXCLUDED.max_retry_attempts,
+			max_event_age = EXCLUDED.max_event_age,
+			timeout = EXCLUDED.timeout,
+			input = EXCLUDED.input,
+			input_path = EXCLUDED.input_path,
+			input_transformer = EXCLUDED.input_transformer,
+			rate_limit = EXCLUDED.rate_limit,
+			updated_at = now();
+END
+$$;
+COMMENT ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval, jsonb, text, jsonb, integer) IS 'Creates or replaces an HTTP target of a rule (at most 5 per rule), optionally with what it receives instead of the event and a rate limit.';
+REVOKE EXECUTE ON FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer,
+	interval, interval, jsonb, text, jsonb, integer) FROM PUBLIC;
+
+
+/*
+ * The circuit breakers and token buckets in shared memory (src/limits.c).
+ * target_room: how many requests a target may start now (the claim calls
+ * it for each target); breaker_open: is a target's breaker open or probing;
+ * breaker_reset: closes it; target_limits: the state of every target with
+ * a rate limit or a breaker that saw failures.
+ */
+CREATE FUNCTION eventbus.target_room(bus text, rule text, target_id text, rate_limit integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'eventbus_target_room'
+LANGUAGE C VOLATILE;
+CREATE FUNCTION eventbus.breaker_open(bus text, rule text, target_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'eventbus_breaker_open'
+LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION eventbus.breaker_reset(bus text, rule text, target_id text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'eventbus_breaker_reset'
+LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION eventbus.target_limits(OUT bus text, OUT rule text, OUT target_id text,
+									   OUT breaker_state text,
+									   OUT consecutive_failures integer,
+									   OUT breaker_opened_at timestamptz,
+									   OUT next_probe_at timestamptz,
+									   OUT rate_limited bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'eventbus_target_limits'
+LANGUAGE C VOLATILE;
+
+/*
+ * The one place that says a target is held by its configuration -- no
+ * request goes to it, its rows wait: disabled by an operator.  (Another
+ * reason joins here with an OR.)  The claim gives such a target no room.
+ */
+CREATE FUNCTION eventbus.target_suspended(t eventbus.targets)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT NOT $1.enabled $$;
+
+-- Held: suspended, or its circuit breaker is open (or probing).
+CREATE FUNCTION eventbus.target_held(t eventbus.targets)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT eventbus.target_suspended($1)
+		OR eventbus.breaker_open($1.bus, $1.rule, $1.target_id) $$;
+
+/*
+ * max_event_age holds for held targets too: moves the rows of held
+ * targets whose event is older than the target's max_event_age to
+ * dead_letters (MaximumEventAgeInSeconds, with the code of the last
+ * attempt's error, or TARGET_HELD when none was made).  Rows in flight
+ * are left to their answer.  The delivery worker runs it once per poll
+ * interval; it reaches the rows by probes of deliveries_target_due_idx,
+ * one per held target.  Returns how many.
+ */
+CREATE FUNCTION eventbus.expire_held_deliveries()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	v_count bigint := 0;
+BEGIN
+	FOR r IN
+		WITH held AS (
+			SELECT t.bus, t.rule, t.target_id, t.endpoint, t.max_event_age
+			FROM eventbus.targets t
+			WHERE eventbus.target_held(t)),
+		old AS (
+			SELECT d.ctid AS row_ctid, h.endpoint, h.max_event_age
+			FROM held h CROSS JOIN LATERAL (
+				SELECT d.ctid FROM eventbus.deliveries d
+				WHERE d.bus OPERATOR(pg_catalog.=) h.bus
+				  AND d.rule OPERATOR(pg_catalog.=) h.rule
+				  AND d.target_id OPERATOR(pg_catalog.=) h.target_id
+				  AND d.leased_until IS NULL
+				  AND d.event_published_at OPERATOR(pg_catalog.<)
+					  (pg_catalog.now() OPERATOR(pg_catalog.-) h.max_event_age)
+				FOR UPDATE OF d SKIP LOCKED) d),
+		gone AS (
+			DELETE FROM eventbus.deliveries d
+			USING old o
+			WHERE d.ctid OPERATOR(pg_catalog.=) o.row_ctid
+			RETURNING d AS moved, o.endpoint, o.max_event_age)
+		SELECT * FROM gone
+	LOOP
+		PERFORM eventbus.dead_letter(r.moved, r.endpoint,
+			coalesce(NULLIF(pg_catalog.split_part((r.moved).last_error, ':', 1), ''),
+					 'TARGET_HELD'),
+			pg_catalog.format('the event is older than the max_event_age (%s) of target %s of rule %s on bus %s, which was held (disabled, or its circuit breaker open)%s',
+				r.max_event_age, (r.moved).target_id, (r.moved).rule, (r.moved).bus,
+				CASE WHEN (r.moved).last_error IS NULL THEN ''
+					 ELSE '; last error: ' OPERATOR(pg_catalog.||) (r.moved).last_error END),
+			(r.moved).last_http_status, NULL, 'MaximumEventAgeInSeconds');
+		v_count := v_count OPERATOR(pg_catalog.+) 1;
+	END LOOP;
+	RETURN v_count;
+END
+$$;
+
+/*
+ * An operator holds a target (disable_target: nothing is sent to it, its
+ * rows wait, max_event_age still applies) or releases it (enable_target:
+ * also closes its circuit breaker, and wakes the workers at commit).
+ * Unknown target: 42704.
+ */
+CREATE FUNCTION eventbus.set_target_enabled(rule text, target_id text, bus text, enabled boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM eventbus.require_rule(rule, bus);
+	UPDATE eventbus.targets t
+	SET enabled = set_target_enabled.enabled, updated_at = now()
+	WHERE t.bus = set_target_enabled.bus AND t.rule = set_target_enabled.rule
+	  AND t.target_id = set_target_enabled.target_id;
+	IF NOT FOUND THEN
+		PERFORM eventbus.raise_error('42704',
+			format('target "%s" of rule "%s" on event bus "%s" does not exist', target_id, rule, bus),
+			NULL,
+			'List the targets with: SELECT bus, rule, target_id FROM eventbus.targets;');
+	END IF;
+	IF enabled THEN
+		PERFORM eventbus.breaker_reset(bus, rule, target_id);
+		PERFORM eventbus.wake_workers();
+	END IF;
+END
+$$;
+
+CREATE FUNCTION eventbus.disable_target(rule text, target_id text, bus text DEFAULT 'default')
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT eventbus.set_target_enabled(rule, target_id, bus, false) $$;
+COMMENT ON FUNCTION eventbus.disable_target(text, text, text) IS 'Holds a target: nothing is sent to it until enable_target; its deliveries wait (max_event_age still applies).';
+
+CREATE FUNCTION eventbus.enable_target(rule text, target_id text, bus text DEFAULT 'default')
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT eventbus.set_target_enabled(rule, target_id, bus, true) $$;
+COMMENT ON FUNCTION eventbus.enable_target(text, text, text) IS 'Releases a target held by disable_target and closes its circuit breaker.';
+
+REVOKE EXECUTE ON FUNCTION eventbus.target_room(text, text, text, integer),
+	eventbus.breaker_open(text, text, text), eventbus.breaker_reset(text, text, text),
+	eventbus.target_limits(), eventbus.target_suspended(eventbus.targets),
+	eventbus.target_held(eventbus.targets), eventbus.expire_held_deliveries(),
+	eventbus.set_target_enabled(text, text, text, boolean),
+	eventbus.disable_target(text, text, text), eventbus.enable_target(text, text, text)
+	FROM PUBLIC;
+
+/*
+ * target_stats shows each target's rate limit, whether it is enabled, and
+ * its breaker (state, failures in a row, when it opened, the next probe)
+ * and the claims its rate limit cut short, after the section "Statistics
+ * and metrics"' columns.
+ */
+CREATE OR REPLACE VIEW eventbus.target_stats AS
+WITH s AS (SELECT * FROM eventbus.stats_entries() e WHERE e.kind = 'target'),
+dl AS (
+	SELECT l.bus, l.rule, l.target_id,
+		pg_catalog.count(*) FILTER (WHERE l.failed_at > pg_catalog.now() - interval '1 hour') AS dead_letters_last_hour
+	FROM eventbus.dead_letters l
+	GROUP BY l.bus, l.rule, l.target_id),
+k AS (
+	SELECT t.bus, t.rule, t.target_id FROM eventbus.targets t
+	UNION SELECT s.bus, s.rule, s.target_id FROM s
+	UNION SELECT q.bus, q.rule, q.target_id FROM eventbus.queue_by_target q)
+SELECT k.bus, k.rule, k.target_id,
+	coalesce(s.invocations, 0) AS invocations,
+	coalesce(s.invocation_attempts, 0) AS invocation_attempts,
+	coalesce(s.successful_invocation_attempts, 0) AS successful_invocation_attempts,
+	coalesce(s.retry_invocation_attempts, 0) AS retry_invocation_attempts,
+	coalesce(s.throttled_invocation_attempts, 0) AS throttled_invocation_attempts,
+	coalesce(s.timed_out_invocation_attempts, 0) AS timed_out_invocation_attempts,
+	coalesce(s.failed_invocations, 0) AS failed_invocations,
+	coalesce(s.dead_letter_invocations, 0) AS dead_letter_invocations,
+	coalesce(q.backlog, 0) AS backlog,
+	coalesce(q.due, 0) AS due,
+	coalesce(q.waiting_on_backoff, 0) AS waiting_on_backoff,
+	coalesce(q.in_flight, 0) AS in_flight,
+	q.oldest_due_age,
+	q.oldest_backoff_age,
+	coalesce(dl.dead_letters_last_hour, 0) AS dead_letters_last_hour,
+	coalesce(s.start_latency_buckets, pg_catalog.array_fill(0::bigint, ARRAY[pg_catalog.cardinality(eventbus.latency_bucket_bounds())])) AS ingestion_to_invocation_start_latency_buckets,
+	coalesce(s.start_latency_sum, 0) AS ingestion_to_invocation_start_latency_sum,
+	coalesce(s.start_latency_count, 0) AS ingestion_to_invocation_start_latency_count,
+	coalesce(s.success_latency_buckets, pg_catalog.array_fill(0::bigint, ARRAY[pg_catalog.cardinality(eventbus.latency_bucket_bounds())])) AS ingestion_to_invocation_success_latency_buckets,
+	coalesce(s.success_latency_sum, 0) AS ingestion_to_invocation_success_latency_sum,
+	coalesce(s.success_latency_count, 0) AS ingestion_to_invocation_success_latency_count,
+	coalesce(s.stats_reset, (SELECT o.stats_reset FROM eventbus.stats_overview() o)) AS stats_reset,
+	tt.enabled,
+	tt.rate_limit,
+	CASE WHEN tt.target_id IS NOT NULL THEN coalesce(lim.breaker_state, 'closed') END AS breaker_state,
+	coalesce(lim.consecutive_failures, 0) AS consecutive_failures,
+	lim.breaker_opened_at,
+	lim.next_probe_at,
+	coalesce(lim.rate_limited, 0) AS rate_limited
+FROM k
+LEFT JOIN s ON s.bus = k.bus AND s.rule = k.rule AND s.target_id = k.target_id
+LEFT JOIN eventbus.queue_by_target q ON q.bus = k.bus AND q.rule = k.rule AND q.target_id = k.target_id
+LEFT JOIN dl ON dl.bus = k.bus AND dl.rule = k.rule AND dl.target_id = k.target_id
+LEFT JOIN eventbus.targets tt ON tt.bus = k.bus AND tt.rule = k.rule AND tt.target_id = k.target_id
+LEFT JOIN eventbus.target_limits() lim ON lim.bus = k.bus AND lim.rule = k.rule AND lim.target_id = k.target_id;
+COMMENT ON VIEW eventbus.target_stats IS 'Per target: invocations and attempts by outcome, the queue (backlog, due, backoff, in flight, oldest ages), dead letters in the last hour, latency histograms; enabled, rate limit, circuit breaker.';
+GRANT EXECUTE ON FUNCTION eventbus.target_limits() TO pg_monitor;
+
+
 -- (end of rate limits and circuit breakers)
 
 ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ GRANT USAGE ON SCHEMA eventbus TO regress_eventbus_sig_app, regress_eventbus_sig
 GRANT EXECUTE ON FUNCTION eventbus.put_event(text, text, jsonb, text[], text, timestamptz),
 					  eventbus.put_events(jsonb) TO regress_eventbus_sig_app;
 GRANT EXECUTE ON FUNCTION
-	eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval, jsonb, text, jsonb),
+	eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval, jsonb, text, jsonb, integer),
 	eventbus.remove_target(text, text, text),
 	eventbus.rotate_signing_secret(text, text, text, interval),
 	eventbus.delete_signing_secrets(text, text, text) TO regress_eventbus_sig_ops;

@@ -61,6 +61,7 @@
 #include "utils/wait_event.h"
 
 #include "attempts.h"
+#include "limits.h"
 #include "policy.h"
 #include "queue.h"
 #include "request.h"
@@ -145,7 +146,8 @@ static const char *const claim_sql =
 "    ORDER BY d.bus, d.rule, d.target_id LIMIT 1) n"
 "), tk AS ("
 "  SELECT t.*, t.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.rule"
-"    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.target_id AS key"
+"    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.target_id AS key,"
+"    t AS target_row"
 "  FROM eventbus.targets t"
 "), tq AS ("
 "  SELECT tk.bus, tk.rule, tk.target_id, tk.endpoint, tk.http_method, tk.headers,"
@@ -154,8 +156,10 @@ static const char *const claim_sql =
 "      OR tk.input_transformer IS NOT NULL THEN pg_catalog.jsonb_build_object("
 "      'input', tk.input, 'input_path', tk.input_path,"
 "      'input_transformer', tk.input_transformer) END AS transform,"
+"    CASE WHEN eventbus.target_suspended(tk.target_row) THEN 0 ELSE LEAST("
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 0)::pg_catalog.int4,"
-"      $3) AS room,"
+"      $3),"
+"      eventbus.target_room(tk.bus, tk.rule, tk.target_id, tk.rate_limit)) END AS room,"
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 1)::pg_catalog.timestamptz,"
 "      '-infinity'::pg_catalog.timestamptz) AS low"
 "  FROM tk"
@@ -779,7 +783,11 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	sweep = (last_sweep == 0 ||
 			 TimestampDifferenceExceeds(last_sweep, now, eb_settings->poll_interval));
 	if (sweep)
+	{
 		last_sweep = now;
+		/* rows of held targets past their max_event_age, as often */
+		eb_limits_expire_held();
+	}
 
 	/*
 	 * Now and then every target is looked at from its start again: rows
@@ -887,7 +895,22 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 
 		/* it may have more due: claim again when a request of it settles */
 		if (ct->rows >= ct->room)
+		{
 			targets_saturated = true;
+			eb_limits_note_full(ct->key);
+		}
+	}
+
+	/* targets with no room for their rate limit or breaker: until when */
+	{
+		TimestampTz limits_wake = eb_limits_claim_wake();
+
+		if (limits_wake != 0)
+		{
+			targets_saturated = true;
+			if (unpause == 0 || limits_wake < unpause)
+				unpause = limits_wake;
+		}
 	}
 
 	if (n >= (uint64) room)
@@ -1151,7 +1174,11 @@ eb_queue_settle(EbDelivery *finished)
 
 		finished = d->next;
 		if (d->to_send)
+		{
 			eb_slots_return(d->target_key, d->http.transport == EB_TRANSPORT_OK);
+			eb_limits_report(d->target_key,
+							 eb_limits_failed(d->http.transport, d->http.status));
+		}
 		eb_request_free(d);
 	}
 	commit_xact();				/* also resets batch_ctx */
