@@ -103,6 +103,9 @@ static TimestampTz claim_wake = 0;
 
 static SPIPlanPtr expire_plan = NULL;
 
+/* How often a worker looks for held targets' rows past max_event_age. */
+#define EB_HELD_SWEEP_MS 10000
+
 PG_FUNCTION_INFO_V1(eventbus_target_room);
 PG_FUNCTION_INFO_V1(eventbus_breaker_open);
 PG_FUNCTION_INFO_V1(eventbus_breaker_reset);
@@ -464,11 +467,18 @@ eb_limits_claim_wake(void)
 /*
  * Dead-letters the rows of held targets whose event is older than their
  * max_event_age (eventbus.expire_held_deliveries()); inside the claim's
- * transaction, once per poll interval.
+ * transaction, at most every EB_HELD_SWEEP_MS (the sweep reads each held
+ * target's backlog, and max_event_age is at least a minute).
  */
 void
 eb_limits_expire_held(void)
 {
+	static TimestampTz last_sweep = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (last_sweep != 0 && !TimestampDifferenceExceeds(last_sweep, now, EB_HELD_SWEEP_MS))
+		return;
+	last_sweep = now;
 	if (SPI_execute_plan(eb_saved_plan(&expire_plan,
 									   "SELECT eventbus.expire_held_deliveries()", 0, NULL),
 						 NULL, NULL, false, 0) != SPI_OK_SELECT)

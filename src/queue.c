@@ -783,11 +783,10 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	sweep = (last_sweep == 0 ||
 			 TimestampDifferenceExceeds(last_sweep, now, eb_settings->poll_interval));
 	if (sweep)
-	{
 		last_sweep = now;
-		/* rows of held targets past their max_event_age, as often */
-		eb_limits_expire_held();
-	}
+
+	/* rows of held targets past their max_event_age (every 10 s) */
+	eb_limits_expire_held();
 
 	/*
 	 * Now and then every target is looked at from its start again: rows
