@@ -65,3 +65,4 @@ WHERE r->>'name' = 'rl-rule' ORDER BY 1;
 
 SELECT eventbus.delete_rule('rl-rule');
 DELETE FROM eventbus.dead_letters WHERE rule = 'rl-rule';
+DELETE FROM eventbus.events WHERE source = 'rl.test';
