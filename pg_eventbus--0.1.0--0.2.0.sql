@@ -2536,11 +2536,12 @@ LANGUAGE C VOLATILE;
  * The one place that says a target is held by its configuration -- no
  * request goes to it, its rows wait: disabled by an operator.  (Another
  * reason joins here with an OR.)  The claim gives such a target no room.
+ * No SET clause, so that the claim inlines it: its body names no function
+ * or operator (NOT is syntax); one that joins here must qualify its own.
  */
 CREATE FUNCTION eventbus.target_suspended(t eventbus.targets)
 RETURNS boolean
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$ SELECT NOT $1.enabled $$;
 
 -- Held: suspended, or its circuit breaker is open (or probing).
