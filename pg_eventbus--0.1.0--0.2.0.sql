@@ -2715,6 +2715,93 @@ LEFT JOIN eventbus.target_limits() lim ON lim.bus = k.bus AND lim.rule = k.rule 
 COMMENT ON VIEW eventbus.target_stats IS 'Per target: invocations and attempts by outcome, the queue (backlog, due, backoff, in flight, oldest ages), dead letters in the last hour, latency histograms; enabled, rate limit, circuit breaker.';
 GRANT EXECUTE ON FUNCTION eventbus.target_limits() TO pg_monitor;
 
+/*
+ * metrics() with the breaker as a gauge per target (family 22), after the
+ * section "Statistics and metrics"' families; the same function otherwise.
+ */
+CREATE OR REPLACE FUNCTION eventbus.metrics()
+RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH families(ord, name, type, help) AS (VALUES
+	(1, 'eventbus_put_events_total', 'counter', 'Events put on the bus (put_event, put_events, capture).'),
+	(2, 'eventbus_put_event_bytes_total', 'counter', 'Size of the events put, as PutEvents counts it.'),
+	(3, 'eventbus_matched_events_total', 'counter', 'Events that matched at least one rule (MatchedEvents).'),
+	(4, 'eventbus_triggered_rules_total', 'counter', 'Events each rule matched (TriggeredRules).'),
+	(5, 'eventbus_invocations_total', 'counter', 'Deliveries ended after a request: succeeded, or failed for good (Invocations).'),
+	(6, 'eventbus_invocation_attempts_total', 'counter', 'Requests sent (InvocationAttempts).'),
+	(7, 'eventbus_successful_invocation_attempts_total', 'counter', 'Requests answered 2xx (SuccessfulInvocationAttempts).'),
+	(8, 'eventbus_retry_invocation_attempts_total', 'counter', 'Requests that were retries (RetryInvocationAttempts).'),
+	(9, 'eventbus_throttled_invocation_attempts_total', 'counter', 'Requests answered 429.'),
+	(10, 'eventbus_timed_out_invocation_attempts_total', 'counter', 'Requests that ran past the target''s timeout.'),
+	(11, 'eventbus_failed_invocations_total', 'counter', 'Deliveries that failed for good after a request (FailedInvocations).'),
+	(12, 'eventbus_dead_letter_invocations_total', 'counter', 'Deliveries the worker moved to eventbus.dead_letters (DeadLetterInvocations).'),
+	(13, 'eventbus_backlog', 'gauge', 'Pending deliveries of the target.'),
+	(14, 'eventbus_due_deliveries', 'gauge', 'Pending deliveries that are due now.'),
+	(15, 'eventbus_in_flight', 'gauge', 'Deliveries leased by a worker (requests in flight).'),
+	(16, 'eventbus_oldest_due_age_seconds', 'gauge', 'How long the longest-waiting due delivery has been due (0 when none).'),
+	(17, 'eventbus_oldest_backoff_age_seconds', 'gauge', 'Age since publication of the oldest delivery waiting on its backoff (0 when none).'),
+	(18, 'eventbus_dead_letters_last_hour', 'gauge', 'Dead letters of the target that failed in the last hour.'),
+	(19, 'eventbus_ingestion_to_invocation_start_latency_seconds', 'histogram', 'From the event''s insertion to the start of its first attempt (IngestionToInvocationStartLatency).'),
+	(20, 'eventbus_ingestion_to_invocation_success_latency_seconds', 'histogram', 'From the event''s insertion to the end of its successful attempt (IngestionToInvocationSuccessLatency).'),
+	(21, 'eventbus_workers', 'gauge', 'Delivery workers running.'),
+	(22, 'eventbus_breaker_open', 'gauge', 'Whether the target''s circuit breaker is open or probing (1) or closed (0).')),
+b AS (SELECT s.*, pg_catalog.format('bus="%s"', eventbus.metrics_label(s.bus)) AS l
+	  FROM eventbus.bus_stats s),
+r AS (SELECT s.*, pg_catalog.format('bus="%s",rule="%s"', eventbus.metrics_label(s.bus),
+									 eventbus.metrics_label(s.rule)) AS l
+	  FROM eventbus.rule_stats s),
+t AS (SELECT s.*, pg_catalog.format('bus="%s",rule="%s",target="%s"', eventbus.metrics_label(s.bus),
+									 eventbus.metrics_label(s.rule), eventbus.metrics_label(s.target_id)) AS l
+	  FROM eventbus.target_stats s),
+samples(ord, sort, suffix, labels, value) AS (
+	SELECT 1, b.l, '', b.l, b.put_events::text FROM b
+	UNION ALL SELECT 2, b.l, '', b.l, b.put_event_bytes::text FROM b
+	UNION ALL SELECT 3, b.l, '', b.l, b.matched_events::text FROM b
+	UNION ALL SELECT 4, r.l, '', r.l, r.matched_events::text FROM r
+	UNION ALL SELECT 5, t.l, '', t.l, t.invocations::text FROM t
+	UNION ALL SELECT 6, t.l, '', t.l, t.invocation_attempts::text FROM t
+	UNION ALL SELECT 7, t.l, '', t.l, t.successful_invocation_attempts::text FROM t
+	UNION ALL SELECT 8, t.l, '', t.l, t.retry_invocation_attempts::text FROM t
+	UNION ALL SELECT 9, t.l, '', t.l, t.throttled_invocation_attempts::text FROM t
+	UNION ALL SELECT 10, t.l, '', t.l, t.timed_out_invocation_attempts::text FROM t
+	UNION ALL SELECT 11, t.l, '', t.l, t.failed_invocations::text FROM t
+	UNION ALL SELECT 12, t.l, '', t.l, t.dead_letter_invocations::text FROM t
+	UNION ALL SELECT 13, t.l, '', t.l, t.backlog::text FROM t
+	UNION ALL SELECT 14, t.l, '', t.l, t.due::text FROM t
+	UNION ALL SELECT 15, t.l, '', t.l, t.in_flight::text FROM t
+	UNION ALL SELECT 16, t.l, '', t.l, coalesce(pg_catalog.date_part('epoch', t.oldest_due_age), 0)::text FROM t
+	UNION ALL SELECT 17, t.l, '', t.l, coalesce(pg_catalog.date_part('epoch', t.oldest_backoff_age), 0)::text FROM t
+	UNION ALL SELECT 18, t.l, '', t.l, t.dead_letters_last_hour::text FROM t
+	UNION ALL SELECT 22, t.l, '', t.l, (CASE WHEN t.breaker_state IN ('open', 'half_open') THEN 1 ELSE 0 END)::text FROM t
+	UNION ALL
+	SELECT h.ord, t.l || pg_catalog.to_char(x.i, 'FM000'), '_bucket',
+		t.l || pg_catalog.format(',le="%s"', CASE WHEN x.i > pg_catalog.cardinality(x.bounds) THEN '+Inf' ELSE x.bounds[x.i]::text END),
+		(CASE WHEN x.i > pg_catalog.cardinality(x.bounds) THEN h.count ELSE h.buckets[x.i] END)::text
+	FROM t
+	CROSS JOIN LATERAL (VALUES
+		(19, t.ingestion_to_invocation_start_latency_buckets, t.ingestion_to_invocation_start_latency_count),
+		(20, t.ingestion_to_invocation_success_latency_buckets, t.ingestion_to_invocation_success_latency_count))
+		AS h(ord, buckets, count)
+	CROSS JOIN LATERAL (SELECT g.i, eventbus.latency_bucket_bounds() AS bounds
+						FROM pg_catalog.generate_series(1, pg_catalog.cardinality(eventbus.latency_bucket_bounds()) + 1) AS g(i)) x
+	UNION ALL SELECT 19, t.l || 'x1', '_sum', t.l, t.ingestion_to_invocation_start_latency_sum::text FROM t
+	UNION ALL SELECT 19, t.l || 'x2', '_count', t.l, t.ingestion_to_invocation_start_latency_count::text FROM t
+	UNION ALL SELECT 20, t.l || 'x1', '_sum', t.l, t.ingestion_to_invocation_success_latency_sum::text FROM t
+	UNION ALL SELECT 20, t.l || 'x2', '_count', t.l, t.ingestion_to_invocation_success_latency_count::text FROM t
+	UNION ALL SELECT 21, '', '', '', (SELECT pg_catalog.count(*) FROM eventbus.worker_status())::text),
+lines(ord, sort, line) AS (
+	SELECT f.ord, '', pg_catalog.format(E'# HELP %s %s\n# TYPE %s %s', f.name, f.help, f.name, f.type)
+	FROM families f
+	UNION ALL
+	SELECT s.ord, '1' || s.sort,
+		f.name || s.suffix || CASE WHEN s.labels = '' THEN '' ELSE '{' || s.labels || '}' END || ' ' || s.value
+	FROM samples s JOIN families f ON f.ord = s.ord)
+SELECT pg_catalog.string_agg(lines.line, E'\n' ORDER BY lines.ord, lines.sort COLLATE "C") || E'\n'
+FROM lines
+$$;
+
 
 -- (end of rate limits and circuit breakers)
 

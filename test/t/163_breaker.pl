@@ -41,6 +41,9 @@ is($node->safe_psql('postgres',
 	"SELECT breaker_state <> 'closed' AND consecutive_failures >= 5 AND breaker_opened_at IS NOT NULL"
 	  . " FROM eventbus.target_stats WHERE target_id = 'flaky'"),
 	't', 'target_stats shows the breaker open, its failures and when it opened');
+like($node->safe_psql('postgres', 'SELECT eventbus.metrics()'),
+	qr/^eventbus_breaker_open\{bus="default",rule="flaky",target="flaky"\} 1$/m,
+	'metrics() has the breaker open as a gauge');
 my ($rows, $attempts, $untouched) = split /\|/, $node->safe_psql('postgres',
 	"SELECT count(*), sum(attempts), count(*) FILTER (WHERE attempts = 0)"
 	  . " FROM eventbus.deliveries WHERE target_id = 'flaky'");
@@ -72,6 +75,9 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM eventbus.dead_letters'), '
 is($node->safe_psql('postgres',
 	"SELECT breaker_state, consecutive_failures FROM eventbus.target_stats WHERE target_id = 'flaky'"),
 	'closed|0', 'the breaker is closed again');
+like($node->safe_psql('postgres', 'SELECT eventbus.metrics()'),
+	qr/^eventbus_breaker_open\{bus="default",rule="flaky",target="flaky"\} 0$/m,
+	'metrics() has it closed');
 
 # disable_target holds the target; enable_target releases it
 $node->safe_psql('postgres', "SELECT eventbus.disable_target('flaky', 'flaky')");
