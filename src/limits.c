@@ -210,6 +210,21 @@ forget_if_empty(EbTargetLimits *e)
 		hash_search(limits_table, e->key, HASH_REMOVE, NULL);
 }
 
+/*
+ * With the breakers turned off (eventbus.breaker_failures = 0), closes a
+ * breaker left open from before.
+ */
+static void
+close_if_off(EbTargetLimits *e)
+{
+	if (eventbus_breaker_failures == 0 && e->state != EB_BREAKER_CLOSED)
+	{
+		e->state = EB_BREAKER_CLOSED;
+		e->failures = 0;
+		e->cooldown_ms = 0;
+	}
+}
+
 /* Notes when this worker's claim should look at a target again. */
 static void
 note_wake(TimestampTz at)
@@ -262,6 +277,7 @@ eventbus_target_room(PG_FUNCTION_ARGS)
 		LWLockRelease(limits_shared->lock);
 		PG_RETURN_INT32(room);
 	}
+	close_if_off(e);
 	if (e->rate != rate)
 	{
 		if (e->rate == 0)
@@ -325,6 +341,7 @@ eb_limits_take(const char *target_key)
 	e = entry_of(target_key, false);
 	if (e != NULL)
 	{
+		close_if_off(e);
 		refill(e, now);
 		if (e->rate > 0 && e->tokens < 1.0)
 			ok = false;
