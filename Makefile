@@ -5,7 +5,7 @@
 # make prove_installcheck  TAP tests (test/t/*.pl), as a non-root user
 # make check-matcher  unit, conformance and valgrind runs of the matcher
 # make check-policy  unit tests of the retry policy
-# make bench-match | bench-publish | bench-dispatch | bench-steady  benchmarks (bench/)
+# make bench-match | bench-publish | bench-dispatch | bench-steady | bench-ratelimit  benchmarks (bench/)
 
 EXTENSION = pg_eventbus
 MODULE_big = pg_eventbus
@@ -32,7 +32,7 @@ include $(PGXS)
 # after PGXS, which resets it
 PROVE_FLAGS = -I test/perl
 
-.PHONY: prove_installcheck check-policy check-matcher fuzz-matcher bench-match bench-publish bench-dispatch bench-steady
+.PHONY: prove_installcheck check-policy check-matcher fuzz-matcher bench-match bench-publish bench-dispatch bench-steady bench-ratelimit
 
 # TAP tests against the installed extension (PGXS defines the recipe only)
 prove_installcheck:
@@ -55,6 +55,10 @@ bench-publish:
 
 bench-dispatch:
 	bash bench/dispatch/run.sh
+
+# how closely rate_limit holds at 50/s and 2,000/s, with 1 and 2 workers
+bench-ratelimit:
+	bash bench/ratelimit/run.sh
 
 # PG_BIN picks the PostgreSQL to build against and run (default the system's 15)
 bench-steady:

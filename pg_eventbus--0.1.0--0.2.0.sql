@@ -2989,51 +2989,11 @@ $$;
 REVOKE EXECUTE ON FUNCTION eventbus.connection_token_rejected(text, bigint) FROM PUBLIC;
 
 /*
- * Dead-letters (MaximumEventAgeInSeconds, NO_PERMISSIONS) the deliveries
- * that wait for a connection that blocks them and whose event is older
- * than their target's max_event_age; at most max_rows per call, none
- * leased.  The worker runs it once per poll interval.  Returns how many.
+ * A connection that blocks holds its targets: eventbus.target_suspended()
+ * says so to the claim, and eventbus.expire_held_deliveries() (section
+ * "Rate limits and circuit breakers") dead-letters their deliveries past
+ * max_event_age (NO_PERMISSIONS, naming the connection and its state).
  */
-CREATE FUNCTION eventbus.expire_blocked_deliveries(max_rows integer DEFAULT 1000)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_count bigint;
-BEGIN
-	WITH blocked AS (
-		SELECT t.bus, t.rule, t.target_id, t.endpoint, t.max_event_age, c.name, c.state, c.state_reason
-		FROM eventbus.connection_secrets c
-		JOIN eventbus.targets t ON t.connection OPERATOR(pg_catalog.=) c.name
-		WHERE eventbus.connection_blocks(c.name)
-	), moved AS (
-		DELETE FROM eventbus.deliveries d
-		USING (SELECT d2.id, b.endpoint, b.name, b.state, b.state_reason
-			   FROM blocked b CROSS JOIN LATERAL (
-				   SELECT d3.id FROM eventbus.deliveries d3
-				   WHERE d3.bus OPERATOR(pg_catalog.=) b.bus AND d3.rule OPERATOR(pg_catalog.=) b.rule
-					 AND d3.target_id OPERATOR(pg_catalog.=) b.target_id
-					 AND d3.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-					 AND (d3.leased_until IS NULL OR d3.leased_until OPERATOR(pg_catalog.<=) pg_catalog.now())
-					 AND coalesce(d3.event_published_at, d3.created_at)
-						 OPERATOR(pg_catalog.+) b.max_event_age OPERATOR(pg_catalog.<=) pg_catalog.now()
-				   LIMIT max_rows
-				   FOR UPDATE SKIP LOCKED) d2
-			   LIMIT max_rows) x
-		WHERE d.id OPERATOR(pg_catalog.=) x.id
-		RETURNING d, x.endpoint, x.name, x.state, x.state_reason
-	)
-	SELECT pg_catalog.count(*) INTO v_count
-	FROM (SELECT eventbus.dead_letter(m.d, m.endpoint, 'NO_PERMISSIONS',
-			pg_catalog.format('connection "%s" is %s (%s): the event is older than the target''s max_event_age',
-				m.name, m.state, m.state_reason),
-			(m.d).last_http_status, NULL, 'MaximumEventAgeInSeconds')
-		  FROM moved m) s;
-	RETURN v_count;
-END
-$$;
-REVOKE EXECUTE ON FUNCTION eventbus.expire_blocked_deliveries(integer) FROM PUBLIC;
 
 -- put_target takes connection, checked by check_target_connection: see the
 -- section "put_target" at the end.
@@ -3244,6 +3204,350 @@ REVOKE EXECUTE ON FUNCTION eventbus.code_apply_connections(jsonb) FROM PUBLIC;
 ------------------------------------------------------------------------------
 -- Rate limits and circuit breakers
 ------------------------------------------------------------------------------
+
+/*
+ * A target's rate limit (requests per second across all workers; NULL:
+ * none) and whether an operator holds it (disable_target).  src/limits.c
+ * keeps the token buckets and the circuit breakers in shared memory.
+ */
+ALTER TABLE eventbus.targets
+	ADD COLUMN rate_limit integer,
+	ADD COLUMN enabled boolean NOT NULL DEFAULT true;
+
+-- put_target's check of rate_limit: NULL (no limit) or at least 1 a second.
+CREATE FUNCTION eventbus.check_target_rate_limit(target_id text, rate_limit integer)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF rate_limit IS NOT NULL AND rate_limit < 1 THEN
+		PERFORM eventbus.raise_error('22023',
+			format('rate_limit of target "%s" must be at least 1 request per second', target_id),
+			format('The value given is %s.', rate_limit),
+			'Give a number of requests per second from 1 up, or NULL for no limit.');
+	END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION eventbus.check_target_rate_limit(text, integer) FROM PUBLIC;
+
+-- put_target takes rate_limit, checked by check_target_rate_limit: see
+-- the section "put_target" at the end.
+
+/*
+ * The circuit breakers and token buckets in shared memory (src/limits.c).
+ * target_room: how many requests a target may start now (the claim calls
+ * it for each target); breaker_open: is a target's breaker open or probing;
+ * breaker_reset: closes it; target_limits: the state of every target with
+ * a rate limit or a breaker that saw failures.
+ */
+CREATE FUNCTION eventbus.target_room(bus text, rule text, target_id text, rate_limit integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'eventbus_target_room'
+LANGUAGE C VOLATILE;
+CREATE FUNCTION eventbus.breaker_open(bus text, rule text, target_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'eventbus_breaker_open'
+LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION eventbus.breaker_reset(bus text, rule text, target_id text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'eventbus_breaker_reset'
+LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION eventbus.target_limits(OUT bus text, OUT rule text, OUT target_id text,
+									   OUT breaker_state text,
+									   OUT consecutive_failures integer,
+									   OUT breaker_opened_at timestamptz,
+									   OUT next_probe_at timestamptz,
+									   OUT rate_limited bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'eventbus_target_limits'
+LANGUAGE C VOLATILE;
+
+/*
+ * The one place that says a target is held by its configuration -- no
+ * request goes to it, its rows wait: disabled by an operator, or its
+ * connection blocks (section "Connections": deauthorized, or OAuth without
+ * a usable token).  The claim gives such a target no room.  No SET clause,
+ * so that the claim inlines it: its body qualifies every function (NOT
+ * and OR are syntax).
+ */
+CREATE FUNCTION eventbus.target_suspended(t eventbus.targets)
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $$ SELECT NOT $1.enabled OR eventbus.connection_blocks($1.connection) $$;
+
+-- Held: suspended, or its circuit breaker is open (or probing).
+CREATE FUNCTION eventbus.target_held(t eventbus.targets)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT eventbus.target_suspended($1)
+		OR eventbus.breaker_open($1.bus, $1.rule, $1.target_id) $$;
+
+/*
+ * max_event_age holds for held targets too: moves the rows of held
+ * targets whose event is older than the target's max_event_age to
+ * dead_letters (MaximumEventAgeInSeconds, with the code of the last
+ * attempt's error, or TARGET_HELD when none was made).  Rows in flight
+ * are left to their answer.  The delivery worker runs it once per poll
+ * interval; it reaches the rows by probes of deliveries_target_due_idx,
+ * one per held target.  Returns how many.
+ */
+CREATE FUNCTION eventbus.expire_held_deliveries()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	v_count bigint := 0;
+BEGIN
+	FOR r IN
+		WITH held AS (
+			SELECT t.bus, t.rule, t.target_id, t.endpoint, t.max_event_age,
+				   c.name AS connection, c.state, c.state_reason
+			FROM eventbus.targets t
+			LEFT JOIN eventbus.connection_secrets c
+				ON c.name OPERATOR(pg_catalog.=) t.connection
+			   AND eventbus.connection_blocks(c.name)
+			WHERE eventbus.target_held(t)),
+		old AS (
+			SELECT d.ctid AS row_ctid, h.endpoint, h.max_event_age, h.connection,
+				   h.state, h.state_reason
+			FROM held h CROSS JOIN LATERAL (
+				SELECT d.ctid FROM eventbus.deliveries d
+				WHERE d.bus OPERATOR(pg_catalog.=) h.bus
+				  AND d.rule OPERATOR(pg_catalog.=) h.rule
+				  AND d.target_id OPERATOR(pg_catalog.=) h.target_id
+				  AND d.leased_until IS NULL
+				  AND d.event_published_at OPERATOR(pg_catalog.<)
+					  (pg_catalog.now() OPERATOR(pg_catalog.-) h.max_event_age)
+				FOR UPDATE OF d SKIP LOCKED) d),
+		gone AS (
+			DELETE FROM eventbus.deliveries d
+			USING old o
+			WHERE d.ctid OPERATOR(pg_catalog.=) o.row_ctid
+			RETURNING d AS moved, o.endpoint, o.max_event_age, o.connection, o.state,
+				o.state_reason)
+		SELECT * FROM gone
+	LOOP
+		IF r.connection IS NOT NULL THEN
+			-- held by its connection: no permission to send
+			PERFORM eventbus.dead_letter(r.moved, r.endpoint, 'NO_PERMISSIONS',
+				pg_catalog.format('connection "%s" is %s (%s): the event is older than the target''s max_event_age (%s)',
+					r.connection, r.state, coalesce(r.state_reason, 'no token yet'), r.max_event_age),
+				(r.moved).last_http_status, NULL, 'MaximumEventAgeInSeconds');
+		ELSE
+			PERFORM eventbus.dead_letter(r.moved, r.endpoint,
+				coalesce(NULLIF(pg_catalog.split_part((r.moved).last_error, ':', 1), ''),
+						 'TARGET_HELD'),
+				pg_catalog.format('the event is older than the max_event_age (%s) of target %s of rule %s on bus %s, which was held (disabled, or its circuit breaker open)%s',
+					r.max_event_age, (r.moved).target_id, (r.moved).rule, (r.moved).bus,
+					CASE WHEN (r.moved).last_error IS NULL THEN ''
+						 ELSE '; last error: ' OPERATOR(pg_catalog.||) (r.moved).last_error END),
+				(r.moved).last_http_status, NULL, 'MaximumEventAgeInSeconds');
+		END IF;
+		v_count := v_count OPERATOR(pg_catalog.+) 1;
+	END LOOP;
+	RETURN v_count;
+END
+$$;
+
+/*
+ * An operator holds a target (disable_target: nothing is sent to it, its
+ * rows wait, max_event_age still applies) or releases it (enable_target:
+ * also closes its circuit breaker, and wakes the workers at commit).
+ * Unknown target: 42704.
+ */
+CREATE FUNCTION eventbus.set_target_enabled(rule text, target_id text, bus text, enabled boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM eventbus.require_rule(rule, bus);
+	UPDATE eventbus.targets t
+	SET enabled = set_target_enabled.enabled, updated_at = now()
+	WHERE t.bus = set_target_enabled.bus AND t.rule = set_target_enabled.rule
+	  AND t.target_id = set_target_enabled.target_id;
+	IF NOT FOUND THEN
+		PERFORM eventbus.raise_error('42704',
+			format('target "%s" of rule "%s" on event bus "%s" does not exist', target_id, rule, bus),
+			NULL,
+			'List the targets with: SELECT bus, rule, target_id FROM eventbus.targets;');
+	END IF;
+	IF enabled THEN
+		PERFORM eventbus.breaker_reset(bus, rule, target_id);
+		PERFORM eventbus.wake_workers();
+	END IF;
+END
+$$;
+
+CREATE FUNCTION eventbus.disable_target(rule text, target_id text, bus text DEFAULT 'default')
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT eventbus.set_target_enabled(rule, target_id, bus, false) $$;
+COMMENT ON FUNCTION eventbus.disable_target(text, text, text) IS 'Holds a target: nothing is sent to it until enable_target; its deliveries wait (max_event_age still applies).';
+
+CREATE FUNCTION eventbus.enable_target(rule text, target_id text, bus text DEFAULT 'default')
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT eventbus.set_target_enabled(rule, target_id, bus, true) $$;
+COMMENT ON FUNCTION eventbus.enable_target(text, text, text) IS 'Releases a target held by disable_target and closes its circuit breaker.';
+
+REVOKE EXECUTE ON FUNCTION eventbus.target_room(text, text, text, integer),
+	eventbus.breaker_open(text, text, text), eventbus.breaker_reset(text, text, text),
+	eventbus.target_limits(), eventbus.target_suspended(eventbus.targets),
+	eventbus.target_held(eventbus.targets), eventbus.expire_held_deliveries(),
+	eventbus.set_target_enabled(text, text, text, boolean),
+	eventbus.disable_target(text, text, text), eventbus.enable_target(text, text, text)
+	FROM PUBLIC;
+
+/*
+ * target_stats shows each target's rate limit, whether it is enabled, and
+ * its breaker (state, failures in a row, when it opened, the next probe)
+ * and the claims its rate limit cut short, after the section "Statistics
+ * and metrics"' columns.
+ */
+CREATE OR REPLACE VIEW eventbus.target_stats AS
+WITH s AS (SELECT * FROM eventbus.stats_entries() e WHERE e.kind = 'target'),
+dl AS (
+	SELECT l.bus, l.rule, l.target_id,
+		pg_catalog.count(*) FILTER (WHERE l.failed_at > pg_catalog.now() - interval '1 hour') AS dead_letters_last_hour
+	FROM eventbus.dead_letters l
+	GROUP BY l.bus, l.rule, l.target_id),
+k AS (
+	SELECT t.bus, t.rule, t.target_id FROM eventbus.targets t
+	UNION SELECT s.bus, s.rule, s.target_id FROM s
+	UNION SELECT q.bus, q.rule, q.target_id FROM eventbus.queue_by_target q)
+SELECT k.bus, k.rule, k.target_id,
+	coalesce(s.invocations, 0) AS invocations,
+	coalesce(s.invocation_attempts, 0) AS invocation_attempts,
+	coalesce(s.successful_invocation_attempts, 0) AS successful_invocation_attempts,
+	coalesce(s.retry_invocation_attempts, 0) AS retry_invocation_attempts,
+	coalesce(s.throttled_invocation_attempts, 0) AS throttled_invocation_attempts,
+	coalesce(s.timed_out_invocation_attempts, 0) AS timed_out_invocation_attempts,
+	coalesce(s.failed_invocations, 0) AS failed_invocations,
+	coalesce(s.dead_letter_invocations, 0) AS dead_letter_invocations,
+	coalesce(q.backlog, 0) AS backlog,
+	coalesce(q.due, 0) AS due,
+	coalesce(q.waiting_on_backoff, 0) AS waiting_on_backoff,
+	coalesce(q.in_flight, 0) AS in_flight,
+	q.oldest_due_age,
+	q.oldest_backoff_age,
+	coalesce(dl.dead_letters_last_hour, 0) AS dead_letters_last_hour,
+	coalesce(s.start_latency_buckets, pg_catalog.array_fill(0::bigint, ARRAY[pg_catalog.cardinality(eventbus.latency_bucket_bounds())])) AS ingestion_to_invocation_start_latency_buckets,
+	coalesce(s.start_latency_sum, 0) AS ingestion_to_invocation_start_latency_sum,
+	coalesce(s.start_latency_count, 0) AS ingestion_to_invocation_start_latency_count,
+	coalesce(s.success_latency_buckets, pg_catalog.array_fill(0::bigint, ARRAY[pg_catalog.cardinality(eventbus.latency_bucket_bounds())])) AS ingestion_to_invocation_success_latency_buckets,
+	coalesce(s.success_latency_sum, 0) AS ingestion_to_invocation_success_latency_sum,
+	coalesce(s.success_latency_count, 0) AS ingestion_to_invocation_success_latency_count,
+	coalesce(s.stats_reset, (SELECT o.stats_reset FROM eventbus.stats_overview() o)) AS stats_reset,
+	tt.enabled,
+	tt.rate_limit,
+	CASE WHEN tt.target_id IS NOT NULL THEN coalesce(lim.breaker_state, 'closed') END AS breaker_state,
+	coalesce(lim.consecutive_failures, 0) AS consecutive_failures,
+	lim.breaker_opened_at,
+	lim.next_probe_at,
+	coalesce(lim.rate_limited, 0) AS rate_limited
+FROM k
+LEFT JOIN s ON s.bus = k.bus AND s.rule = k.rule AND s.target_id = k.target_id
+LEFT JOIN eventbus.queue_by_target q ON q.bus = k.bus AND q.rule = k.rule AND q.target_id = k.target_id
+LEFT JOIN dl ON dl.bus = k.bus AND dl.rule = k.rule AND dl.target_id = k.target_id
+LEFT JOIN eventbus.targets tt ON tt.bus = k.bus AND tt.rule = k.rule AND tt.target_id = k.target_id
+LEFT JOIN eventbus.target_limits() lim ON lim.bus = k.bus AND lim.rule = k.rule AND lim.target_id = k.target_id;
+COMMENT ON VIEW eventbus.target_stats IS 'Per target: invocations and attempts by outcome, the queue (backlog, due, backoff, in flight, oldest ages), dead letters in the last hour, latency histograms; enabled, rate limit, circuit breaker.';
+GRANT EXECUTE ON FUNCTION eventbus.target_limits() TO pg_monitor;
+
+/*
+ * metrics() with the breaker as a gauge per target (family 22), after the
+ * section "Statistics and metrics"' families; the same function otherwise.
+ */
+CREATE OR REPLACE FUNCTION eventbus.metrics()
+RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH families(ord, name, type, help) AS (VALUES
+	(1, 'eventbus_put_events_total', 'counter', 'Events put on the bus (put_event, put_events, capture).'),
+	(2, 'eventbus_put_event_bytes_total', 'counter', 'Size of the events put, as PutEvents counts it.'),
+	(3, 'eventbus_matched_events_total', 'counter', 'Events that matched at least one rule (MatchedEvents).'),
+	(4, 'eventbus_triggered_rules_total', 'counter', 'Events each rule matched (TriggeredRules).'),
+	(5, 'eventbus_invocations_total', 'counter', 'Deliveries ended after a request: succeeded, or failed for good (Invocations).'),
+	(6, 'eventbus_invocation_attempts_total', 'counter', 'Requests sent (InvocationAttempts).'),
+	(7, 'eventbus_successful_invocation_attempts_total', 'counter', 'Requests answered 2xx (SuccessfulInvocationAttempts).'),
+	(8, 'eventbus_retry_invocation_attempts_total', 'counter', 'Requests that were retries (RetryInvocationAttempts).'),
+	(9, 'eventbus_throttled_invocation_attempts_total', 'counter', 'Requests answered 429.'),
+	(10, 'eventbus_timed_out_invocation_attempts_total', 'counter', 'Requests that ran past the target''s timeout.'),
+	(11, 'eventbus_failed_invocations_total', 'counter', 'Deliveries that failed for good after a request (FailedInvocations).'),
+	(12, 'eventbus_dead_letter_invocations_total', 'counter', 'Deliveries the worker moved to eventbus.dead_letters (DeadLetterInvocations).'),
+	(13, 'eventbus_backlog', 'gauge', 'Pending deliveries of the target.'),
+	(14, 'eventbus_due_deliveries', 'gauge', 'Pending deliveries that are due now.'),
+	(15, 'eventbus_in_flight', 'gauge', 'Deliveries leased by a worker (requests in flight).'),
+	(16, 'eventbus_oldest_due_age_seconds', 'gauge', 'How long the longest-waiting due delivery has been due (0 when none).'),
+	(17, 'eventbus_oldest_backoff_age_seconds', 'gauge', 'Age since publication of the oldest delivery waiting on its backoff (0 when none).'),
+	(18, 'eventbus_dead_letters_last_hour', 'gauge', 'Dead letters of the target that failed in the last hour.'),
+	(19, 'eventbus_ingestion_to_invocation_start_latency_seconds', 'histogram', 'From the event''s insertion to the start of its first attempt (IngestionToInvocationStartLatency).'),
+	(20, 'eventbus_ingestion_to_invocation_success_latency_seconds', 'histogram', 'From the event''s insertion to the end of its successful attempt (IngestionToInvocationSuccessLatency).'),
+	(21, 'eventbus_workers', 'gauge', 'Delivery workers running.'),
+	(22, 'eventbus_breaker_open', 'gauge', 'Whether the target''s circuit breaker is open or probing (1) or closed (0).')),
+b AS (SELECT s.*, pg_catalog.format('bus="%s"', eventbus.metrics_label(s.bus)) AS l
+	  FROM eventbus.bus_stats s),
+r AS (SELECT s.*, pg_catalog.format('bus="%s",rule="%s"', eventbus.metrics_label(s.bus),
+									 eventbus.metrics_label(s.rule)) AS l
+	  FROM eventbus.rule_stats s),
+t AS (SELECT s.*, pg_catalog.format('bus="%s",rule="%s",target="%s"', eventbus.metrics_label(s.bus),
+									 eventbus.metrics_label(s.rule), eventbus.metrics_label(s.target_id)) AS l
+	  FROM eventbus.target_stats s),
+samples(ord, sort, suffix, labels, value) AS (
+	SELECT 1, b.l, '', b.l, b.put_events::text FROM b
+	UNION ALL SELECT 2, b.l, '', b.l, b.put_event_bytes::text FROM b
+	UNION ALL SELECT 3, b.l, '', b.l, b.matched_events::text FROM b
+	UNION ALL SELECT 4, r.l, '', r.l, r.matched_events::text FROM r
+	UNION ALL SELECT 5, t.l, '', t.l, t.invocations::text FROM t
+	UNION ALL SELECT 6, t.l, '', t.l, t.invocation_attempts::text FROM t
+	UNION ALL SELECT 7, t.l, '', t.l, t.successful_invocation_attempts::text FROM t
+	UNION ALL SELECT 8, t.l, '', t.l, t.retry_invocation_attempts::text FROM t
+	UNION ALL SELECT 9, t.l, '', t.l, t.throttled_invocation_attempts::text FROM t
+	UNION ALL SELECT 10, t.l, '', t.l, t.timed_out_invocation_attempts::text FROM t
+	UNION ALL SELECT 11, t.l, '', t.l, t.failed_invocations::text FROM t
+	UNION ALL SELECT 12, t.l, '', t.l, t.dead_letter_invocations::text FROM t
+	UNION ALL SELECT 13, t.l, '', t.l, t.backlog::text FROM t
+	UNION ALL SELECT 14, t.l, '', t.l, t.due::text FROM t
+	UNION ALL SELECT 15, t.l, '', t.l, t.in_flight::text FROM t
+	UNION ALL SELECT 16, t.l, '', t.l, coalesce(pg_catalog.date_part('epoch', t.oldest_due_age), 0)::text FROM t
+	UNION ALL SELECT 17, t.l, '', t.l, coalesce(pg_catalog.date_part('epoch', t.oldest_backoff_age), 0)::text FROM t
+	UNION ALL SELECT 18, t.l, '', t.l, t.dead_letters_last_hour::text FROM t
+	UNION ALL SELECT 22, t.l, '', t.l, (CASE WHEN t.breaker_state IN ('open', 'half_open') THEN 1 ELSE 0 END)::text FROM t
+	UNION ALL
+	SELECT h.ord, t.l || pg_catalog.to_char(x.i, 'FM000'), '_bucket',
+		t.l || pg_catalog.format(',le="%s"', CASE WHEN x.i > pg_catalog.cardinality(x.bounds) THEN '+Inf' ELSE x.bounds[x.i]::text END),
+		(CASE WHEN x.i > pg_catalog.cardinality(x.bounds) THEN h.count ELSE h.buckets[x.i] END)::text
+	FROM t
+	CROSS JOIN LATERAL (VALUES
+		(19, t.ingestion_to_invocation_start_latency_buckets, t.ingestion_to_invocation_start_latency_count),
+		(20, t.ingestion_to_invocation_success_latency_buckets, t.ingestion_to_invocation_success_latency_count))
+		AS h(ord, buckets, count)
+	CROSS JOIN LATERAL (SELECT g.i, eventbus.latency_bucket_bounds() AS bounds
+						FROM pg_catalog.generate_series(1, pg_catalog.cardinality(eventbus.latency_bucket_bounds()) + 1) AS g(i)) x
+	UNION ALL SELECT 19, t.l || 'x1', '_sum', t.l, t.ingestion_to_invocation_start_latency_sum::text FROM t
+	UNION ALL SELECT 19, t.l || 'x2', '_count', t.l, t.ingestion_to_invocation_start_latency_count::text FROM t
+	UNION ALL SELECT 20, t.l || 'x1', '_sum', t.l, t.ingestion_to_invocation_success_latency_sum::text FROM t
+	UNION ALL SELECT 20, t.l || 'x2', '_count', t.l, t.ingestion_to_invocation_success_latency_count::text FROM t
+	UNION ALL SELECT 21, '', '', '', (SELECT pg_catalog.count(*) FROM eventbus.worker_status())::text),
+lines(ord, sort, line) AS (
+	SELECT f.ord, '', pg_catalog.format(E'# HELP %s %s\n# TYPE %s %s', f.name, f.help, f.name, f.type)
+	FROM families f
+	UNION ALL
+	SELECT s.ord, '1' || s.sort,
+		f.name || s.suffix || CASE WHEN s.labels = '' THEN '' ELSE '{' || s.labels || '}' END || ' ' || s.value
+	FROM samples s JOIN families f ON f.ord = s.ord)
+SELECT pg_catalog.string_agg(lines.line, E'\n' ORDER BY lines.ord, lines.sort COLLATE "C") || E'\n'
+FROM lines
+$$;
+
 
 -- (end of rate limits and circuit breakers)
 
@@ -3580,7 +3884,8 @@ REVOKE ALL ON FUNCTION eventbus.schedule_step(integer) FROM PUBLIC;
  * input_transformer (checked by check_target_input), connection
  * (check_target_connection), function (check_target_function: an SQL
  * function instead of an endpoint), batch_size and batch_window
- * (check_target_batches).  Every check is the helper's; this
+ * (check_target_batches), rate_limit (check_target_rate_limit).  A target
+ * replaced keeps whether it is enabled (disable_target).  Every check is the helper's; this
  * function only calls them and writes the row.
  */
 DROP FUNCTION eventbus.put_target(text, text, text, text, text, jsonb, integer, interval, interval);
@@ -3597,7 +3902,8 @@ CREATE FUNCTION eventbus.put_target(rule text, target_id text, endpoint text DEF
 									connection text DEFAULT NULL,
 									"function" text DEFAULT NULL,
 									batch_size integer DEFAULT 1,
-									batch_window interval DEFAULT '0')
+									batch_window interval DEFAULT '0',
+									rate_limit integer DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -3641,6 +3947,8 @@ BEGIN
 	END IF;
 	-- up to batch_size events per request, waiting at most batch_window
 	PERFORM eventbus.check_target_batches(target_id, batch_size, batch_window);
+	-- requests per second across all workers, or no limit
+	PERFORM eventbus.check_target_rate_limit(target_id, rate_limit);
 	IF batch_size > 1 AND put_target.function IS NOT NULL THEN
 		PERFORM eventbus.raise_error('22023',
 			format('target "%s" calls a function and cannot take batches', target_id),
@@ -3676,11 +3984,13 @@ BEGIN
 	INSERT INTO eventbus.targets AS t (bus, rule, target_id, endpoint, http_method, headers,
 									   max_retry_attempts, max_event_age, timeout,
 									   input, input_path, input_transformer,
-									   connection, "function", batch_size, batch_window)
+									   connection, "function", batch_size, batch_window,
+									   rate_limit)
 	VALUES (bus, rule, target_id, endpoint, http_method, headers,
 			max_retry_attempts, max_event_age, timeout,
 			input, input_path, input_transformer,
-			connection, put_target.function, batch_size, batch_window)
+			connection, put_target.function, batch_size, batch_window,
+			rate_limit)
 	ON CONFLICT ON CONSTRAINT targets_pkey DO UPDATE
 		SET endpoint = EXCLUDED.endpoint,
 			http_method = EXCLUDED.http_method,
@@ -3695,6 +4005,7 @@ BEGIN
 			"function" = EXCLUDED."function",
 			batch_size = EXCLUDED.batch_size,
 			batch_window = EXCLUDED.batch_window,
+			rate_limit = EXCLUDED.rate_limit,
 			updated_at = now();
 END
 $$;

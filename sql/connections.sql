@@ -119,7 +119,7 @@ SELECT count(*) AS stats_seen FROM pg_stats WHERE tablename = 'connection_secret
 SELECT pg_temp.error_of('SELECT * FROM eventbus.connection_token_begin()');
 SELECT pg_temp.error_of($$SELECT eventbus.connection_token_end('conn-oauth', 1, 'tok', 60, NULL)$$);
 SELECT pg_temp.error_of($$SELECT eventbus.connection_token_rejected('conn-oauth', 0)$$);
-SELECT pg_temp.error_of('SELECT eventbus.expire_blocked_deliveries()');
+SELECT pg_temp.error_of('SELECT eventbus.expire_held_deliveries()');
 SELECT pg_temp.error_of($$SELECT eventbus.check_connection('x', 'NONE', '{}', '{}')$$);
 -- an error caused on purpose does not echo the secret it was given
 SELECT pg_temp.error_of($$SELECT eventbus.put_connection('conn-key', 'API_KEY', '{"api_key_name": "X-Api-Key", "api_key_value": "sekrit\u0001"}')$$) ~ 'sekrit' AS error_echoes_secret;

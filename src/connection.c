@@ -67,7 +67,6 @@
 static SPIPlanPtr rejected_plan = NULL;
 static SPIPlanPtr begin_plan = NULL;
 static SPIPlanPtr end_plan = NULL;
-static SPIPlanPtr expire_plan = NULL;
 
 /* ------------------------------------------------------------------------
  * Reading the claim's jsonb
@@ -654,16 +653,16 @@ commit_xact(void)
 }
 
 /*
- * Once per EB_TOKEN_TICK_MS at most: dead-letters, once per poll
- * interval, deliveries that waited for a blocked connection past their
- * max_event_age, and fetches one token that is missing or due.  Returns
- * true when a token was stored, so the loop claims again at once.
+ * Once per EB_TOKEN_TICK_MS at most: fetches one token that is missing or
+ * due.  Returns true when a token was stored, so the loop claims again at
+ * once.  (Deliveries that waited for a blocked connection past their
+ * max_event_age are dead-lettered with those of other held targets: see
+ * eb_limits_expire_held().)
  */
 bool
 eb_connection_tick(void)
 {
 	static TimestampTz last_tick = 0;
-	static TimestampTz last_expiry = 0;
 	static MemoryContext tick_ctx = NULL;
 	TimestampTz now = GetCurrentTimestamp();
 	MemoryContext old;
@@ -691,16 +690,6 @@ eb_connection_tick(void)
 	{
 		commit_xact();
 		return false;
-	}
-	if (last_expiry == 0 ||
-		TimestampDifferenceExceeds(last_expiry, now, eb_settings->poll_interval))
-	{
-		last_expiry = now;
-		if (SPI_execute_plan(eb_saved_plan(&expire_plan,
-										   "SELECT eventbus.expire_blocked_deliveries()",
-										   0, NULL),
-							 NULL, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "pg_eventbus: could not expire deliveries of blocked connections");
 	}
 	if (SPI_execute_plan(eb_saved_plan(&begin_plan,
 									   "SELECT b.name, b.revision, b.auth"

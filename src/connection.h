@@ -47,9 +47,8 @@ extern void eb_connection_token_refused(const char *name, int64 token_serial);
 
 /*
  * Outside any transaction, once per turn of the worker's loop: fetches at
- * most one OAuth token that is missing or due for refresh, and once per
- * poll interval dead-letters deliveries of blocked connections past their
- * max_event_age.  Returns true when a token was stored (claim again).
+ * most one OAuth token that is missing or due for refresh.  Returns true
+ * when a token was stored (claim again).
  */
 extern bool eb_connection_tick(void);
 

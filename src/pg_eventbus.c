@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 
+#include "limits.h"
 #include "maintenance.h"
 #include "settings.h"
 #include "stats.h"
@@ -39,6 +40,7 @@ _PG_init(void)
 {
 	eb_define_settings();
 	eb_stats_init();
+	eb_limits_init();
 	if (process_shared_preload_libraries_in_progress)
 	{
 		eb_worker_register();

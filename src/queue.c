@@ -63,6 +63,7 @@
 #include "attempts.h"
 #include "batch.h"
 #include "connection.h"
+#include "limits.h"
 #include "policy.h"
 #include "queue.h"
 #include "request.h"
@@ -148,7 +149,8 @@ static const char *const claim_sql =
 "  SELECT g.bus, g.rule, g.target_id FROM eventbus.deleted_targets g WHERE $4"
 "), tk AS ("
 "  SELECT t.*, t.bus OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.rule"
-"    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.target_id AS key"
+"    OPERATOR(pg_catalog.||) E'\\x1f' OPERATOR(pg_catalog.||) t.target_id AS key,"
+"    t AS target_row"
 "  FROM eventbus.targets t"
 "), tq AS ("
 "  SELECT tk.bus, tk.rule, tk.target_id, tk.endpoint, tk.http_method, tk.headers,"
@@ -158,9 +160,10 @@ static const char *const claim_sql =
 "      'input', tk.input, 'input_path', tk.input_path,"
 "      'input_transformer', tk.input_transformer) END AS transform,"
 "    tk.\"function\" AS function,"
-"    CASE WHEN eventbus.connection_blocks(tk.connection) THEN 0 ELSE"	/* connection.c */
+"    CASE WHEN eventbus.target_suspended(tk.target_row) THEN 0 ELSE LEAST("
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 0)::pg_catalog.int4,"
-"      $3) END AS room,"
+"      $3),"
+"      eventbus.target_room(tk.bus, tk.rule, tk.target_id, tk.rate_limit)) END AS room,"
 "    coalesce(($2 OPERATOR(pg_catalog.->) tk.key OPERATOR(pg_catalog.->>) 1)::pg_catalog.timestamptz,"
 "      '-infinity'::pg_catalog.timestamptz) AS low,"
 "    tk.batch_size, tk.batch_window"
@@ -877,6 +880,9 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	if (sweep)
 		last_sweep = now;
 
+	/* rows of held targets past their max_event_age (every 10 s) */
+	eb_limits_expire_held();
+
 	/*
 	 * Now and then every target is looked at from its start again: rows
 	 * put back in their place by another worker (a hand-back, a lease of a
@@ -1037,7 +1043,22 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 
 		/* it may have more due: claim again when a request of it settles */
 		if (ct->rows >= ct->room)
+		{
 			targets_saturated = true;
+			eb_limits_note_full(ct->key);
+		}
+	}
+
+	/* targets with no room for their rate limit or breaker: until when */
+	{
+		TimestampTz limits_wake = eb_limits_claim_wake();
+
+		if (limits_wake != 0)
+		{
+			targets_saturated = true;
+			if (unpause == 0 || limits_wake < unpause)
+				unpause = limits_wake;
+		}
 	}
 
 	if (full)
@@ -1346,7 +1367,11 @@ eb_queue_settle(EbDelivery *finished)
 
 		finished = d->next;
 		if (d->to_send)
+		{
 			eb_slots_return(d->target_key, eb_transport_answered(d->http.transport));
+			eb_limits_report(d->target_key,
+							 eb_limits_failed(d->http.transport, d->http.status));
+		}
 		eb_request_free(d);
 	}
 	commit_xact();				/* also resets batch_ctx */

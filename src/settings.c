@@ -51,6 +51,12 @@ bool		eventbus_track_stats = true;
 int			eventbus_attempt_log = EB_ATTEMPT_LOG_FAILURES;
 int			eventbus_attempt_retention = 7 * 24 * 60;
 
+/* Circuit breakers of targets (src/limits.c). */
+int			eventbus_breaker_failures = 5;
+int			eventbus_breaker_window = 60 * 1000;
+int			eventbus_breaker_cooldown = 5 * 1000;
+int			eventbus_breaker_max_cooldown = 5 * 60 * 1000;
+
 static const struct config_enum_entry attempt_log_options[] = {
 	{"off", EB_ATTEMPT_LOG_OFF, false},
 	{"failures", EB_ATTEMPT_LOG_FAILURES, false},
@@ -249,6 +255,36 @@ eb_define_settings(void)
 							&eventbus_attempt_retention,
 							7 * 24 * 60, 24 * 60, 3650 * 24 * 60,
 							PGC_SIGHUP, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	/* circuit breakers of targets */
+	DefineCustomIntVariable("eventbus.breaker_failures",
+							"Failed requests in a row that open a target's circuit breaker.",
+							"No answer, a malformed answer, 5xx or 408 count; 0 turns the breakers off.",
+							&eventbus_breaker_failures,
+							5, 0, 1000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.breaker_window",
+							"Time within which a target's failures in a row open its breaker.",
+							"A failure after a longer time since the first of the row starts a new row.",
+							&eventbus_breaker_window,
+							60 * 1000, 1000, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.breaker_cooldown",
+							"Time an opened breaker waits before its first probe.",
+							"Each failed probe doubles it, up to eventbus.breaker_max_cooldown.",
+							&eventbus_breaker_cooldown,
+							5 * 1000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventbus.breaker_max_cooldown",
+							"Longest time an open breaker waits between two probes.",
+							NULL,
+							&eventbus_breaker_max_cooldown,
+							5 * 60 * 1000, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("eventbus");

@@ -46,6 +46,12 @@ extern bool eventbus_track_stats;
 
 extern void eb_define_settings(void);
 
+/* Circuit breakers of targets (src/limits.c). */
+extern int	eventbus_breaker_failures;	/* 0: no breaker */
+extern int	eventbus_breaker_window;	/* ms */
+extern int	eventbus_breaker_cooldown;	/* ms */
+extern int	eventbus_breaker_max_cooldown;	/* ms */
+
 /* The attempt log (src/attempts.c): what it records, how long it keeps it. */
 typedef enum EbAttemptLogMode
 {

@@ -35,6 +35,7 @@
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
+#include "limits.h"
 #include "policy.h"
 #include "request.h"
 #include "settings.h"
@@ -150,6 +151,9 @@ eb_slots_take(const char *target_key)
 	forget_idle_targets();
 	t = lookup(target_key);
 	if (room_of(t, GetCurrentTimestamp()) == 0)
+		return false;
+	/* a token of its rate limit, or the probe of its open breaker */
+	if (!eb_limits_take(target_key))
 		return false;
 	if (t->in_flight++ == 0)
 		busy_targets++;

@@ -16,6 +16,8 @@ Paths (any method):
   /_received                    GET: JSON array of the recorded requests
   /_count                       GET: number of requests recorded
   /_reset                       forget everything recorded
+  /_fail/CODE                   from now on answer CODE to every other path
+                                (a target that is down); /_fail/0 ends it
   anything else                 answer 200
 Query parameters: retry_after=V adds "Retry-After: V"; body=TEXT sets the
 response body.
@@ -40,7 +42,7 @@ LOCK = threading.Lock()
 RECEIVED = []
 COUNTERS = {}
 FAILED_ITEMS = set()
-STATE = {"count": 0, "log": None, "fast": False, "raw": False}
+STATE = {"count": 0, "log": None, "fast": False, "raw": False, "fail": 0}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -117,6 +119,15 @@ class Handler(BaseHTTPRequestHandler):
                 COUNTERS.clear()
                 FAILED_ITEMS.clear()
             self._answer(200)
+            return
+
+        if parts[:1] == ["_fail"] and len(parts) >= 2:
+            STATE["fail"] = int(parts[1])
+            self._answer(200)
+            return
+        if STATE["fail"]:
+            self._record(body, STATE["fail"])
+            self._answer(STATE["fail"])
             return
 
         status = 200

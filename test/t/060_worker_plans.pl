@@ -45,6 +45,10 @@ is($node->safe_psql('postgres',
 add_target($node, 'ok', 'test.ok', 'ok', $sink->url('/ok'));
 add_target($node, 'failing', 'test.failing', 'failing', $sink->url('/status/500'),
 	max_retry_attempts => 1);
+# a disabled target with rows: the sweep of held targets' expired rows
+add_target($node, 'held', 'test.held', 'held', $sink->url('/held'));
+$node->safe_psql('postgres', "SELECT eventbus.disable_target('held', 'held')");
+publish($node, 'test.held', 3);
 
 # Makes the worker run each of its statements: a delivery, a retry, a
 # dead letter, and claims with nothing due.
@@ -55,7 +59,7 @@ sub work
 	publish($node, 'test.ok', $n);
 	publish($node, 'test.failing', 1);
 	$dead_expected++;
-	ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries WHERE next_attempt_at < now() + interval \'1 hour\'', '0'),
+	ok(wait_for_value($node, 'SELECT count(*) FROM eventbus.deliveries WHERE next_attempt_at < now() + interval \'1 hour\' AND target_id <> \'held\'', '0'),
 		"$n deliveries and a failure settled");
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM eventbus.dead_letters'),
 		$dead_expected, 'the failing target retried, then dead-lettered');
@@ -135,6 +139,8 @@ my %kinds = (
 	release => qr/^UPDATE eventbus\.deliveries d SET attempts = d\.attempts - 1/,
 	# the maintenance process's probe for due schedules (every second)
 	schedule_due => qr/^SELECT sc\.bus, sc\.rule, sc\.next_run_at/,
+	# rows of held targets past their max_event_age (every 10 s)
+	expire_held => qr/^WITH held AS/,
 );
 my @required = qw(claim forget next_due done retry dead dead_letter schedule_due);
 
@@ -202,7 +208,7 @@ sub check_plans
 my $offset = 0;
 work(1);
 work(50);
-my @plans = check_plans('empty queue', $offset, @required, 'reconcile');
+my @plans = check_plans('empty queue', $offset, @required, 'reconcile', 'expire_held');
 my @done = grep { $_->[0] =~ $kinds{done} } @plans;
 ok(!grep({ $_->[1] !~ /Index Cond: \(id = s\.id\)/ || $_->[1] !~ /Tid Scan on deliveries/ } @done),
 	'done: id probes, then one TID scan');
@@ -214,6 +220,9 @@ ok(!grep({ $_->[1] !~ /Index Cond: \(\(bus = (\w+)\.bus\) AND \(rule = \1\.rule\
 	'claim: one probe of the target index per target');
 ok(!grep({ $_->[1] !~ /Index Cond: \(\(id = l\.event_id\) AND \(published_at = l\.event_published_at\)\)|Index Cond: \(id = l\.event_id\)/ } @claims),
 	'claim: the event by a probe of its primary key');
+my @expire = grep { $_->[0] =~ $kinds{expire_held} } @plans;
+ok(!grep({ $_->[1] !~ /Index Cond: \(\(bus = h\.bus\) AND \(rule = h\.rule\) AND \(target_id = h\.target_id\)\)/ } @expire),
+	'expire_held: one probe of the target index per held target');
 
 SKIP:
 {
