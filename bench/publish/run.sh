@@ -117,31 +117,34 @@ bench_pair() {
 	fi
 }
 
-# cpu_pair N EXTRA: preloaded only.  The CPU time one backend spends per
+# cpu_pair N EXTRA: preloaded only.  The CPU time a backend spends per
 # event publishing CPU_EVENTS (default 3000) events of the current script,
-# one transaction each, with eventbus.track_stats on and off, alternating
-# over BENCH_ROUNDS rounds.  CPU time of the backend itself (/proc, user
-# and system) is what the counters add to; unlike tps it hardly moves
-# with what else the machine runs.  Prints
+# one transaction each, with eventbus.track_stats on in one session and off
+# in another, both running at the same time (so that what else the machine
+# runs weighs on both alike), over BENCH_ROUNDS rounds.  CPU time of each
+# backend itself (/proc: user and system) is what the counters add to.
+# Prints
 #   rules=N cpu_us_per_event=A no_stats_cpu_us_per_event=B stats_cpu_cost=A/B-1
 cpu_pair() {
-	local n=$1 extra=$2 events=${CPU_EVENTS:-3000} on=0 off=0 r mode t
+	local n=$1 extra=$2 events=${CPU_EVENTS:-3000} on=0 off=0 r mode
 	[ -n "${BENCH_PRELOAD:-}" ] || return 0
 	local call
 	call=$(sed 's/^SELECT //; s/;$//' "$dir/put_event.sql")
+	cpu_of() {
+		printf '%s\n' \
+			"SET eventbus.track_stats = $1;" \
+			"SELECT pg_backend_pid() AS pid \\gset" \
+			"\\setenv EB_PID :pid" \
+			"\\! awk '{print \$14 + \$15}' /proc/\$EB_PID/stat > $dir/cpu0.$1" \
+			"DO \$\$ BEGIN FOR i IN 1..$events LOOP PERFORM $call; COMMIT; END LOOP; END \$\$;" \
+			"\\! awk '{print \$14 + \$15}' /proc/\$EB_PID/stat > $dir/cpu1.$1" |
+			psql -tA >/dev/null
+	}
 	for r in $(seq "$rounds"); do
-		for mode in on off; do
-			reset_tables
-			t=$(printf '%s\n' \
-				"SET eventbus.track_stats = $mode;" \
-				"SELECT pg_backend_pid() AS pid \\gset" \
-				"\\setenv EB_PID :pid" \
-				"\\! awk '{print \$14 + \$15}' /proc/\$EB_PID/stat > $dir/cpu0" \
-				"DO \$\$ BEGIN FOR i IN 1..$events LOOP PERFORM $call; COMMIT; END LOOP; END \$\$;" \
-				"\\! awk '{print \$14 + \$15}' /proc/\$EB_PID/stat > $dir/cpu1" |
-				psql -tA >/dev/null && echo "$(cat "$dir/cpu1") - $(cat "$dir/cpu0")" | bc)
-			if [ "$mode" = on ]; then on=$((on + t)); else off=$((off + t)); fi
-		done
+		reset_tables
+		cpu_of on & cpu_of off & wait
+		on=$((on + $(cat "$dir/cpu1.on") - $(cat "$dir/cpu0.on")))
+		off=$((off + $(cat "$dir/cpu1.off") - $(cat "$dir/cpu0.off")))
 	done
 	local hz
 	hz=$(getconf CLK_TCK)
