@@ -18,9 +18,11 @@
 # the dispatch-only rate, draining a queue filled in one transaction.
 # Batches: the same backlog of BATCH_EVENTS, queued in one transaction for
 # the same target, drained with batch_size 1 and then with batch_size 100
-# (one request per 100 events, a JSON array).
+# (one request per 100 events, a JSON array).  Counters: STATS_EVENTS
+# (EVENTS / 4) queued at once and drained with eventbus.track_stats on and
+# off, alternating over STATS_ROUNDS (3; 0 skips) rounds.
 # Prints:
-#   deliveries=N seconds=S deliveries_per_sec=D raw_http_per_sec=R ratio=D/R p50_ms=X p99_ms=Y attempt_log=M batch1_per_sec=B1 batch100_per_sec=B100 batch_ratio=B100/B1
+#   deliveries=N seconds=S deliveries_per_sec=D raw_http_per_sec=R ratio=D/R p50_ms=X p99_ms=Y attempt_log=M batch1_per_sec=B1 batch100_per_sec=B100 batch_ratio=B100/B1 stats_on_per_sec=S1 stats_off_per_sec=S0 stats_cost=1-S1/S0
 set -euo pipefail
 
 EVENTS=${EVENTS:-100000}
@@ -30,6 +32,8 @@ LATENCY_RATE=${LATENCY_RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 LONG_RUN=${LONG_RUN:-1000000}
 BATCH_EVENTS=${BATCH_EVENTS:-$((EVENTS / 2))}
+STATS_EVENTS=${STATS_EVENTS:-$((EVENTS / 4))}
+STATS_ROUNDS=${STATS_ROUNDS:-3}
 # the server: PG_BIN, else PG_CONFIG's bindir, else PGBIN, else the system's
 if [ -n "${PG_BIN:-}" ]; then
 	PGBIN=$PG_BIN
@@ -226,6 +230,32 @@ if [ "$BATCH_EVENTS" -gt 0 ]; then
 	log "batches: batch_size 1: $(printf %.0f "$B1") deliveries/s; batch_size 100: $(printf %.0f "$B100") deliveries/s; ratio $(echo "$B100 / $B1" | bc -l | xargs printf %.1f)"
 fi
 
+# deliveries/s draining STATS_EVENTS queued at once, with eventbus.track_stats $1
+# (server-wide: the publishing session and the workers alike)
+stats_run() {
+	local t0 secs
+	psql_ -c "ALTER SYSTEM SET eventbus.track_stats = $1" -c "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.5
+	psql_ -c "SELECT count(*) FROM (SELECT eventbus.put_event('bench', 'Bench Event', jsonb_build_object('pad', repeat('x', $PAD), 'n', g)) FROM generate_series(1, $STATS_EVENTS) g) x" >/dev/null
+	t0=$(date +%s.%N)
+	drain bench
+	secs=$(echo "$(date +%s.%N) - $t0" | bc -l)
+	echo "$STATS_EVENTS / $secs" | bc -l
+}
+SON=0
+SOFF=0
+if [ "$STATS_ROUNDS" -gt 0 ]; then
+	log "counters: $STATS_EVENTS deliveries queued at once, track_stats on and off alternately, $STATS_ROUNDS rounds"
+	for r in $(seq "$STATS_ROUNDS"); do
+		SON=$(echo "$SON + $(stats_run on)" | bc -l)
+		SOFF=$(echo "$SOFF + $(stats_run off)" | bc -l)
+	done
+	psql_ -c "ALTER SYSTEM RESET eventbus.track_stats" -c "SELECT pg_reload_conf()" >/dev/null
+	SON=$(echo "$SON / $STATS_ROUNDS" | bc -l)
+	SOFF=$(echo "$SOFF / $STATS_ROUNDS" | bc -l)
+	log "counters: on $(printf %.0f "$SON") deliveries/s, off $(printf %.0f "$SOFF") deliveries/s, cost $(echo "1 - $SON / $SOFF" | bc -l | xargs printf %.3f)"
+fi
+
 log "latency: $LATENCY_RATE events/s for $LATENCY_SECONDS s"
 as "$PGBIN/pgbench" -h "$DIR" -p "$PGPORT" -n -c 4 -j 2 -R "$LATENCY_RATE" -T "$LATENCY_SECONDS" -f "$DIR/latency.sql" postgres >/dev/null
 drain latency
@@ -259,6 +289,7 @@ log "envelope size: ${SIZE:-?} bytes; concurrency $CONCURRENCY; workers $WORKERS
 MODE=$(psql_ -c "SHOW eventbus.attempt_log")
 log "attempt log: $MODE, $(psql_ -c "SELECT count(*) FROM eventbus.delivery_attempts") rows"
 
-printf 'deliveries=%d seconds=%.2f deliveries_per_sec=%.0f raw_http_per_sec=%d ratio=%.3f p50_ms=%s p99_ms=%s attempt_log=%s batch1_per_sec=%.0f batch100_per_sec=%.0f batch_ratio=%.1f\n' \
+printf 'deliveries=%d seconds=%.2f deliveries_per_sec=%.0f raw_http_per_sec=%d ratio=%.3f p50_ms=%s p99_ms=%s attempt_log=%s batch1_per_sec=%.0f batch100_per_sec=%.0f batch_ratio=%.1f stats_on_per_sec=%.0f stats_off_per_sec=%.0f stats_cost=%.3f\n' \
 	"$EVENTS" "$SECS" "$DPS" "$RAW" "$(echo "$DPS / $RAW" | bc -l)" "$P50" "$P99" "$MODE" \
-	"$B1" "$B100" "$(if [ "$BATCH_EVENTS" -gt 0 ]; then echo "$B100 / $B1" | bc -l; else echo 0; fi)"
+	"$B1" "$B100" "$(if [ "$BATCH_EVENTS" -gt 0 ]; then echo "$B100 / $B1" | bc -l; else echo 0; fi)" \
+	"$SON" "$SOFF" "$(if [ "$STATS_ROUNDS" -gt 0 ]; then echo "1 - $SON / $SOFF" | bc -l; else echo 0; fi)"
