@@ -46,7 +46,7 @@ sql(q{
 CREATE ROLE app LOGIN;
 CREATE SCHEMA app AUTHORIZATION app;
 GRANT USAGE ON SCHEMA eventbus TO app;
-GRANT EXECUTE ON FUNCTION eventbus.put_rule(text, jsonb, text, text, text) TO app;
+GRANT EXECUTE ON FUNCTION eventbus.put_rule TO app;
 GRANT EXECUTE ON FUNCTION eventbus.put_target TO app;
 GRANT EXECUTE ON FUNCTION eventbus.put_event(text, text, jsonb, text[], text, timestamptz) TO app;
 CREATE TABLE public.secrets (secret text);
