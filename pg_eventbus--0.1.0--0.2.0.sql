@@ -315,45 +315,8 @@ FULL JOIN (SELECT * FROM eventbus.stats_entries() e WHERE e.kind = 'rule') s
 	ON s.bus = r.bus AND s.rule = r.name;
 COMMENT ON VIEW eventbus.rule_stats IS 'Per rule: events it matched (CloudWatch''s TriggeredRules).';
 
-CREATE VIEW eventbus.target_stats AS
-WITH s AS (SELECT * FROM eventbus.stats_entries() e WHERE e.kind = 'target'),
-dl AS (
-	SELECT l.bus, l.rule, l.target_id,
-		pg_catalog.count(*) FILTER (WHERE l.failed_at > pg_catalog.now() - interval '1 hour') AS dead_letters_last_hour
-	FROM eventbus.dead_letters l
-	GROUP BY l.bus, l.rule, l.target_id),
-k AS (
-	SELECT t.bus, t.rule, t.target_id FROM eventbus.targets t
-	UNION SELECT s.bus, s.rule, s.target_id FROM s
-	UNION SELECT q.bus, q.rule, q.target_id FROM eventbus.queue_by_target q)
-SELECT k.bus, k.rule, k.target_id,
-	coalesce(s.invocations, 0) AS invocations,
-	coalesce(s.invocation_attempts, 0) AS invocation_attempts,
-	coalesce(s.successful_invocation_attempts, 0) AS successful_invocation_attempts,
-	coalesce(s.retry_invocation_attempts, 0) AS retry_invocation_attempts,
-	coalesce(s.throttled_invocation_attempts, 0) AS throttled_invocation_attempts,
-	coalesce(s.timed_out_invocation_attempts, 0) AS timed_out_invocation_attempts,
-	coalesce(s.failed_invocations, 0) AS failed_invocations,
-	coalesce(s.dead_letter_invocations, 0) AS dead_letter_invocations,
-	coalesce(q.backlog, 0) AS backlog,
-	coalesce(q.due, 0) AS due,
-	coalesce(q.waiting_on_backoff, 0) AS waiting_on_backoff,
-	coalesce(q.in_flight, 0) AS in_flight,
-	q.oldest_due_age,
-	q.oldest_backoff_age,
-	coalesce(dl.dead_letters_last_hour, 0) AS dead_letters_last_hour,
-	coalesce(s.start_latency_buckets, pg_catalog.array_fill(0::bigint, ARRAY[pg_catalog.cardinality(eventbus.latency_bucket_bounds())])) AS ingestion_to_invocation_start_latency_buckets,
-	coalesce(s.start_latency_sum, 0) AS ingestion_to_invocation_start_latency_sum,
-	coalesce(s.start_latency_count, 0) AS ingestion_to_invocation_start_latency_count,
-	coalesce(s.success_latency_buckets, pg_catalog.array_fill(0::bigint, ARRAY[pg_catalog.cardinality(eventbus.latency_bucket_bounds())])) AS ingestion_to_invocation_success_latency_buckets,
-	coalesce(s.success_latency_sum, 0) AS ingestion_to_invocation_success_latency_sum,
-	coalesce(s.success_latency_count, 0) AS ingestion_to_invocation_success_latency_count,
-	coalesce(s.stats_reset, (SELECT o.stats_reset FROM eventbus.stats_overview() o)) AS stats_reset
-FROM k
-LEFT JOIN s ON s.bus = k.bus AND s.rule = k.rule AND s.target_id = k.target_id
-LEFT JOIN eventbus.queue_by_target q ON q.bus = k.bus AND q.rule = k.rule AND q.target_id = k.target_id
-LEFT JOIN dl ON dl.bus = k.bus AND dl.rule = k.rule AND dl.target_id = k.target_id;
-COMMENT ON VIEW eventbus.target_stats IS 'Per target: invocations and attempts by outcome, the queue (backlog, due, backoff, in flight, oldest ages), dead letters in the last hour, latency histograms.';
+-- eventbus.target_stats is defined once, in the section "Rate limits and
+-- circuit breakers", after the columns of eventbus.targets it shows.
 
 CREATE VIEW eventbus.status AS
 SELECT
@@ -388,106 +351,20 @@ AS $$
 SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(value, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n')
 $$;
 
-/*
- * The metrics in Prometheus's text exposition format: every family with
- * HELP and TYPE, counters named as CloudWatch names them (snake case,
- * _total), the histograms as _bucket series with le, then _sum and _count.
- */
-CREATE FUNCTION eventbus.metrics()
-RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-WITH families(ord, name, type, help) AS (VALUES
-	(1, 'eventbus_put_events_total', 'counter', 'Events put on the bus (put_event, put_events, capture).'),
-	(2, 'eventbus_put_event_bytes_total', 'counter', 'Size of the events put, as PutEvents counts it.'),
-	(3, 'eventbus_matched_events_total', 'counter', 'Events that matched at least one rule (MatchedEvents).'),
-	(4, 'eventbus_triggered_rules_total', 'counter', 'Events each rule matched (TriggeredRules).'),
-	(5, 'eventbus_invocations_total', 'counter', 'Deliveries ended after a request: succeeded, or failed for good (Invocations).'),
-	(6, 'eventbus_invocation_attempts_total', 'counter', 'Requests sent (InvocationAttempts).'),
-	(7, 'eventbus_successful_invocation_attempts_total', 'counter', 'Requests answered 2xx (SuccessfulInvocationAttempts).'),
-	(8, 'eventbus_retry_invocation_attempts_total', 'counter', 'Requests that were retries (RetryInvocationAttempts).'),
-	(9, 'eventbus_throttled_invocation_attempts_total', 'counter', 'Requests answered 429.'),
-	(10, 'eventbus_timed_out_invocation_attempts_total', 'counter', 'Requests that ran past the target''s timeout.'),
-	(11, 'eventbus_failed_invocations_total', 'counter', 'Deliveries that failed for good after a request (FailedInvocations).'),
-	(12, 'eventbus_dead_letter_invocations_total', 'counter', 'Deliveries the worker moved to eventbus.dead_letters (DeadLetterInvocations).'),
-	(13, 'eventbus_backlog', 'gauge', 'Pending deliveries of the target.'),
-	(14, 'eventbus_due_deliveries', 'gauge', 'Pending deliveries that are due now.'),
-	(15, 'eventbus_in_flight', 'gauge', 'Deliveries leased by a worker (requests in flight).'),
-	(16, 'eventbus_oldest_due_age_seconds', 'gauge', 'How long the longest-waiting due delivery has been due (0 when none).'),
-	(17, 'eventbus_oldest_backoff_age_seconds', 'gauge', 'Age since publication of the oldest delivery waiting on its backoff (0 when none).'),
-	(18, 'eventbus_dead_letters_last_hour', 'gauge', 'Dead letters of the target that failed in the last hour.'),
-	(19, 'eventbus_ingestion_to_invocation_start_latency_seconds', 'histogram', 'From the event''s insertion to the start of its first attempt (IngestionToInvocationStartLatency).'),
-	(20, 'eventbus_ingestion_to_invocation_success_latency_seconds', 'histogram', 'From the event''s insertion to the end of its successful attempt (IngestionToInvocationSuccessLatency).'),
-	(21, 'eventbus_workers', 'gauge', 'Delivery workers running.')),
-b AS (SELECT s.*, pg_catalog.format('bus="%s"', eventbus.metrics_label(s.bus)) AS l
-	  FROM eventbus.bus_stats s),
-r AS (SELECT s.*, pg_catalog.format('bus="%s",rule="%s"', eventbus.metrics_label(s.bus),
-									 eventbus.metrics_label(s.rule)) AS l
-	  FROM eventbus.rule_stats s),
-t AS (SELECT s.*, pg_catalog.format('bus="%s",rule="%s",target="%s"', eventbus.metrics_label(s.bus),
-									 eventbus.metrics_label(s.rule), eventbus.metrics_label(s.target_id)) AS l
-	  FROM eventbus.target_stats s),
-samples(ord, sort, suffix, labels, value) AS (
-	SELECT 1, b.l, '', b.l, b.put_events::text FROM b
-	UNION ALL SELECT 2, b.l, '', b.l, b.put_event_bytes::text FROM b
-	UNION ALL SELECT 3, b.l, '', b.l, b.matched_events::text FROM b
-	UNION ALL SELECT 4, r.l, '', r.l, r.matched_events::text FROM r
-	UNION ALL SELECT 5, t.l, '', t.l, t.invocations::text FROM t
-	UNION ALL SELECT 6, t.l, '', t.l, t.invocation_attempts::text FROM t
-	UNION ALL SELECT 7, t.l, '', t.l, t.successful_invocation_attempts::text FROM t
-	UNION ALL SELECT 8, t.l, '', t.l, t.retry_invocation_attempts::text FROM t
-	UNION ALL SELECT 9, t.l, '', t.l, t.throttled_invocation_attempts::text FROM t
-	UNION ALL SELECT 10, t.l, '', t.l, t.timed_out_invocation_attempts::text FROM t
-	UNION ALL SELECT 11, t.l, '', t.l, t.failed_invocations::text FROM t
-	UNION ALL SELECT 12, t.l, '', t.l, t.dead_letter_invocations::text FROM t
-	UNION ALL SELECT 13, t.l, '', t.l, t.backlog::text FROM t
-	UNION ALL SELECT 14, t.l, '', t.l, t.due::text FROM t
-	UNION ALL SELECT 15, t.l, '', t.l, t.in_flight::text FROM t
-	UNION ALL SELECT 16, t.l, '', t.l, coalesce(pg_catalog.date_part('epoch', t.oldest_due_age), 0)::text FROM t
-	UNION ALL SELECT 17, t.l, '', t.l, coalesce(pg_catalog.date_part('epoch', t.oldest_backoff_age), 0)::text FROM t
-	UNION ALL SELECT 18, t.l, '', t.l, t.dead_letters_last_hour::text FROM t
-	UNION ALL
-	SELECT h.ord, t.l || pg_catalog.to_char(x.i, 'FM000'), '_bucket',
-		t.l || pg_catalog.format(',le="%s"', CASE WHEN x.i > pg_catalog.cardinality(x.bounds) THEN '+Inf' ELSE x.bounds[x.i]::text END),
-		(CASE WHEN x.i > pg_catalog.cardinality(x.bounds) THEN h.count ELSE h.buckets[x.i] END)::text
-	FROM t
-	CROSS JOIN LATERAL (VALUES
-		(19, t.ingestion_to_invocation_start_latency_buckets, t.ingestion_to_invocation_start_latency_count),
-		(20, t.ingestion_to_invocation_success_latency_buckets, t.ingestion_to_invocation_success_latency_count))
-		AS h(ord, buckets, count)
-	CROSS JOIN LATERAL (SELECT g.i, eventbus.latency_bucket_bounds() AS bounds
-						FROM pg_catalog.generate_series(1, pg_catalog.cardinality(eventbus.latency_bucket_bounds()) + 1) AS g(i)) x
-	UNION ALL SELECT 19, t.l || 'x1', '_sum', t.l, t.ingestion_to_invocation_start_latency_sum::text FROM t
-	UNION ALL SELECT 19, t.l || 'x2', '_count', t.l, t.ingestion_to_invocation_start_latency_count::text FROM t
-	UNION ALL SELECT 20, t.l || 'x1', '_sum', t.l, t.ingestion_to_invocation_success_latency_sum::text FROM t
-	UNION ALL SELECT 20, t.l || 'x2', '_count', t.l, t.ingestion_to_invocation_success_latency_count::text FROM t
-	UNION ALL SELECT 21, '', '', '', (SELECT pg_catalog.count(*) FROM eventbus.worker_status())::text),
-lines(ord, sort, line) AS (
-	SELECT f.ord, '', pg_catalog.format(E'# HELP %s %s\n# TYPE %s %s', f.name, f.help, f.name, f.type)
-	FROM families f
-	UNION ALL
-	SELECT s.ord, '1' || s.sort,
-		f.name || s.suffix || CASE WHEN s.labels = '' THEN '' ELSE '{' || s.labels || '}' END || ' ' || s.value
-	FROM samples s JOIN families f ON f.ord = s.ord)
-SELECT pg_catalog.string_agg(lines.line, E'\n' ORDER BY lines.ord, lines.sort COLLATE "C") || E'\n'
-FROM lines
-$$;
-COMMENT ON FUNCTION eventbus.metrics() IS 'The bus''s metrics in Prometheus''s text exposition format.';
+-- eventbus.metrics() is defined once, in the section "Rate limits and
+-- circuit breakers", with the gauges of the breakers.
 
-REVOKE ALL ON eventbus.bus_stats, eventbus.rule_stats, eventbus.target_stats, eventbus.status,
+REVOKE ALL ON eventbus.bus_stats, eventbus.rule_stats, eventbus.status,
 	eventbus.queue_by_target FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION eventbus.stats_entries(), eventbus.stats_overview(),
 	eventbus.worker_status(), eventbus.latency_bucket_bounds(),
-	eventbus.stats_reset(text, text, text), eventbus.metrics_label(text),
-	eventbus.metrics() FROM PUBLIC;
+	eventbus.stats_reset(text, text, text), eventbus.metrics_label(text) FROM PUBLIC;
 -- monitoring: pg_monitor reads the views and metrics(); resetting stays with the owner
 GRANT USAGE ON SCHEMA eventbus TO pg_monitor;
-GRANT SELECT ON eventbus.bus_stats, eventbus.rule_stats, eventbus.target_stats, eventbus.status
-	TO pg_monitor;
+GRANT SELECT ON eventbus.bus_stats, eventbus.rule_stats, eventbus.status TO pg_monitor;
 GRANT EXECUTE ON FUNCTION eventbus.stats_entries(), eventbus.stats_overview(),
-	eventbus.worker_status(), eventbus.latency_bucket_bounds(), eventbus.metrics()
-	TO pg_monitor;
+	eventbus.worker_status(), eventbus.latency_bucket_bounds() TO pg_monitor;
+-- (target_stats and metrics(): see the section "Rate limits and circuit breakers")
 
 
 -- (end of statistics)
@@ -3406,12 +3283,13 @@ REVOKE EXECUTE ON FUNCTION eventbus.target_room(text, text, text, integer),
 	FROM PUBLIC;
 
 /*
- * target_stats shows each target's rate limit, whether it is enabled, and
- * its breaker (state, failures in a row, when it opened, the next probe)
- * and the claims its rate limit cut short, after the section "Statistics
- * and metrics"' columns.
+ * Per target: the counters of the section "Statistics and metrics", the
+ * queue at a glance, then its rate limit, whether it is enabled, and its
+ * breaker (state, failures in a row, when it opened, the next probe) and
+ * the claims its rate limit cut short.  Defined here, once, after the
+ * columns and functions it reads.
  */
-CREATE OR REPLACE VIEW eventbus.target_stats AS
+CREATE VIEW eventbus.target_stats AS
 WITH s AS (SELECT * FROM eventbus.stats_entries() e WHERE e.kind = 'target'),
 dl AS (
 	SELECT l.bus, l.rule, l.target_id,
@@ -3459,13 +3337,18 @@ LEFT JOIN dl ON dl.bus = k.bus AND dl.rule = k.rule AND dl.target_id = k.target_
 LEFT JOIN eventbus.targets tt ON tt.bus = k.bus AND tt.rule = k.rule AND tt.target_id = k.target_id
 LEFT JOIN eventbus.target_limits() lim ON lim.bus = k.bus AND lim.rule = k.rule AND lim.target_id = k.target_id;
 COMMENT ON VIEW eventbus.target_stats IS 'Per target: invocations and attempts by outcome, the queue (backlog, due, backoff, in flight, oldest ages), dead letters in the last hour, latency histograms; enabled, rate limit, circuit breaker.';
+REVOKE ALL ON eventbus.target_stats FROM PUBLIC;
+GRANT SELECT ON eventbus.target_stats TO pg_monitor;
 GRANT EXECUTE ON FUNCTION eventbus.target_limits() TO pg_monitor;
 
 /*
- * metrics() with the breaker as a gauge per target (family 22), after the
- * section "Statistics and metrics"' families; the same function otherwise.
+ * The metrics in Prometheus's text exposition format: every family with
+ * HELP and TYPE, counters named as CloudWatch names them (snake case,
+ * _total), the histograms as _bucket series with le, then _sum and _count.
+ * Defined here, once, with the breakers' gauge (family 22), after the
+ * functions it reads.
  */
-CREATE OR REPLACE FUNCTION eventbus.metrics()
+CREATE FUNCTION eventbus.metrics()
 RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -3547,6 +3430,9 @@ lines(ord, sort, line) AS (
 SELECT pg_catalog.string_agg(lines.line, E'\n' ORDER BY lines.ord, lines.sort COLLATE "C") || E'\n'
 FROM lines
 $$;
+COMMENT ON FUNCTION eventbus.metrics() IS 'The bus''s metrics in Prometheus''s text exposition format.';
+REVOKE EXECUTE ON FUNCTION eventbus.metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventbus.metrics() TO pg_monitor;
 
 
 -- (end of rate limits and circuit breakers)
