@@ -194,6 +194,11 @@ restart_on_tiny_archive() {
 	drain bench
 }
 
+# before a measurement: nothing left for a checkpoint to write during it
+# (a bulk load of the archive just before would otherwise be written out,
+# with full-page images, in the middle of the measurement after it)
+quiesce() { psql_ -c "CHECKPOINT" >/dev/null; }
+
 ratio() { echo "$1 / $2" | bc -l | xargs printf %.3f; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -204,9 +209,11 @@ if want a; then
 	log "(a) delivery rate: empty archive, then $ARCHIVE_A archived events (worker planned on a tiny archive)"
 	psql_ -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
 	restart_on_tiny_archive
+	quiesce
 	EMPTY=$(drain_rate "$DRAIN")
 	restart_on_tiny_archive
 	archive "$ARCHIVE_A"
+	quiesce
 	FULL=$(drain_rate "$DRAIN")
 	psql_ -c "ALTER SYSTEM RESET autovacuum" -c "SELECT pg_reload_conf()" >/dev/null
 	printf 'part=a archived=%d deliveries=%d per_sec=%.0f empty_archive_per_sec=%.0f ratio=%s goal=0.9\n' \
@@ -222,10 +229,12 @@ if want b; then
 			awk '/^tps/ {printf "%d", $3}'
 	}
 	empty_archive
+	quiesce
 	EMPTY=$(tps)
 	empty_archive
 	archive "$ARCHIVE_B"
 	psql_ -c "VACUUM ANALYZE eventbus.events" >/dev/null
+	quiesce
 	FULL=$(tps)
 	printf 'part=b archived=%d put_event_tps=%d empty_archive_tps=%d ratio=%s goal=0.9\n' \
 		"$ARCHIVE_B" "$FULL" "$EMPTY" "$(ratio "$FULL" "$EMPTY")"
@@ -243,6 +252,15 @@ if want c; then
 		empty_archive
 		psql_ -c "ALTER SYSTEM SET eventbus.event_retention = '1min'" \
 			-c "ALTER SYSTEM SET eventbus.maintenance_interval = '5s'" -c "SELECT pg_reload_conf()" >/dev/null
+		# the partitions there are were made for the default retention (a
+		# day wide each, each kept until a day after its end): they are
+		# empty now, so drop them, and maintenance() makes them again at
+		# the width of a one-minute retention, as for a bus that had it
+		# from the start
+		psql_ -c "DO \$\$ DECLARE p record; BEGIN
+			FOR p IN SELECT name FROM eventbus.event_partitions LOOP
+				EXECUTE format('DROP TABLE eventbus.%I', p.name);
+			END LOOP; END \$\$" >/dev/null
 		psql_ -c "SELECT count(*) FROM eventbus.maintenance()" >/dev/null
 		sizes=()
 		for i in $(seq 1 10); do
@@ -270,8 +288,10 @@ fi
 if want d; then
 	log "(d) delivery rate of $LONG_TX: without, then with a REPEATABLE READ transaction open"
 	empty_archive
+	quiesce
 	FREE=$(drain_rate "$LONG_TX")
 	empty_archive
+	quiesce
 	as "$PG_BIN/psql" -h "$DIR" -p "$PGPORT" -d postgres -Xq -c "BEGIN ISOLATION LEVEL REPEATABLE READ" \
 		-c "SELECT count(*) FROM eventbus.buses" -c "SELECT pg_sleep(100000)" >/dev/null 2>&1 &
 	HOLDER_PID=$!
