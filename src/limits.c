@@ -103,8 +103,14 @@ static TimestampTz claim_wake = 0;
 
 static SPIPlanPtr expire_plan = NULL;
 
-/* How often a worker looks for held targets' rows past max_event_age. */
+/*
+ * How often a worker looks for held targets' rows past max_event_age: at
+ * most every EB_HELD_SWEEP_MS, and never more often than would make the
+ * sweep take more than 1 / EB_HELD_SWEEP_SHARE of the worker's time (it
+ * reads each held target's backlog, which may be large).
+ */
 #define EB_HELD_SWEEP_MS 10000
+#define EB_HELD_SWEEP_SHARE 100
 
 PG_FUNCTION_INFO_V1(eventbus_target_room);
 PG_FUNCTION_INFO_V1(eventbus_breaker_open);
@@ -484,22 +490,30 @@ eb_limits_claim_wake(void)
 /*
  * Dead-letters the rows of held targets whose event is older than their
  * max_event_age (eventbus.expire_held_deliveries()); inside the claim's
- * transaction, at most every EB_HELD_SWEEP_MS (the sweep reads each held
- * target's backlog, and max_event_age is at least a minute).
+ * transaction, at most every EB_HELD_SWEEP_MS, and then only after
+ * EB_HELD_SWEEP_SHARE times as long as the last sweep took: the sweep
+ * reads each held target's backlog (a target down with half a million
+ * rows queued took the worker a tenth of a core with a sweep every 10 s),
+ * and max_event_age is at least a minute, so a late sweep only delays a
+ * dead letter.
  */
 void
 eb_limits_expire_held(void)
 {
-	static TimestampTz last_sweep = 0;
+	static TimestampTz next_sweep = 0;
 	TimestampTz now = GetCurrentTimestamp();
+	long		took_ms;
 
-	if (last_sweep != 0 && !TimestampDifferenceExceeds(last_sweep, now, EB_HELD_SWEEP_MS))
+	if (now < next_sweep)
 		return;
-	last_sweep = now;
 	if (SPI_execute_plan(eb_saved_plan(&expire_plan,
 									   "SELECT eventbus.expire_held_deliveries()", 0, NULL),
 						 NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not expire the deliveries of held targets");
+	took_ms = TimestampDifferenceMilliseconds(now, GetCurrentTimestamp());
+	next_sweep = TimestampTzPlusMilliseconds(now,
+											 Max((long) EB_HELD_SWEEP_MS,
+												 took_ms * EB_HELD_SWEEP_SHARE));
 }
 
 /* eventbus.breaker_open(bus, rule, target_id): is its breaker not closed? */
