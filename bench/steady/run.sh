@@ -16,8 +16,10 @@
 #   (d) the delivery rate while a REPEATABLE READ transaction stays open for
 #       the whole run against the rate without it (goal >= 0.8);
 #   (e) a target down for DOWN_SECONDS with OUTAGE_QUEUE deliveries queued:
-#       the worker's CPU while it is down (goal under 10% of a core) and the
-#       drain rate after it is back against the normal rate (goal >= 0.9).
+#       the worker's CPU while it is down (goal under 10% of a core), how long
+#       after it is back the worker finds it (the next probe), and the drain
+#       rate from then on against the normal rate (goal >= 0.9; also printed:
+#       the rate counting the time to find it back).
 #
 # Runs as root (make bench-steady): builds and installs the extension into
 # the PostgreSQL of PG_BIN (default the system's 15), runs a throwaway
@@ -324,11 +326,20 @@ if want e; then
 	c1=$(cpu_ticks "$WPID")
 	CPU=$(echo "($c1 - $c0) / $HZ / $DOWN_SECONDS" | bc -l)
 	ATTEMPTS=$(psql_ -c "SELECT coalesce(sum(attempts), 0) FROM eventbus.deliveries")
+	ok0=$(psql_ -c "SELECT coalesce(sum(successful_invocation_attempts), 0) FROM eventbus.stats_entries() WHERE kind = 'target' AND rule = 'outage'")
 	t0=$(date +%s.%N)
 	as nginx -c "$DIR/nginx-down.conf" -e "$DIR/nginx-down-error.log" 2>/dev/null
+	# found back: the first success (a probe of the worker's pauses or of the
+	# circuit breaker, whose cool-down has grown while the target was down)
+	while [ "$(psql_ -c "SELECT coalesce(sum(successful_invocation_attempts), 0) > $ok0 FROM eventbus.stats_entries() WHERE kind = 'target' AND rule = 'outage'")" != t ]; do
+		sleep 0.1
+	done
+	t1=$(date +%s.%N)
 	drain outage
-	AFTER=$(echo "$OUTAGE_QUEUE / ($(date +%s.%N) - $t0)" | bc -l)
+	t2=$(date +%s.%N)
+	AFTER=$(echo "$OUTAGE_QUEUE / ($t2 - $t1)" | bc -l)
 	kill "$(cat "$DIR/nginx-down.pid")" 2>/dev/null || true
-	printf 'part=e queued=%d down_seconds=%d worker_cpu_while_down=%.3f goal_cpu=0.1 attempts_while_down=%d drain_after_per_sec=%.0f normal_per_sec=%.0f ratio=%s goal=0.9\n' \
-		"$OUTAGE_QUEUE" "$DOWN_SECONDS" "$CPU" "$ATTEMPTS" "$AFTER" "$NORMAL" "$(ratio "$AFTER" "$NORMAL")"
+	printf 'part=e queued=%d down_seconds=%d worker_cpu_while_down=%.3f goal_cpu=0.1 attempts_while_down=%d found_back_after_s=%.1f drain_after_per_sec=%.0f drain_after_incl_finding_per_sec=%.0f normal_per_sec=%.0f ratio=%s goal=0.9\n' \
+		"$OUTAGE_QUEUE" "$DOWN_SECONDS" "$CPU" "$ATTEMPTS" "$(echo "$t1 - $t0" | bc -l)" "$AFTER" \
+		"$(echo "$OUTAGE_QUEUE / ($t2 - $t0)" | bc -l)" "$NORMAL" "$(ratio "$AFTER" "$NORMAL")"
 fi
