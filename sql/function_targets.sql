@@ -35,7 +35,12 @@ SELECT eventbus.put_target('fn-rule', 'read-model', function => 'regress_fn.on_o
 -- the same with the argument list, and with a NULL third argument
 SELECT eventbus.put_target('fn-rule', 'read-model-2', NULL, function => 'regress_fn.on_order(jsonb)');
 SELECT eventbus.put_target('fn-rule', 'mixed', function => 'regress_fn."Mixed Case"( JSONB )');
+-- a function target sends no request: no connection, no batches
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('fn-rule', 'x', function => 'regress_fn.on_order', batch_size => 10)$$);
 RESET ROLE;
+SELECT eventbus.put_connection('regress-fn-conn', 'NONE', '{}');
+SELECT pg_temp.error_of($$SELECT eventbus.put_target('fn-rule', 'x', function => 'regress_fn.on_order', connection => 'regress-fn-conn')$$);
+SELECT eventbus.delete_connection('regress-fn-conn');
 -- stored as the canonical, schema-qualified signature; no endpoint
 SELECT target_id, endpoint, "function" FROM eventbus.targets WHERE rule = 'fn-rule' ORDER BY target_id;
 
