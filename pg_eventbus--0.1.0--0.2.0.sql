@@ -3166,9 +3166,14 @@ AS $$ SELECT eventbus.target_suspended($1)
  * targets whose event is older than the target's max_event_age to
  * dead_letters (MaximumEventAgeInSeconds, with the code of the last
  * attempt's error, or TARGET_HELD when none was made).  Rows in flight
- * are left to their answer.  The delivery worker runs it once per poll
- * interval; it reaches the rows by probes of deliveries_target_due_idx,
- * one per held target.  Returns how many.
+ * are left to their answer.  The delivery worker runs it at most every
+ * 10 s (src/limits.c paces it); it reaches the rows by probes of deliveries_target_due_idx,
+ * one per held target, and looks at each held target's first 10,000 rows
+ * in next_attempt_at order only: a held target's rows are not retried, so
+ * that order is the order they were queued in, oldest first, and the
+ * sweep's cost stays bounded however large the backlog (a row a retry
+ * moved further back is found once those before it have gone).  A row
+ * leased meanwhile is left to its answer.  Returns how many.
  */
 CREATE FUNCTION eventbus.expire_held_deliveries()
 RETURNS bigint
@@ -3192,18 +3197,21 @@ BEGIN
 			SELECT d.ctid AS row_ctid, h.endpoint, h.max_event_age, h.connection,
 				   h.state, h.state_reason
 			FROM held h CROSS JOIN LATERAL (
-				SELECT d.ctid FROM eventbus.deliveries d
+				SELECT d.ctid, d.leased_until, d.event_published_at
+				FROM eventbus.deliveries d
 				WHERE d.bus OPERATOR(pg_catalog.=) h.bus
 				  AND d.rule OPERATOR(pg_catalog.=) h.rule
 				  AND d.target_id OPERATOR(pg_catalog.=) h.target_id
-				  AND d.leased_until IS NULL
-				  AND d.event_published_at OPERATOR(pg_catalog.<)
-					  (pg_catalog.now() OPERATOR(pg_catalog.-) h.max_event_age)
-				FOR UPDATE OF d SKIP LOCKED) d),
+				ORDER BY d.next_attempt_at
+				LIMIT 10000) d
+			WHERE d.leased_until IS NULL
+			  AND d.event_published_at OPERATOR(pg_catalog.<)
+				  (pg_catalog.now() OPERATOR(pg_catalog.-) h.max_event_age)),
 		gone AS (
 			DELETE FROM eventbus.deliveries d
 			USING old o
 			WHERE d.ctid OPERATOR(pg_catalog.=) o.row_ctid
+			  AND d.leased_until IS NULL
 			RETURNING d AS moved, o.endpoint, o.max_event_age, o.connection, o.state,
 				o.state_reason)
 		SELECT * FROM gone
