@@ -631,27 +631,6 @@ fetch_token(JsonbContainer *auth, char **token, double *lifetime)
 	return reason;
 }
 
-/* Starts a transaction with a snapshot and SPI, worker_spi style. */
-static void
-begin_xact(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-static void
-commit_xact(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
 /*
  * Once per EB_TOKEN_TICK_MS at most: fetches one token that is missing or
  * due.  Returns true when a token was stored, so the loop claims again at
@@ -685,10 +664,10 @@ eb_connection_tick(void)
 										 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(tick_ctx);
 
-	begin_xact("pg_eventbus: connections");
+	eb_xact_begin("pg_eventbus: connections");
 	if (!OidIsValid(get_extension_oid("pg_eventbus", true)))
 	{
-		commit_xact();
+		eb_xact_commit();
 		return false;
 	}
 	if (SPI_execute_plan(eb_saved_plan(&begin_plan,
@@ -709,7 +688,7 @@ eb_connection_tick(void)
 		auth = DatumGetJsonbPCopy(SPI_getbinval(tuple, desc, 3, &isnull));
 		MemoryContextSwitchTo(old);
 	}
-	commit_xact();
+	eb_xact_commit();
 	if (name == NULL)
 		return false;
 
@@ -720,7 +699,7 @@ eb_connection_tick(void)
 	MemoryContextSwitchTo(old);
 	CHECK_FOR_INTERRUPTS();
 
-	begin_xact("pg_eventbus: storing an OAuth token");
+	eb_xact_begin("pg_eventbus: storing an OAuth token");
 	args[0] = CStringGetTextDatum(name);
 	args[1] = Int64GetDatum(revision);
 	args[2] = token ? CStringGetTextDatum(token) : (Datum) 0;
@@ -736,7 +715,7 @@ eb_connection_tick(void)
 									   5, end_types),
 						 args, nullchars, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_eventbus: could not store a token");
-	commit_xact();
+	eb_xact_commit();
 	if (token != NULL)
 		memset(token, 0, strlen(token));
 	if (failure != NULL)

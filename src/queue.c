@@ -576,26 +576,11 @@ eb_queue_init(void)
  * ------------------------------------------------------------------------
  */
 
-/* Starts a transaction with a snapshot and SPI, worker_spi style. */
-static void
-begin_xact(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
 /* Commits, reports statistics (for autovacuum) and forgets the batch. */
 static void
 commit_xact(void)
 {
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	eb_xact_commit();
 	MemoryContextReset(batch_ctx);
 }
 
@@ -661,7 +646,7 @@ eb_queue_wait_until_ready(void)
 		char	   *version = NULL;
 
 		eb_stats_worker_state(EB_WORKER_WAITING_FOR_EXTENSION, 0);
-		begin_xact("pg_eventbus: checking for the extension");
+		eb_xact_begin("pg_eventbus: checking for the extension");
 		state = readiness(&version);
 		if (state != logged && state == EB_NO_EXTENSION)
 			ereport(LOG,
@@ -724,7 +709,7 @@ eb_queue_reconcile_leases(void)
 	{
 		uint64		n;
 
-		begin_xact("pg_eventbus: returning leases left by a restart");
+		eb_xact_begin("pg_eventbus: returning leases left by a restart");
 		if (SPI_execute(reconcile_sql, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "pg_eventbus: could not reconcile leases");
 		n = SPI_processed;
@@ -862,7 +847,7 @@ eb_queue_claim(int room, EbDelivery **claimed, bool *ready)
 	bool		full;
 
 	*claimed = NULL;
-	begin_xact("pg_eventbus: claiming deliveries");
+	eb_xact_begin("pg_eventbus: claiming deliveries");
 
 	/* the extension dropped, or dropped and created again: look again */
 	*ready = (get_extension_oid("pg_eventbus", true) == ready_extension);
@@ -1348,7 +1333,7 @@ eb_queue_settle(EbDelivery *finished)
 	}
 	MemoryContextSwitchTo(old);
 
-	begin_xact("pg_eventbus: settling deliveries");
+	eb_xact_begin("pg_eventbus: settling deliveries");
 	rowset_execute(&done, &done_plan, done_sql, SPI_OK_DELETE);
 	rowset_execute(&retry, &retry_plan, retry_sql, SPI_OK_UPDATE);
 	rowset_execute(&dead, &dead_plan, dead_sql, SPI_OK_SELECT);
@@ -1431,7 +1416,7 @@ eb_queue_hand_back_leases(void)
 	if (hb.n == 0)
 		return;
 
-	begin_xact("pg_eventbus: handing back leases");
+	eb_xact_begin("pg_eventbus: handing back leases");
 	args[0] = make_array(hb.ids, NULL, hb.n, INT8OID);
 	args[1] = make_array(hb.tids, NULL, hb.n, TIDOID);
 	args[2] = make_array(hb.leases, NULL, hb.n, TIMESTAMPTZOID);

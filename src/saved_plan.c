@@ -2,13 +2,17 @@
  *
  * saved_plan.c
  *	  Statements prepared once per backend and kept for its life, for the
- *	  publish trigger, put_event and the worker's queue alike.
+ *	  publish trigger, put_event and the worker's queue alike; and the
+ *	  transactions the delivery worker runs them in.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/snapmgr.h"
 
 #include "saved_plan.h"
 
@@ -32,4 +36,30 @@ eb_saved_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
 		*plan = p;
 	}
 	return *plan;
+}
+
+/*
+ * Starts a transaction with a snapshot and SPI, worker_spi style, for a
+ * background process's statements; the activity is what pg_stat_activity
+ * shows meanwhile.
+ */
+void
+eb_xact_begin(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* Commits what eb_xact_begin() started and reports statistics (for autovacuum). */
+void
+eb_xact_commit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
 }

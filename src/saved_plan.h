@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * saved_plan.h
- *	  Statements prepared once per backend and kept for its life.
+ *	  Statements prepared once per backend and kept for its life, and the
+ *	  short transactions a background process runs them in.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,5 +13,7 @@
 
 extern SPIPlanPtr eb_saved_plan(SPIPlanPtr *plan, const char *sql,
 									  int nargs, Oid *types);
+extern void eb_xact_begin(const char *activity);
+extern void eb_xact_commit(void);
 
 #endif							/* EB_SAVED_PLAN_H */
