@@ -157,6 +157,17 @@ CREATE INDEX deliveries_target_due_idx
 	ON eventbus.deliveries (bus, rule, target_id, next_attempt_at);
 
 /*
+ * And the only index of the queue by next_attempt_at: with an index on
+ * next_attempt_at alone, the planner may take it for a target's probe
+ * whenever the statistics say every row belongs to the target it asks
+ * about (the queue analyzed while one target's backlog filled it), and
+ * then the probe walks the due rows of every other target, filtering them
+ * out one by one -- a paused target's backlog read again on each claim.
+ * With this index gone there is no such plan to pick.
+ */
+DROP INDEX eventbus.deliveries_next_attempt_at_idx;
+
+/*
  * A target created again under the name of a deleted one takes over the
  * rows still queued under that name, as in 0.1.0: they are its rows now.
  */

@@ -384,15 +384,25 @@ enum
 #define CLAIM_BATCH_KEY (CLAIM_BATCH_SIZE + 1)
 
 /*
- * When the next row becomes due, after now: from the next_attempt_at
- * index, starting at now() -- what is due already, the claim has taken or
- * left to targets at their limit, and the index entries before now are
- * mostly those of delivered rows, which a long transaction keeps.
+ * When the next row becomes due, after now: one probe of
+ * deliveries_target_due_idx per target (and per deleted target whose rows
+ * may still come back), each starting at now() -- what is due already,
+ * the claim has taken or left to targets at their limit, and the index
+ * entries before now are mostly those of delivered rows, which a long
+ * transaction keeps.  The queue has no index on next_attempt_at alone (see
+ * the upgrade script), so no plan can walk one target's rows for another.
  */
 static const char *const next_due_sql =
-"SELECT d.next_attempt_at FROM eventbus.deliveries d"
-" WHERE d.next_attempt_at OPERATOR(pg_catalog.>) pg_catalog.now()"
-" ORDER BY d.next_attempt_at LIMIT 1";
+"SELECT pg_catalog.min(n.at) FROM ("
+"  SELECT t.bus, t.rule, t.target_id FROM eventbus.targets t"
+"  UNION ALL"
+"  SELECT g.bus, g.rule, g.target_id FROM eventbus.deleted_targets g) k"
+" CROSS JOIN LATERAL ("
+"  SELECT d.next_attempt_at AS at FROM eventbus.deliveries d"
+"  WHERE d.bus OPERATOR(pg_catalog.=) k.bus AND d.rule OPERATOR(pg_catalog.=) k.rule"
+"    AND d.target_id OPERATOR(pg_catalog.=) k.target_id"
+"    AND d.next_attempt_at OPERATOR(pg_catalog.>) pg_catalog.now()"
+"  ORDER BY d.next_attempt_at LIMIT 1) n";
 
 /*
  * The statements that follow a claim find their rows in ways that leave

@@ -129,7 +129,7 @@ my %kinds = (
 	claim => qr/^WITH (?:RECURSIVE )?queued/,
 	# deleted targets no row of which can come any more
 	forget => qr/^DELETE FROM eventbus\.deleted_targets g\s+WHERE g\.bus OPERATOR\(pg_catalog\.>=\)/,
-	next_due => qr/^SELECT (?:pg_catalog\.min\()?d\.next_attempt_at\)? FROM eventbus\.deliveries d/,
+	next_due => qr/^SELECT pg_catalog\.min\(n\.at\) FROM \(/,
 	done => qr/^DELETE FROM eventbus\.deliveries WHERE ctid/,
 	retry => qr/^UPDATE eventbus\.deliveries d SET next_attempt_at = s\.next/,
 	dead => qr/^WITH s AS/,
@@ -201,6 +201,27 @@ sub check_plans
 		ok(!$bad, "$label: $kind reaches events and deliveries by probes only")
 		  or diag(whole_read($bad->[1]) . "\n" . $bad->[1]);
 	}
+
+	# Probes of the queue go through the target index, one target at a
+	# time: a probe of another index (next_attempt_at alone, say) with the
+	# target as a filter walks the rows of every other target in its range
+	# -- a backlog of a target at its limit or paused, on every claim.
+	for my $kind (qw(claim next_due))
+	{
+		my @mine = grep { $_->[0] =~ $kinds{$kind} } @plans;
+		my ($bad) = grep {
+			my @scans = $_->[1] =~ /(Index (?:Only )?Scan(?: Backward)? using \w+ on deliveries \w+)/g;
+			!@scans || grep { !/using deliveries_target_due_idx / } @scans
+		} @mine;
+		ok(!$bad, "$label: $kind probes the queue by target only")
+		  or diag($bad->[1]);
+		($bad) = grep { $_->[1] =~ /Index Cond: \(\(next_attempt_at/ } @mine;
+		ok(!$bad, "$label: $kind has no probe of next_attempt_at without its target")
+		  or diag($bad->[1]);
+	}
+	my @claims = grep { $_->[0] =~ $kinds{claim} } @plans;
+	ok(!grep({ $_->[1] !~ /Index Cond: \(\(bus = (\w+)\.bus\) AND \(rule = \1\.rule\) AND \(target_id = \1\.target_id\) AND \(next_attempt_at >= .*\) AND \(next_attempt_at <= now\(\)\)\)/ } @claims),
+		"$label: claim: one probe of the target index per target");
 	return @plans;
 }
 
@@ -216,8 +237,6 @@ ok(!grep({ $_->[1] !~ /Tid Scan on deliveries/ }
 		grep { $_->[0] =~ $kinds{retry} || $_->[0] =~ $kinds{dead} } @plans),
 	'retry and dead letters: rows reached by ctid');
 my @claims = grep { $_->[0] =~ $kinds{claim} } @plans;
-ok(!grep({ $_->[1] !~ /Index Cond: \(\(bus = (\w+)\.bus\) AND \(rule = \1\.rule\) AND \(target_id = \1\.target_id\) AND \(next_attempt_at >= .*\) AND \(next_attempt_at <= now\(\)\)\)/ } @claims),
-	'claim: one probe of the target index per target');
 ok(!grep({ $_->[1] !~ /Index Cond: \(\(id = l\.event_id\) AND \(published_at = l\.event_published_at\)\)|Index Cond: \(id = l\.event_id\)/ } @claims),
 	'claim: the event by a probe of its primary key');
 my @expire = grep { $_->[0] =~ $kinds{expire_held} } @plans;
@@ -255,6 +274,20 @@ my @scenarios = (
 	[ 'a queue larger than the archive' => sub {
 		empty_tables();
 		grow(10, $rows);
+		$node->safe_psql('postgres', 'ANALYZE eventbus.events, eventbus.deliveries, eventbus.schedules');
+	  }, 0 ],
+	# a target down or paused with a backlog when autovacuum analyzed the
+	# queue: to the planner every row belongs to the target it is asked
+	# about, whichever that is (bench-steady (e) found the claim walking
+	# a paused target's backlog on every claim for the others this way)
+	[ 'analyzed while one target held the whole queue' => sub {
+		empty_tables();
+		$node->safe_psql('postgres', qq{
+SET session_replication_role = replica;
+INSERT INTO eventbus.deliveries (event_id, event_published_at, bus, rule, target_id, next_attempt_at)
+SELECT gen_random_uuid(), now(), 'default', 'held', 'held', now() - interval '1 minute'
+FROM generate_series(1, $rows) g;
+});
 		$node->safe_psql('postgres', 'ANALYZE eventbus.events, eventbus.deliveries, eventbus.schedules');
 	  }, 0 ],
 );
