@@ -504,16 +504,29 @@ static const char *const hand_back_sql =
 
 /*
  * Leases left by a crash: back to the queue now.  A leased row is due (the
- * lease leaves next_attempt_at alone), so the rows are reached through the
- * next_attempt_at index, up to now, never by reading the whole queue.
- * (Rows leased by 0.1.0's worker, whose lease moved next_attempt_at to its
- * end, are claimed when that end comes.)
+ * lease leaves next_attempt_at alone), so the rows are reached by one
+ * probe of deliveries_target_due_idx per target (and per deleted target;
+ * OFFSET 0 keeps the planner from flattening the probe into a join that
+ * starts from the queue), up to now, and updated by ctid, never by reading
+ * the whole queue.  (Rows
+ * leased by 0.1.0's worker, whose lease moved next_attempt_at to its end,
+ * are claimed when that end comes.)
  */
 static const char *const reconcile_sql =
 "UPDATE eventbus.deliveries d"
 " SET leased_until = NULL"
-" WHERE d.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-"   AND d.leased_until IS NOT NULL";
+" FROM (SELECT l.row_ctid FROM ("
+"    SELECT t.bus, t.rule, t.target_id FROM eventbus.targets t"
+"    UNION ALL"
+"    SELECT g.bus, g.rule, g.target_id FROM eventbus.deleted_targets g) k"
+"  CROSS JOIN LATERAL ("
+"    SELECT q.ctid AS row_ctid FROM eventbus.deliveries q"
+"    WHERE q.bus OPERATOR(pg_catalog.=) k.bus AND q.rule OPERATOR(pg_catalog.=) k.rule"
+"      AND q.target_id OPERATOR(pg_catalog.=) k.target_id"
+"      AND q.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"      AND q.leased_until IS NOT NULL"
+"    OFFSET 0) l) s"
+" WHERE d.ctid OPERATOR(pg_catalog.=) s.row_ctid";
 
 /* The installed extension and its version. */
 static const char *const extension_sql =
