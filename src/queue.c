@@ -508,9 +508,8 @@ static const char *const hand_back_sql =
  * probe of deliveries_target_due_idx per target (and per deleted target;
  * OFFSET 0 keeps the planner from flattening the probe into a join that
  * starts from the queue), up to now, and updated by ctid, never by reading
- * the whole queue.  (Rows
- * leased by 0.1.0's worker, whose lease moved next_attempt_at to its end,
- * are claimed when that end comes.)
+ * the whole queue.  (Rows leased by 0.1.0's worker, whose lease moved
+ * next_attempt_at to its end, are claimed when that end comes.)
  */
 static const char *const reconcile_sql =
 "UPDATE eventbus.deliveries d"
