@@ -384,19 +384,26 @@ enum
 #define CLAIM_BATCH_KEY (CLAIM_BATCH_SIZE + 1)
 
 /*
+ * The targets that may have rows in the queue: those that exist and the
+ * deleted ones eventbus.deleted_targets remembers (see forget_sql).  The
+ * statements below that must not read the queue as a whole probe it once
+ * per target from this list.
+ */
+#define EB_QUEUE_TARGETS_SQL \
+"(SELECT t.bus, t.rule, t.target_id FROM eventbus.targets t" \
+"  UNION ALL" \
+"  SELECT g.bus, g.rule, g.target_id FROM eventbus.deleted_targets g)"
+
+/*
  * When the next row becomes due, after now: one probe of
- * deliveries_target_due_idx per target (and per deleted target whose rows
- * may still come back), each starting at now() -- what is due already,
- * the claim has taken or left to targets at their limit, and the index
- * entries before now are mostly those of delivered rows, which a long
- * transaction keeps.  The queue has no index on next_attempt_at alone (see
+ * deliveries_target_due_idx per target of EB_QUEUE_TARGETS_SQL, each
+ * starting at now() -- what is due already, the claim has taken or left to
+ * targets at their limit, and the index entries before now are mostly
+ * those of delivered rows, which a long transaction keeps.  The queue has no index on next_attempt_at alone (see
  * the upgrade script), so no plan can walk one target's rows for another.
  */
 static const char *const next_due_sql =
-"SELECT pg_catalog.min(n.at) FROM ("
-"  SELECT t.bus, t.rule, t.target_id FROM eventbus.targets t"
-"  UNION ALL"
-"  SELECT g.bus, g.rule, g.target_id FROM eventbus.deleted_targets g) k"
+"SELECT pg_catalog.min(n.at) FROM " EB_QUEUE_TARGETS_SQL " k"
 " CROSS JOIN LATERAL ("
 "  SELECT d.next_attempt_at AS at FROM eventbus.deliveries d"
 "  WHERE d.bus OPERATOR(pg_catalog.=) k.bus AND d.rule OPERATOR(pg_catalog.=) k.rule"
@@ -505,8 +512,8 @@ static const char *const hand_back_sql =
 /*
  * Leases left by a crash: back to the queue now.  A leased row is due (the
  * lease leaves next_attempt_at alone), so the rows are reached by one
- * probe of deliveries_target_due_idx per target (and per deleted target;
- * OFFSET 0 keeps the planner from flattening the probe into a join that
+ * probe of deliveries_target_due_idx per target of EB_QUEUE_TARGETS_SQL
+ * (OFFSET 0 keeps the planner from flattening the probe into a join that
  * starts from the queue), up to now, and updated by ctid, never by reading
  * the whole queue.  (Rows leased by 0.1.0's worker, whose lease moved
  * next_attempt_at to its end, are claimed when that end comes.)
@@ -514,10 +521,7 @@ static const char *const hand_back_sql =
 static const char *const reconcile_sql =
 "UPDATE eventbus.deliveries d"
 " SET leased_until = NULL"
-" FROM (SELECT l.row_ctid FROM ("
-"    SELECT t.bus, t.rule, t.target_id FROM eventbus.targets t"
-"    UNION ALL"
-"    SELECT g.bus, g.rule, g.target_id FROM eventbus.deleted_targets g) k"
+" FROM (SELECT l.row_ctid FROM " EB_QUEUE_TARGETS_SQL " k"
 "  CROSS JOIN LATERAL ("
 "    SELECT q.ctid AS row_ctid FROM eventbus.deliveries q"
 "    WHERE q.bus OPERATOR(pg_catalog.=) k.bus AND q.rule OPERATOR(pg_catalog.=) k.rule"
