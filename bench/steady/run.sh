@@ -29,7 +29,8 @@
 # "a b c d e") picks parts.  Sizes (defaults are the issue's):
 # ARCHIVE_A (1000000), ARCHIVE_B (5000000), DRAIN (100000 deliveries per
 # rate measurement), LONG_TX (200000), OUTAGE_QUEUE (500000), DOWN_SECONDS
-# (60), PUBLISH_SECONDS (10), RETENTION_EVENTS (20000 per minute, part c).
+# (60), PUBLISH_SECONDS (10), RETENTION_EVENTS (20000 per minute, part c);
+# A_ROUNDS and B_ROUNDS (3), the rounds of each side in (a) and (b).
 # Prints one line per part, with its reference and ratio.
 set -euo pipefail
 
@@ -209,6 +210,23 @@ restart_on_tiny_archive() {
 quiesce() { psql_ -c "CHECKPOINT" >/dev/null; }
 
 ratio() { echo "$1 / $2" | bc -l | xargs printf %.3f; }
+
+# in_turns ROUNDS EMPTY_CMD FULL_CMD: runs each command (which prints a
+# rate) ROUNDS times, in turns in ABBA order (empty first in odd rounds);
+# sets EMPTY and FULL to the summed rates and EACH to the pairs, full/empty
+in_turns() {
+	local rounds=$1 r e f
+	EMPTY=0 FULL=0 EACH=
+	for r in $(seq 1 "$rounds"); do
+		if [ $((r % 2)) = 1 ]; then
+			e=$($2); f=$($3)
+		else
+			f=$($3); e=$($2)
+		fi
+		EMPTY=$(echo "$EMPTY + $e" | bc -l) FULL=$(echo "$FULL + $f" | bc -l)
+		EACH="$EACH${EACH:+,}$(printf '%.0f/%.0f' "$f" "$e")"
+	done
+}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 log "warm-up"
@@ -224,16 +242,7 @@ if want a; then
 	psql_ -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
 	empty_rate() { restart_on_tiny_archive; quiesce; drain_rate "$DRAIN"; }
 	full_rate() { restart_on_tiny_archive; archive "$ARCHIVE_A"; quiesce; drain_rate "$DRAIN"; }
-	EMPTY=0 FULL=0 EACH=
-	for r in $(seq 1 "$A_ROUNDS"); do
-		if [ $((r % 2)) = 1 ]; then
-			e=$(empty_rate); f=$(full_rate)
-		else
-			f=$(full_rate); e=$(empty_rate)
-		fi
-		EMPTY=$(echo "$EMPTY + $e" | bc -l) FULL=$(echo "$FULL + $f" | bc -l)
-		EACH="$EACH${EACH:+,}$(printf '%.0f/%.0f' "$f" "$e")"
-	done
+	in_turns "$A_ROUNDS" empty_rate full_rate
 	psql_ -c "ALTER SYSTEM RESET autovacuum" -c "SELECT pg_reload_conf()" >/dev/null
 	printf 'part=a archived=%d deliveries=%d per_sec=%.0f empty_archive_per_sec=%.0f ratio=%s goal=0.9 rounds_full/empty=%s\n' \
 		"$ARCHIVE_A" "$DRAIN" "$(echo "$FULL / $A_ROUNDS" | bc -l)" "$(echo "$EMPTY / $A_ROUNDS" | bc -l)" \
@@ -262,20 +271,14 @@ if want b; then
 	archive "$ARCHIVE_B"
 	psql_ -c "VACUUM ANALYZE eventbus.events" >/dev/null
 	DB=postgres
-	EMPTY=0 FULL=0 EACH=
-	for r in $(seq 1 "$B_ROUNDS"); do
-		# empty first in odd rounds, full first in even ones
-		if [ $((r % 2)) = 1 ]; then
-			quiesce; e=$(tps postgres); quiesce; f=$(tps archive_full)
-		else
-			quiesce; f=$(tps archive_full); quiesce; e=$(tps postgres)
-		fi
-		EMPTY=$((EMPTY + e)) FULL=$((FULL + f)) EACH="$EACH${EACH:+,}$f/$e"
-	done
+	empty_tps() { quiesce; tps postgres; }
+	full_tps() { quiesce; tps archive_full; }
+	in_turns "$B_ROUNDS" empty_tps full_tps
 	psql_ -c "DROP DATABASE archive_full" >/dev/null
 	empty_archive
 	printf 'part=b archived=%d put_event_tps=%d empty_archive_tps=%d ratio=%s goal=0.9 rounds_full/empty=%s\n' \
-		"$ARCHIVE_B" "$((FULL / B_ROUNDS))" "$((EMPTY / B_ROUNDS))" "$(ratio "$FULL" "$EMPTY")" "$EACH"
+		"$ARCHIVE_B" "$(echo "$FULL / $B_ROUNDS" | bc)" "$(echo "$EMPTY / $B_ROUNDS" | bc)" \
+		"$(ratio "$FULL" "$EMPTY")" "$EACH"
 fi
 
 if want c; then
